@@ -1,0 +1,94 @@
+"""``read_image``: one entry point that picks the reader for a path.
+
+Readers are chosen by what a file is (its magic bytes and suffix), not by trust in the name
+alone. Every failure becomes an ``ImageReadError`` naming the path and the reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.errors import ImageReadError, SalienceError
+from engine.imaging import nifti
+from engine.imaging.volume import ImageVolume
+from engine.progress import NullProgress, Progress
+
+CLIP_SUFFIXES = (".mp4", ".avi", ".mov", ".gif", ".mpeg", ".mpg", ".m4v", ".webm")
+PATCH_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+TIFF_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".scn", ".mrxs", ".vms", ".bif")
+
+
+def _is_dicom(path: Path) -> bool:
+    if path.suffix.lower() in (".dcm", ".dicom"):
+        return True
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def read_image(path: str | Path, progress: Progress | None = None) -> ImageVolume:
+    """Read a file or folder into an ``ImageVolume``.
+
+    Args:
+        path: a NIfTI file or multi-sequence case folder, a DICOM file or series folder, an
+            ultrasound clip, a histopathology patch or whole-slide image.
+        progress: receives progress for slow reads (series, slides); may be None.
+
+    Raises:
+        ImageReadError: the path does not exist or cannot be read as an image.
+    """
+    path = Path(path)
+    progress = progress or NullProgress()
+    if not path.exists():
+        raise ImageReadError(path, "no such file or folder")
+    try:
+        if path.is_dir():
+            return _read_folder(path, progress)
+        return _read_file(path, progress)
+    except SalienceError:
+        raise
+    except MemoryError:
+        raise ImageReadError(path, "image is too large to hold in memory") from None
+    except Exception as exc:  # a reader bug must still reach the user as one line
+        raise ImageReadError(path, f"could not be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_folder(path: Path, progress: Progress) -> ImageVolume:
+    if nifti.case_files(path) is not None:
+        return nifti.read_nifti_case(path)
+    from engine.imaging import dicom_series
+
+    return dicom_series.read_series(path, progress=progress)
+
+
+def _read_file(path: Path, progress: Progress) -> ImageVolume:
+    name = path.name.lower()
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "file is empty")
+    if nifti.is_nifti(path):
+        if nifti.case_files(path) is not None:
+            return nifti.read_nifti_case(path)
+        return nifti.read_nifti(path)
+    if _is_dicom(path):
+        from engine.imaging import dicom
+
+        return dicom.read_dicom(path)
+    if name.endswith(CLIP_SUFFIXES):
+        from engine.imaging import video
+
+        return video.read_clip(path, progress=progress)
+    if name.endswith(TIFF_SUFFIXES):
+        from engine.imaging import slide
+
+        return slide.read_slide_or_patch(path, progress=progress)
+    if name.endswith(PATCH_SUFFIXES):
+        from engine.imaging import slide
+
+        return slide.read_patch(path)
+    # No telling suffix: DICOM files from archives often have none.
+    from engine.imaging import dicom
+
+    return dicom.read_dicom(path)
