@@ -1,0 +1,131 @@
+"""The port between the window and the rest of the program.
+
+``ui`` imports ``engine`` and ``db`` types but never decides how results are stored: ``app``
+implements ``Workstation`` (engine for images, models and CAMs; db for cases, runs and
+readings) and hands it to the main window. Tests pass their own implementation.
+
+Every method may be slow and is called from a worker thread, never the GUI thread, except the
+ones marked fast. Methods raise ``engine.errors.SalienceError`` (or a subclass) for bad input,
+with a one-line message naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+from engine.imaging.volume import ImageVolume
+from engine.progress import Progress
+
+
+@dataclass(frozen=True)
+class WorklistItem:
+    """One row of the worklist: a case a reader can open."""
+
+    key: str  # stable id: the source path for demo cases, or "case:<id>" for stored ones
+    title: str
+    source: str
+    task: str = "glioma"  # which bundle family reads it
+    status: Literal["new", "read"] = "new"
+
+
+@dataclass(frozen=True)
+class ReaderInfo:
+    id: int
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class OpenedCase:
+    case_id: int  # database id of the Case (created on first open)
+    volume: ImageVolume
+    display_channel: str  # the channel shown by default ("flair" for glioma)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A model's output on an opened case, aligned with the volume's grid.
+
+    Attributes:
+        bundle: bundle name and version, e.g. "glioma 1.0.0".
+        class_names: the model's classes, in output order.
+        probabilities: ``(N, K)`` per-slice (or per-frame) class probabilities.
+        method: CAM method name, e.g. "gradcam".
+        maps: ``(K, N, H, W)`` raw signed maps, one per class, on the volume grid.
+        prediction_id: database id of the stored Prediction.
+        explanation_ids: database ids of the stored Explanations, one per class.
+    """
+
+    bundle: str
+    class_names: tuple[str, ...]
+    probabilities: np.ndarray
+    method: str
+    maps: np.ndarray
+    prediction_id: int
+    explanation_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AnnotationDraft:
+    """A point or box the reader drew, in image coordinates (slice, row, col) of the volume."""
+
+    kind: Literal["point", "box"]
+    slice_index: int
+    points: tuple[tuple[float, float], ...]  # (row, col) pairs: one for a point, two corners for a box
+    label: str
+
+
+@dataclass(frozen=True)
+class ReadingDraft:
+    diagnosis: str
+    confidence: int  # 1-5
+    comment: str = ""
+    annotations: tuple[AnnotationDraft, ...] = ()
+    seconds_on_case: float = 0.0
+    prediction_id: int | None = None  # the model output the reader saw, if any
+
+
+@dataclass(frozen=True)
+class SavedReading:
+    id: int
+    diagnosis: str
+    confidence: int
+    comment: str
+    created_at: str
+    annotations: tuple[AnnotationDraft, ...] = field(default_factory=tuple)
+
+
+class Workstation(Protocol):
+    @property
+    def reader(self) -> ReaderInfo:
+        """The signed-in reader (fast)."""
+
+    def worklist(self) -> list[WorklistItem]:
+        """Cases the reader can open (fast: no pixel reads)."""
+
+    def bundles(self, task: str) -> list[str]:
+        """Names of the model bundles that read this task (fast)."""
+
+    def methods(self) -> list[str]:
+        """CAM method names offered (fast)."""
+
+    def diagnoses(self, task: str) -> list[str]:
+        """The answers a reader picks from for this task (fast)."""
+
+    def annotation_labels(self, task: str) -> list[str]:
+        """Labels offered for points and boxes (fast)."""
+
+    def open_case(self, item: WorklistItem, progress: Progress) -> OpenedCase:
+        """Read the image and register the case."""
+
+    def analyse(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> Analysis:
+        """Run the bundle and the CAM method on every slice, store and return the results."""
+
+    def save_reading(self, case: OpenedCase, draft: ReadingDraft) -> SavedReading:
+        """Store the reader's reading with its annotations (fast enough for the GUI thread)."""
+
+    def my_readings(self, case: OpenedCase) -> list[SavedReading]:
+        """The signed-in reader's own readings of this case, newest first (fast)."""
