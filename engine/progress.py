@@ -35,3 +35,17 @@ def check_cancelled(progress: Progress) -> None:
     """Raise ``Cancelled`` if the user asked to stop."""
     if progress.cancelled():
         raise Cancelled()
+
+
+class ScaledProgress:
+    """Maps a sub-task's [0, 1] onto ``[start, end]`` of a parent progress (cancellation passes through)."""
+
+    def __init__(self, parent: Progress, start: float, end: float):
+        self.parent, self.start, self.end = parent, start, end
+
+    def report(self, fraction: float, message: str = "") -> None:
+        fraction = min(max(fraction, 0.0), 1.0)
+        self.parent.report(self.start + (self.end - self.start) * fraction, message)
+
+    def cancelled(self) -> bool:
+        return self.parent.cancelled()

@@ -1,0 +1,187 @@
+"""The ``salience`` command: the workstation window and headless subcommands that print JSON.
+
+    salience                          start the workstation (same as ``salience gui``)
+    salience inspect FILE             what was read: kind, shape, spacing, orientation, modality
+    salience predict --bundle NAME FILE
+    salience explain --bundle NAME --method gradcam FILE -o OUT.nii.gz|OUT.npy
+    salience train glioma [...]       reproduce the shipped glioma weights
+    salience bench cam|io [...]       benchmarks that print ratios measured side by side
+    salience db upgrade               migrate the database to the newest schema
+
+Bad input never ends in a traceback: the command prints one line naming the file and what is
+wrong, and exits with status 2. Unexpected errors print one line and log the traceback to the
+log file in the data folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from app.settings import Settings
+
+log = logging.getLogger("salience")
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def _print_json(payload: dict) -> None:
+    print(json.dumps(payload, indent=2, default=_json_default))
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from app import headless
+
+    _print_json(headless.inspect(args.file))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from app import headless
+
+    _print_json(headless.predict(args.file, args.bundle, per_item=not args.summary))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from app import headless
+
+    _print_json(
+        headless.explain(
+            args.file,
+            args.bundle,
+            args.method,
+            Path(args.output),
+            class_name=args.target_class,
+            all_classes=args.all_classes,
+        )
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
+    if args.task != "glioma":
+        print(f"salience: error: no training recipe for task {args.task!r} (known: glioma)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from engine.models import train_glioma
+
+    return train_glioma.main(rest)
+
+
+def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
+    import importlib
+
+    module = importlib.import_module(f"engine.bench.{args.suite}")
+    return module.main(rest)
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from app import startup
+
+    settings = Settings.from_env()
+    revision = startup.prepare_database(settings)
+    _print_json({"database": settings.db_url, "revision": revision})
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    from app import gui
+
+    return gui.run(reader=args.reader, open_path=args.path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="salience", description="Review what a medical-imaging AI sees.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    sub = parser.add_subparsers(dest="command")
+
+    gui = sub.add_parser("gui", help="start the workstation window (the default)")
+    gui.add_argument("--reader", help="reader user name (default: your account name)")
+    gui.add_argument("path", nargs="?", help="a file or folder to open at start")
+
+    inspect = sub.add_parser("inspect", help="print what was read from FILE as JSON")
+    inspect.add_argument("file")
+
+    predict = sub.add_parser("predict", help="run a bundle on FILE and print probabilities as JSON")
+    predict.add_argument("--bundle", required=True, help="bundle name (e.g. glioma) or folder")
+    predict.add_argument("--summary", action="store_true", help="omit per-slice probabilities")
+    predict.add_argument("file")
+
+    explain = sub.add_parser("explain", help="write a CAM aligned with FILE (NIfTI or .npy)")
+    explain.add_argument("--bundle", required=True, help="bundle name (e.g. glioma) or folder")
+    explain.add_argument("--method", default="gradcam", help="CAM method (see `salience explain --list`)")
+    explain.add_argument("--class", dest="target_class", help="class name or index (default: the most likely)")
+    explain.add_argument("--all-classes", action="store_true", help="write one map per class (.npy only)")
+    explain.add_argument("-o", "--output", required=True, help="OUT.nii.gz, OUT.nii or OUT.npy")
+    explain.add_argument("file")
+
+    train = sub.add_parser("train", help="train a shipped bundle from ../shared/data")
+    train.add_argument("task", help="glioma")
+
+    bench = sub.add_parser("bench", help="benchmarks: ratios measured side by side in one run")
+    bench.add_argument("suite", choices=["cam", "io"])
+
+    db = sub.add_parser("db", help="database maintenance")
+    db.add_argument("action", choices=["upgrade"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command not in ("train", "bench"):
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    command = args.command or "gui"
+    if command == "gui" and not hasattr(args, "reader"):
+        args.reader, args.path = None, None
+    from engine.errors import SalienceError
+
+    try:
+        if command in ("train", "bench"):
+            return {"train": cmd_train, "bench": cmd_bench}[command](args, rest)
+        handlers = {"inspect": cmd_inspect, "predict": cmd_predict, "explain": cmd_explain, "db": cmd_db, "gui": cmd_gui}
+        return handlers[command](args)
+    except SalienceError as exc:
+        print(f"salience: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("salience: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line for the user, the traceback for the log
+        where = _log_traceback()
+        print(f"salience: internal error: {type(exc).__name__}: {exc} (details in {where})", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _log_traceback() -> str:
+    settings = Settings.from_env()
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        with settings.log_file.open("a", encoding="utf-8") as handle:
+            handle.write(traceback.format_exc())
+        return str(settings.log_file)
+    except OSError:
+        return "the log (unwritable)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""What the headless subcommands do: read, run a bundle, write a map. Returns JSON-ready dicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import SalienceError
+from engine.imaging import ImageVolume, read_image
+
+
+def describe(volume: ImageVolume) -> dict:
+    """A JSON-ready description of what was read (no pixels, no PHI)."""
+    return {
+        "source": volume.source,
+        "kind": volume.kind,
+        "modality": volume.modality,
+        "shape": {"channels": volume.array.shape[0], "slices": volume.shape[0], "rows": volume.shape[1], "cols": volume.shape[2]},
+        "channels": list(volume.channel_names),
+        "dtype": str(volume.array.dtype),
+        "spacing_mm": {"slice": volume.spacing[0], "row": volume.spacing[1], "col": volume.spacing[2]},
+        "orientation": volume.orientation,
+        "affine_lps": np.round(volume.affine, 6).tolist(),
+        "frame_time_ms": volume.frame_time_ms,
+        "window": {"centre": volume.default_window()[0], "width": volume.default_window()[1]},
+        "labels": None if volume.labels is None else {"values": sorted(int(v) for v in np.unique(volume.labels)), "names": volume.label_names},
+        "content_hash": volume.content_hash,
+        "header": volume.header,
+    }
+
+
+def inspect(path: str | Path) -> dict:
+    return describe(read_image(path))
+
+
+def _class_index(class_names: tuple[str, ...], wanted: str | None, probabilities: np.ndarray) -> int:
+    if wanted is None:
+        return int(np.argmax(probabilities.max(axis=0)))  # the class that is most likely anywhere
+    if wanted in class_names:
+        return class_names.index(wanted)
+    if wanted.isdigit() and int(wanted) < len(class_names):
+        return int(wanted)
+    raise SalienceError(f"class {wanted!r} is not one of {list(class_names)}")
+
+
+def predict(path: str | Path, bundle_name: str, per_item: bool = True) -> dict:
+    from engine.models.bundle import load_bundle
+
+    volume = read_image(path)
+    bundle = load_bundle(bundle_name)
+    result = bundle.predict(volume)
+    probabilities = np.asarray(result.probabilities)
+    top = probabilities.argmax(axis=1)
+    summary = {
+        name: {
+            "max_probability": float(probabilities[:, k].max()),
+            "at_item": int(probabilities[:, k].argmax()),
+            "items_predicted": int((top == k).sum()),
+        }
+        for k, name in enumerate(result.class_names)
+    }
+    payload = {
+        "source": volume.source,
+        "bundle": {"name": bundle.name, "version": bundle.version, "weights_sha256": bundle.weights_sha256},
+        "classes": list(result.class_names),
+        "item_axis": result.item_axis,
+        "n_items": int(probabilities.shape[0]),
+        "summary": summary,
+    }
+    if per_item:
+        payload["probabilities"] = np.round(probabilities, 6).tolist()
+    return payload
+
+
+def explain(
+    path: str | Path,
+    bundle_name: str,
+    method: str,
+    output: Path,
+    class_name: str | None = None,
+    all_classes: bool = False,
+) -> dict:
+    from engine.models.bundle import load_bundle
+
+    name = output.name.lower()
+    if not name.endswith((".nii", ".nii.gz", ".npy")):
+        raise SalienceError(f"{output}: output must end in .nii.gz, .nii or .npy")
+    if all_classes and not name.endswith(".npy"):
+        raise SalienceError(f"{output}: --all-classes writes (classes, slices, rows, cols) and needs .npy")
+    if not output.parent.exists():
+        raise SalienceError(f"{output.parent}: output folder does not exist")
+    volume = read_image(path)
+    bundle = load_bundle(bundle_name)
+    prediction = bundle.predict(volume)
+    probabilities = np.asarray(prediction.probabilities)
+    k = _class_index(tuple(prediction.class_names), class_name, probabilities)
+    classes = None if all_classes else [k]
+    maps = np.asarray(bundle.explain(volume, method=method, classes=classes), dtype=np.float32)
+    written = maps if all_classes else maps[0]
+    if name.endswith(".npy"):
+        np.save(output, written)
+    else:
+        write_map_nifti(written, volume, output)
+    return {
+        "source": volume.source,
+        "output": str(output),
+        "bundle": {"name": bundle.name, "version": bundle.version},
+        "method": method,
+        "layer": bundle.target_layer,
+        "class": "all" if all_classes else prediction.class_names[k],
+        "shape": list(written.shape),
+        "axes": ("class, " if all_classes else "") + "slice, row, col (same grid as the input)",
+        "stats": {"min": float(written.min()), "max": float(written.max()), "mean": float(written.mean())},
+        "raw": "signed, not normalised",
+    }
+
+
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def write_map_nifti(cam: np.ndarray, volume: ImageVolume, output: Path) -> None:
+    """Write an ``(N, H, W)`` map on ``volume``'s grid as NIfTI in the input's world space."""
+    import nibabel as nib
+
+    if cam.shape != volume.shape:
+        raise SalienceError(f"{output}: map shape {cam.shape} does not match the image grid {volume.shape}")
+    data = np.transpose(cam, (2, 1, 0))  # (col, row, slice): NIfTI's i, j, k
+    affine = _LPS_TO_RAS @ volume.affine[:, [2, 1, 0, 3]]
+    image = nib.Nifti1Image(data.astype(np.float32), affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=1)
+    nib.save(image, str(output))

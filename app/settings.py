@@ -1,0 +1,59 @@
+"""Where Salience keeps its data, and how a run is configured.
+
+Defaults are embedded: a SQLite database and a content-addressed map store in the user's data
+folder, demo cases from ``../shared/data`` beside a source checkout. Environment variables
+override them (tests and multi-site deployments use them):
+
+* ``SALIENCE_HOME``: the data folder (database, maps, logs).
+* ``SALIENCE_DB_URL``: a SQLAlchemy URL, e.g. ``postgresql+psycopg://...`` for multi-site studies.
+* ``SALIENCE_DEMO_DATA``: the folder that holds the demo datasets (``glioma-lgg``, ...).
+* ``SALIENCE_READER``: the reader's user name (defaults to the OS account name).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+APP_NAME = "Salience"
+
+
+def _default_demo_data() -> Path:
+    # In a source checkout: <repo>/app/settings.py -> <repo>/../shared/data
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db_url: str
+    demo_data: Path
+    reader: str
+
+    @property
+    def blob_root(self) -> Path:
+        return self.home / "maps"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "salience.log"
+
+    @classmethod
+    def from_env(cls, reader: str | None = None) -> "Settings":
+        home = Path(os.environ.get("SALIENCE_HOME") or user_data_dir(APP_NAME, appauthor=False))
+        db_url = os.environ.get("SALIENCE_DB_URL") or f"sqlite:///{home / 'salience.db'}"
+        demo = Path(os.environ.get("SALIENCE_DEMO_DATA") or _default_demo_data())
+        try:
+            default_reader = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry in some containers
+            default_reader = "reader"
+        name = reader or os.environ.get("SALIENCE_READER") or default_reader
+        return cls(home=home, db_url=db_url, demo_data=demo, reader=name)
+
+    def ensure_home(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.blob_root.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,49 @@
+"""What a reader answers for each clinical task: the diagnoses to pick from and the labels of marks.
+
+These belong to the task, not to a model: a reader answers the same question whichever bundle
+(or none, in an unaided study arm) is shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TaskVocabulary:
+    name: str
+    question: str
+    diagnoses: tuple[str, ...]
+    annotation_labels: tuple[str, ...]
+    display_channel: str | None = None
+
+
+TASKS: dict[str, TaskVocabulary] = {
+    "glioma": TaskVocabulary(
+        name="glioma",
+        question="Does this MRI show a FLAIR abnormality (glioma)?",
+        diagnoses=("FLAIR abnormality present", "No FLAIR abnormality", "Indeterminate"),
+        annotation_labels=("lesion", "oedema", "enhancing focus", "artefact"),
+        display_channel="flair",
+    ),
+    "lung-ultrasound": TaskVocabulary(
+        name="lung-ultrasound",
+        question="What does this lung ultrasound show?",
+        diagnoses=("COVID-19", "Bacterial pneumonia", "Healthy", "Indeterminate"),
+        annotation_labels=("B-line", "A-line", "consolidation", "pleural effusion", "pleural line"),
+    ),
+    "histopathology": TaskVocabulary(
+        name="histopathology",
+        question="Which tissue class does this patch show?",
+        diagnoses=("Adenocarcinoma", "Squamous cell carcinoma", "Benign", "Indeterminate"),
+        annotation_labels=("tumour", "stroma", "necrosis", "normal", "artefact"),
+    ),
+}
+
+
+def vocabulary(task: str) -> TaskVocabulary:
+    """The task's vocabulary; an unknown task gets a generic one rather than failing the reading."""
+    return TASKS.get(
+        task,
+        TaskVocabulary(task, "What does this image show?", ("Abnormal", "Normal", "Indeterminate"), ("finding", "artefact")),
+    )

@@ -1,0 +1,263 @@
+"""``SalienceWorkstation``: the ``ui.backend.Workstation`` port implemented over engine and db.
+
+This is where engine results enter the database: one session scope per user action
+(``with self._sessions.begin() as session:``), maps stored as content-addressed .npy files whose
+path and hash the Explanation rows keep.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from app.settings import Settings
+from app.tasks import vocabulary
+from db import blobs, cases, readers, readings, runs
+from engine.errors import SalienceError
+from engine.imaging import ImageVolume, read_image
+from engine.progress import Progress, ScaledProgress, check_cancelled
+from ui.backend import (
+    Analysis,
+    AnnotationDraft,
+    OpenedCase,
+    ReaderInfo,
+    ReadingDraft,
+    SavedReading,
+    WorklistItem,
+)
+
+log = logging.getLogger(__name__)
+
+
+def demo_worklist(demo_data: Path) -> list[WorklistItem]:
+    """Glioma patients from ``<demo_data>/glioma-lgg``, one worklist row per patient folder."""
+    root = demo_data / "glioma-lgg"
+    if not root.is_dir():
+        return []
+    items = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        items.append(WorklistItem(key=str(folder), title=folder.name, source=str(folder), task="glioma"))
+    return items
+
+
+def task_of(volume: ImageVolume) -> str:
+    """Which task reads this image, from what it is (used for files opened outside the worklist)."""
+    if volume.modality == "US":
+        return "lung-ultrasound"
+    if volume.modality == "SM":
+        return "histopathology"
+    return "glioma"
+
+
+class SalienceWorkstation:
+    """The workstation for one signed-in reader.
+
+    Args:
+        settings: where data lives.
+        session_factory: a SQLAlchemy sessionmaker bound to a migrated database.
+        reader_id: the signed-in reader's database id.
+    """
+
+    def __init__(self, settings: Settings, session_factory, reader_id: int):
+        self._settings = settings
+        self._sessions = session_factory
+        self._blobs = blobs.BlobStore(settings.blob_root)
+        self._bundles: dict[str, object] = {}
+        self._bundle_lock = threading.Lock()
+        self._case_tasks: dict[int, str] = {}
+        with self._sessions() as session:
+            row = readers.get_reader(session, reader_id)
+            self._reader = ReaderInfo(id=row.id, name=row.display_name or row.username, role=row.role)
+
+    @property
+    def reader(self) -> ReaderInfo:
+        return self._reader
+
+    # -- worklist and vocabulary ---------------------------------------------------------------
+
+    def worklist(self) -> list[WorklistItem]:
+        items = demo_worklist(self._settings.demo_data)
+        with self._sessions() as session:
+            read_sources = readings.sources_read_by(session, self._reader.id)
+        return [
+            WorklistItem(i.key, i.title, i.source, i.task, "read" if i.source in read_sources else "new")
+            for i in items
+        ]
+
+    def bundles(self, task: str) -> list[str]:
+        from engine.models.bundle import list_bundles, read_metadata
+
+        return [name for name in list_bundles() if read_metadata(name).get("task") == task]
+
+    def methods(self) -> list[str]:
+        from engine.explain import GRADIENT_METHODS
+
+        return list(GRADIENT_METHODS)
+
+    def diagnoses(self, task: str) -> list[str]:
+        return list(vocabulary(task).diagnoses)
+
+    def annotation_labels(self, task: str) -> list[str]:
+        return list(vocabulary(task).annotation_labels)
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def open_case(self, item: WorklistItem, progress: Progress) -> OpenedCase:
+        return self._open(item.source, item.task, progress)
+
+    def open_path(self, path: str, progress: Progress) -> OpenedCase:
+        return self._open(path, None, progress)
+
+    def _open(self, source: str, task: str | None, progress: Progress) -> OpenedCase:
+        volume = read_image(source, progress=ScaledProgress(progress, 0.0, 0.9))
+        task = task or task_of(volume)
+        with self._sessions.begin() as session:
+            case = cases.get_or_create_case(
+                session,
+                content_hash=volume.content_hash,
+                source=str(source),
+                modality=volume.modality,
+                kind=volume.kind,
+                shape=list(volume.array.shape),
+                task=task,
+                header=volume.header,
+            )
+            case_id = case.id
+        self._case_tasks[case_id] = task
+        progress.report(1.0, "opened")
+        preferred = vocabulary(task).display_channel
+        channel = preferred if preferred in volume.channel_names else volume.channel_names[0]
+        return OpenedCase(case_id=case_id, volume=volume, display_channel=channel)
+
+    # -- analysis ------------------------------------------------------------------------------
+
+    def _bundle(self, name: str):
+        from engine.models.bundle import load_bundle
+
+        with self._bundle_lock:
+            if name not in self._bundles:
+                self._bundles[name] = load_bundle(name)
+            return self._bundles[name]
+
+    def analyse(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> Analysis:
+        model = self._bundle(bundle)
+        progress.report(0.0, f"running {model.name} {model.version}")
+        prediction = model.predict(case.volume, progress=ScaledProgress(progress, 0.0, 0.4))
+        check_cancelled(progress)
+        maps = np.asarray(
+            model.explain(case.volume, method=method, classes=None, progress=ScaledProgress(progress, 0.4, 0.9)),
+            dtype=np.float32,
+        )
+        check_cancelled(progress)
+        probabilities = np.asarray(prediction.probabilities, dtype=np.float32)
+        class_names = tuple(prediction.class_names)
+        stored = [self._blobs.put(_npy_bytes(maps[k]), ".npy") for k in range(len(class_names))]
+        with self._sessions.begin() as session:
+            run = runs.get_or_create_model_run(
+                session, bundle_name=model.name, version=model.version, weights_sha256=model.weights_sha256, device="cpu"
+            )
+            row = runs.add_prediction(
+                session,
+                case_id=case.case_id,
+                model_run_id=run.id,
+                probabilities=probabilities.tolist(),
+                class_names=list(class_names),
+                item_axis=prediction.item_axis,
+                calibrated=bool(getattr(prediction, "calibrated", False)),
+            )
+            explanation_ids = []
+            for k, (path, sha) in enumerate(stored):
+                explanation = runs.add_explanation(
+                    session,
+                    prediction_id=row.id,
+                    method=method,
+                    target_layer=model.target_layer,
+                    class_index=k,
+                    params={"reduction": "mean over batch of slices", "upsampling": "bilinear"},
+                    map_path=path,
+                    map_sha256=sha,
+                    stats=_stats(maps[k]),
+                )
+                explanation_ids.append(explanation.id)
+            prediction_id = row.id
+        progress.report(1.0, "done")
+        return Analysis(
+            bundle=f"{model.name} {model.version}",
+            class_names=class_names,
+            probabilities=probabilities,
+            method=method,
+            maps=maps,
+            prediction_id=prediction_id,
+            explanation_ids=tuple(explanation_ids),
+        )
+
+    # -- readings ------------------------------------------------------------------------------
+
+    def save_reading(self, case: OpenedCase, draft: ReadingDraft) -> SavedReading:
+        if not 1 <= draft.confidence <= 5:
+            raise SalienceError(f"confidence must be 1 to 5, not {draft.confidence}")
+        with self._sessions.begin() as session:
+            row = readings.save_reading(
+                session,
+                reader_id=self._reader.id,
+                case_id=case.case_id,
+                diagnosis=draft.diagnosis,
+                confidence=draft.confidence,
+                comment=draft.comment,
+                annotations=[_annotation_row(a) for a in draft.annotations],
+                prediction_id=draft.prediction_id,
+                seconds_on_case=draft.seconds_on_case,
+            )
+            return _saved(row)
+
+    def my_readings(self, case: OpenedCase) -> list[SavedReading]:
+        with self._sessions() as session:
+            return [_saved(r) for r in readings.readings_for_reader(session, self._reader.id, case_id=case.case_id)]
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def load_map(blob_store: blobs.BlobStore, path: str, sha256: str) -> np.ndarray:
+    """Read a stored map back, verifying its hash (never unpickling)."""
+    return np.load(io.BytesIO(blob_store.get(path, sha256)), allow_pickle=False)
+
+
+def _stats(cam: np.ndarray) -> dict:
+    return {"min": float(cam.min()), "max": float(cam.max()), "mean": float(cam.mean()), "std": float(cam.std())}
+
+
+def _annotation_row(a: AnnotationDraft) -> dict:
+    return {
+        "kind": a.kind,
+        "slice_index": a.slice_index,
+        "geometry": {"points": [list(p) for p in a.points]},
+        "coordinate_space": "index:slice,row,col",
+        "label": a.label,
+    }
+
+
+def _saved(row) -> SavedReading:
+    return SavedReading(
+        id=row.id,
+        diagnosis=row.diagnosis,
+        confidence=row.confidence,
+        comment=row.comment or "",
+        created_at=row.created_at.isoformat(timespec="seconds"),
+        annotations=tuple(
+            AnnotationDraft(
+                kind=a.kind,
+                slice_index=a.slice_index,
+                points=tuple(tuple(p) for p in a.geometry["points"]),
+                label=a.label,
+            )
+            for a in row.annotations
+        ),
+    )

@@ -1,0 +1,72 @@
+"""The headless subcommands print JSON, and bad input ends in one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from app.cli import EXIT_BAD_INPUT, main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_inspect_prints_geometry_of_a_nifti_case(glioma_case, capsys):
+    assert main(["inspect", str(glioma_case)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "volume"
+    assert info["modality"] == "MR"
+    assert info["channels"] == ["t1", "flair", "t1ce"]
+    assert info["shape"] == {"channels": 3, "slices": 23, "rows": 128, "cols": 128}
+    assert info["spacing_mm"] == {"slice": 1.0, "row": 2.0, "col": 2.0}
+    assert info["orientation"] == "SPL"
+    assert info["labels"]["values"] == [0, 1]
+
+
+def test_inspect_of_a_synthetic_nifti_reports_reoriented_geometry(tmp_path, capsys):
+    data = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
+    affine = np.diag([0.5, 0.7, 3.0, 1.0])  # RAS: i->R, j->A, k->S
+    path = tmp_path / "x.nii.gz"
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+    assert main(["inspect", str(path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["shape"] == {"channels": 1, "slices": 6, "rows": 5, "cols": 4}
+    assert info["spacing_mm"] == {"slice": 3.0, "row": 0.7, "col": 0.5}
+    assert info["orientation"] == "SPL"
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [(None, "no such file"), (b"", "empty"), (b"\x00garbage" * 40, "")],
+)
+def test_bad_path_exits_non_zero_with_one_line(tmp_path, content, reason):
+    path = tmp_path / "scan.nii.gz"
+    if content is not None:
+        path.write_bytes(content)
+    result = run_cli("inspect", str(path))
+    assert result.returncode == EXIT_BAD_INPUT
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(path) in lines[0] and reason in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_bundle_is_one_line(glioma_case):
+    result = run_cli("predict", "--bundle", "no-such-bundle", str(glioma_case))
+    assert result.returncode == EXIT_BAD_INPUT
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "no-such-bundle" in result.stderr
+
+
+def test_explain_refuses_an_unknown_output_kind(glioma_case, tmp_path):
+    result = run_cli("explain", "--bundle", "glioma", str(glioma_case), "-o", str(tmp_path / "map.png"))
+    assert result.returncode == EXIT_BAD_INPUT
+    assert "must end in" in result.stderr
