@@ -43,6 +43,7 @@ class OpenedCase:
     case_id: int  # database id of the Case (created on first open)
     volume: ImageVolume
     display_channel: str  # the channel shown by default ("flair" for glioma)
+    task: str = "glioma"  # which bundles, diagnoses and labels apply (as WorklistItem.task)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,9 @@ class Workstation(Protocol):
 
     def open_case(self, item: WorklistItem, progress: Progress) -> OpenedCase:
         """Read the image and register the case."""
+
+    def open_path(self, path: str, progress: Progress) -> OpenedCase:
+        """Read a file or folder chosen outside the worklist (File > Open) and register the case."""
 
     def analyse(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> Analysis:
         """Run the bundle and the CAM method on every slice, store and return the results."""
