@@ -1,0 +1,81 @@
+"""Eigen-CAM and EigenGrad-CAM: maps from the first principal direction of a layer's channels.
+
+A singular vector's sign is arbitrary, so a raw projection can come out negated from one image
+to the next. Here the sign is fixed: the map is oriented to correlate positively with the
+evidence it summarises (the channel sum of the activations for Eigen-CAM, the HiResCAM map
+``sum_c g_c A_c`` for EigenGrad-CAM). Inputs are ``(B, C, *spatial)``, outputs ``(B, *spatial)``,
+any number of spatial dimensions.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _first_component_projection(features: torch.Tensor) -> torch.Tensor:
+    """Project each position's channel vector onto the first right singular vector.
+
+    With ``M`` the positions x channels matrix, the projection ``M v1`` equals ``s1 u1``; it is
+    read off the eigen-decomposition of the smaller Gram matrix (``M M^T`` or ``M^T M``, in
+    float64), which is far cheaper than a full SVD when channels outnumber positions.
+
+    Args:
+        features: ``(B, C, *spatial)``.
+
+    Returns:
+        ``(B, S)`` projections, ``S`` the number of positions (sign not yet fixed).
+    """
+    matrix = features.flatten(2).transpose(1, 2).double()  # (B, S, C): positions are observations
+    if matrix.shape[1] <= matrix.shape[2]:
+        values, vectors = torch.linalg.eigh(matrix @ matrix.transpose(1, 2))
+        top = vectors[:, :, -1] * values[:, -1].clamp(min=0).sqrt().unsqueeze(1)
+    else:
+        _, vectors = torch.linalg.eigh(matrix.transpose(1, 2) @ matrix)
+        top = (matrix @ vectors[:, :, -1:]).squeeze(-1)
+    return top.to(features.dtype)
+
+
+def orient_like(projection: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Flip each row of ``projection`` ``(B, S)`` so it correlates positively with ``reference``.
+
+    The sign of the centred covariance decides; when either is constant over positions (one
+    position, or a flat map) the sign of the plain dot product decides; if both vanish the row
+    is left as it is.
+    """
+    p = projection - projection.mean(dim=1, keepdim=True)
+    r = reference - reference.mean(dim=1, keepdim=True)
+    covariance = (p * r).sum(dim=1)
+    scale = p.norm(dim=1) * r.norm(dim=1)
+    dot = (projection * reference).sum(dim=1)
+    decisive = covariance.abs() > 1e-6 * scale
+    sign = torch.where(decisive, torch.sign(covariance), torch.sign(dot))
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+    return projection * sign.unsqueeze(1)
+
+
+def eigen_cam(activations: torch.Tensor, gradients: torch.Tensor | None = None) -> torch.Tensor:
+    """Eigen-CAM: the activations projected on their first principal direction, sign fixed.
+
+    Muhammad & Yeasin, "Eigen-CAM: Class Activation Map using Principal Components", IJCNN 2020:
+    the activation matrix (positions x channels) is factorised by SVD and projected on the first
+    right singular vector (uncentred, as in the paper; pytorch-grad-cam centres first). The
+    result does not depend on the class; ``gradients`` is accepted and ignored so the method has
+    the same signature as the rest of the family.
+    """
+    projection = _first_component_projection(activations)
+    reference = activations.sum(dim=1).flatten(1)
+    return orient_like(projection, reference).reshape((activations.shape[0],) + tuple(activations.shape[2:]))
+
+
+def eigen_grad_cam(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    """EigenGrad-CAM: first principal direction of ``gradients * activations``, sign fixed.
+
+    The class-specific variant of Eigen-CAM (Muhammad & Yeasin, IJCNN 2020) popularised by
+    pytorch-grad-cam: the SVD is taken of the element-wise product of gradients and activations,
+    and the projection is oriented to correlate positively with the HiResCAM map
+    ``sum_c g_c A_c`` (the class evidence).
+    """
+    product = gradients * activations
+    projection = _first_component_projection(product)
+    reference = product.sum(dim=1).flatten(1)
+    return orient_like(projection, reference).reshape((activations.shape[0],) + tuple(activations.shape[2:]))
