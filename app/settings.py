@@ -19,6 +19,8 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from db.session import sqlite_url
+
 APP_NAME = "Salience"
 
 
@@ -45,7 +47,7 @@ class Settings:
     @classmethod
     def from_env(cls, reader: str | None = None) -> "Settings":
         home = Path(os.environ.get("SALIENCE_HOME") or user_data_dir(APP_NAME, appauthor=False))
-        db_url = os.environ.get("SALIENCE_DB_URL") or f"sqlite:///{home / 'salience.db'}"
+        db_url = os.environ.get("SALIENCE_DB_URL") or sqlite_url(home / "salience.db")
         demo = Path(os.environ.get("SALIENCE_DEMO_DATA") or _default_demo_data())
         try:
             default_reader = getpass.getuser()

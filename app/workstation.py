@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ import numpy as np
 from app.settings import Settings
 from app.tasks import vocabulary
 from db import blobs, cases, readers, readings, runs
+from db.errors import DbError
 from engine.errors import SalienceError
 from engine.imaging import ImageVolume, read_image
 from engine.progress import Progress, ScaledProgress, check_cancelled
@@ -31,6 +34,15 @@ from ui.backend import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the database's refusals into the one-line errors the window shows."""
+    try:
+        yield
+    except (DbError, PermissionError) as exc:
+        raise SalienceError(str(exc)) from exc
 
 
 def demo_worklist(demo_data: Path) -> list[WorklistItem]:
@@ -68,7 +80,6 @@ class SalienceWorkstation:
         self._blobs = blobs.BlobStore(settings.blob_root)
         self._bundles: dict[str, object] = {}
         self._bundle_lock = threading.Lock()
-        self._case_tasks: dict[int, str] = {}
         with self._sessions() as session:
             row = readers.get_reader(session, reader_id)
             self._reader = ReaderInfo(id=row.id, name=row.display_name or row.username, role=row.role)
@@ -115,7 +126,7 @@ class SalienceWorkstation:
     def _open(self, source: str, task: str | None, progress: Progress) -> OpenedCase:
         volume = read_image(source, progress=ScaledProgress(progress, 0.0, 0.9))
         task = task or task_of(volume)
-        with self._sessions.begin() as session:
+        with user_errors(), self._sessions.begin() as session:
             case = cases.get_or_create_case(
                 session,
                 content_hash=volume.content_hash,
@@ -127,11 +138,10 @@ class SalienceWorkstation:
                 header=volume.header,
             )
             case_id = case.id
-        self._case_tasks[case_id] = task
         progress.report(1.0, "opened")
         preferred = vocabulary(task).display_channel
         channel = preferred if preferred in volume.channel_names else volume.channel_names[0]
-        return OpenedCase(case_id=case_id, volume=volume, display_channel=channel)
+        return OpenedCase(case_id=case_id, volume=volume, display_channel=channel, task=task)
 
     # -- analysis ------------------------------------------------------------------------------
 
@@ -156,7 +166,7 @@ class SalienceWorkstation:
         probabilities = np.asarray(prediction.probabilities, dtype=np.float32)
         class_names = tuple(prediction.class_names)
         stored = [self._blobs.put(_npy_bytes(maps[k]), ".npy") for k in range(len(class_names))]
-        with self._sessions.begin() as session:
+        with user_errors(), self._sessions.begin() as session:
             run = runs.get_or_create_model_run(
                 session, bundle_name=model.name, version=model.version, weights_sha256=model.weights_sha256, device="cpu"
             )
@@ -180,7 +190,7 @@ class SalienceWorkstation:
                     params={"reduction": "mean over batch of slices", "upsampling": "bilinear"},
                     map_path=path,
                     map_sha256=sha,
-                    stats=_stats(maps[k]),
+                    map_stats=_stats(maps[k]),
                 )
                 explanation_ids.append(explanation.id)
             prediction_id = row.id
@@ -200,7 +210,7 @@ class SalienceWorkstation:
     def save_reading(self, case: OpenedCase, draft: ReadingDraft) -> SavedReading:
         if not 1 <= draft.confidence <= 5:
             raise SalienceError(f"confidence must be 1 to 5, not {draft.confidence}")
-        with self._sessions.begin() as session:
+        with user_errors(), self._sessions.begin() as session:
             row = readings.save_reading(
                 session,
                 reader_id=self._reader.id,
@@ -208,7 +218,7 @@ class SalienceWorkstation:
                 diagnosis=draft.diagnosis,
                 confidence=draft.confidence,
                 comment=draft.comment,
-                annotations=[_annotation_row(a) for a in draft.annotations],
+                annotations=draft.annotations,
                 prediction_id=draft.prediction_id,
                 seconds_on_case=draft.seconds_on_case,
             )
@@ -232,16 +242,6 @@ def load_map(blob_store: blobs.BlobStore, path: str, sha256: str) -> np.ndarray:
 
 def _stats(cam: np.ndarray) -> dict:
     return {"min": float(cam.min()), "max": float(cam.max()), "mean": float(cam.mean()), "std": float(cam.std())}
-
-
-def _annotation_row(a: AnnotationDraft) -> dict:
-    return {
-        "kind": a.kind,
-        "slice_index": a.slice_index,
-        "geometry": {"points": [list(p) for p in a.points]},
-        "coordinate_space": "index:slice,row,col",
-        "label": a.label,
-    }
 
 
 def _saved(row) -> SavedReading:

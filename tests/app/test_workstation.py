@@ -1,0 +1,122 @@
+"""The whole path, for real: open a glioma case, classify, explain, annotate, save, restart."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from app.settings import Settings
+from app.startup import open_workstation
+from app.workstation import load_map
+from db import blobs, runs
+from engine.errors import SalienceError
+from engine.progress import NullProgress
+from ui.backend import AnnotationDraft, ReadingDraft
+
+CASE = "TCGA_CS_4941_19960909"
+
+
+@pytest.fixture
+def settings(tmp_path, shared_data) -> Settings:
+    return Settings(home=tmp_path / "home", db_url=f"sqlite:///{tmp_path / 'home' / 'salience.db'}", demo_data=shared_data, reader="dr_a")
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory, shared_data):
+    """One analysis shared by the tests below (the model run is the slow part)."""
+    home = tmp_path_factory.mktemp("ws")
+    settings = Settings(home=home, db_url=f"sqlite:///{home / 'salience.db'}", demo_data=shared_data, reader="dr_a")
+    workstation = open_workstation(settings)
+    item = next(i for i in workstation.worklist() if i.title == CASE)
+    case = workstation.open_case(item, NullProgress())
+    analysis = workstation.analyse(case, "glioma", "gradcam", NullProgress())
+    return settings, workstation, case, analysis
+
+
+def test_worklist_lists_the_demo_glioma_patients(settings):
+    workstation = open_workstation(settings)
+    items = workstation.worklist()
+    assert len(items) == len([p for p in (settings.demo_data / "glioma-lgg").iterdir() if p.is_dir()])
+    assert {i.task for i in items} == {"glioma"}
+    assert all(i.status == "new" for i in items)
+    assert "glioma" in workstation.bundles("glioma")
+
+
+def test_opening_a_case_shows_flair_and_registers_it_once(settings):
+    workstation = open_workstation(settings)
+    item = next(i for i in workstation.worklist() if i.title == CASE)
+    first = workstation.open_case(item, NullProgress())
+    again = workstation.open_case(item, NullProgress())
+    assert first.display_channel == "flair"
+    assert first.volume.array.shape == (3, 23, 128, 128)
+    assert first.case_id == again.case_id
+
+
+def test_analysis_gives_per_slice_probabilities_and_stored_maps(analysed):
+    settings, workstation, case, analysis = analysed
+    n = case.volume.n_slices
+    assert analysis.probabilities.shape == (n, len(analysis.class_names))
+    np.testing.assert_allclose(analysis.probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert analysis.maps.shape == (len(analysis.class_names), n, 128, 128)
+    # Mask-positive slices look more abnormal to the model than mask-negative ones.
+    positive = case.volume.labels.reshape(n, -1).any(axis=1)
+    abnormal = analysis.probabilities[:, -1]
+    assert abnormal[positive].mean() > abnormal[~positive].mean() + 0.3
+    # Each class's map went to the content-addressed store and reads back bit for bit.
+    store = blobs.BlobStore(settings.blob_root)
+    with workstation._sessions() as session:
+        prediction = runs.predictions_for_case(session, case.case_id)[0]
+        assert prediction.id == analysis.prediction_id
+        stored = sorted(prediction.explanations, key=lambda e: e.class_index)
+        assert [e.id for e in stored] == list(analysis.explanation_ids)
+        for e in stored:
+            np.testing.assert_array_equal(load_map(store, e.map_path, e.map_sha256), analysis.maps[e.class_index])
+            assert e.method == "gradcam"
+
+
+def test_a_reading_with_marks_survives_a_restart(analysed):
+    settings, workstation, case, analysis = analysed
+    k = int(np.argmax(case.volume.labels.sum(axis=(1, 2))))
+    draft = ReadingDraft(
+        diagnosis="FLAIR abnormality present",
+        confidence=4,
+        comment="right parieto-occipital lesion",
+        annotations=(
+            AnnotationDraft("point", k, ((70.0, 60.0),), "lesion"),
+            AnnotationDraft("box", k, ((55.0, 45.0), (90.0, 85.0)), "oedema"),
+        ),
+        seconds_on_case=42.0,
+        prediction_id=analysis.prediction_id,
+    )
+    saved = workstation.save_reading(case, draft)
+    restarted = open_workstation(settings)  # a new engine and session factory over the same file
+    reopened = restarted.open_case(next(i for i in restarted.worklist() if i.title == CASE), NullProgress())
+    readings = restarted.my_readings(reopened)
+    assert [r.id for r in readings] == [saved.id]
+    assert readings[0].diagnosis == draft.diagnosis and readings[0].confidence == 4
+    assert readings[0].comment == draft.comment
+    assert readings[0].annotations == draft.annotations
+    assert next(i for i in restarted.worklist() if i.title == CASE).status == "read"
+
+
+def test_another_reader_never_sees_the_first_readers_reading(analysed):
+    settings, workstation, case, _ = analysed
+    workstation.save_reading(case, ReadingDraft("No FLAIR abnormality", 2))
+    other = open_workstation(dataclasses.replace(settings, reader="dr_b"))
+    opened = other.open_case(next(i for i in other.worklist() if i.title == CASE), NullProgress())
+    assert other.my_readings(opened) == []
+    assert all(i.status == "new" for i in other.worklist())
+
+
+def test_a_refused_reading_loses_nothing_already_saved(analysed):
+    settings, workstation, case, _ = analysed
+    before = workstation.my_readings(case)
+    assert before
+    with pytest.raises(SalienceError):
+        workstation.save_reading(case, ReadingDraft("Indeterminate", 7))
+    off_image = AnnotationDraft("point", 0, ((500.0, 500.0),), "lesion")
+    with pytest.raises(SalienceError, match="point"):
+        workstation.save_reading(case, ReadingDraft("Indeterminate", 3, annotations=(off_image,)))
+    assert workstation.my_readings(case) == before
