@@ -28,8 +28,6 @@ once and reused for every class.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -140,11 +138,12 @@ def channel_clusters(
 def gaussian_smooth(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian filter over every axis but the first of ``maps`` ``(n, *spatial)``.
 
-    The kernel reaches ``2 sigma``; borders are padded by replicating the edge values.
+    The kernel reaches ``2 sigma`` rounded to whole positions and borders replicate the edge
+    values (scipy's ``gaussian_filter(..., mode="nearest", truncate=2.0)``).
     """
     if sigma <= 0:
         return maps
-    radius = max(1, math.ceil(2 * sigma))
+    radius = max(1, int(2 * sigma + 0.5))
     offsets = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
     kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
     kernel = (kernel / kernel.sum()).reshape(1, 1, -1)
