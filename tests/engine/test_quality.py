@@ -61,6 +61,17 @@ def test_insertion_of_a_perfect_map_rises_first(orthant_case):
     assert good.kind == "insertion" and good.class_index == 0
 
 
+def test_curves_work_on_volumes():
+    spatial = (8, 8, 8)
+    model = OrthantNet(spatial, orthant=6)
+    x = positive_input((1, 1) + spatial, seed=4)
+    perfect = orthant_masks(spatial)[6]
+    good, bad = (deletion_curve(model, x, m, target=0, n_steps=8) for m in (perfect, -perfect))
+    # An octant is an eighth of the voxels: one step removes all of the evidence.
+    assert good.scores[1] == pytest.approx(0.5) and bad.scores[-2] == pytest.approx(good.scores[0])
+    assert good.auc < bad.auc
+
+
 def test_curves_do_not_depend_on_how_steps_are_batched(orthant_case):
     model, x, perfect = orthant_case
     saliency = perfect + torch.rand(SPATIAL, generator=torch.Generator().manual_seed(1))
