@@ -75,12 +75,12 @@ def find_scan_region(image: ImageVolume | np.ndarray) -> ScanRegion:
     Returns:
         The ``ScanRegion``; when nothing looks like echo, the whole frame.
     """
-    frames = _grey_frames(image)
-    if frames.shape[0] >= 3:
-        region = _region_from_motion(frames)
+    count, mean, std = _temporal_stats(image)
+    if count >= 3:
+        region = _region_from_motion(mean, std)
         if region is not None:
             return region
-    return _region_from_intensity(frames.mean(axis=0))
+    return _region_from_intensity(mean)
 
 
 def crop_to_scan_region(volume: ImageVolume, region: ScanRegion | None = None) -> ImageVolume:
@@ -116,21 +116,33 @@ def crop_to_scan_region(volume: ImageVolume, region: ScanRegion | None = None) -
     )
 
 
-def _grey_frames(image: ImageVolume | np.ndarray) -> np.ndarray:
+def _temporal_stats(image: ImageVolume | np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Per-pixel mean and standard deviation over up to ``SAMPLE_FRAMES`` evenly spaced frames.
+
+    Frames are accumulated one at a time, so a long clip costs two ``(H, W)`` float arrays.
+    """
     array = image.array if isinstance(image, ImageVolume) else np.asarray(image)
     if array.ndim == 2:
+        array = array[None, None]
+    elif array.ndim == 3:
         array = array[None]
-    elif array.ndim == 4:
-        array = array.mean(axis=0) if array.shape[0] > 1 else array[0]
-    if array.ndim != 3:
+    if array.ndim != 4:
         raise ValueError(f"expected (H, W), (T, H, W) or (C, T, H, W) frames, got {array.shape}")
-    step = max(1, array.shape[0] // SAMPLE_FRAMES)
-    return np.asarray(array[::step][:SAMPLE_FRAMES], dtype=np.float32)
+    step = max(1, array.shape[1] // SAMPLE_FRAMES)
+    indices = range(0, array.shape[1], step)[:SAMPLE_FRAMES]
+    total = np.zeros(array.shape[2:], np.float64)
+    squares = np.zeros(array.shape[2:], np.float64)
+    for index in indices:
+        frame = array[:, index].mean(axis=0, dtype=np.float64)  # colour -> its mean
+        total += frame
+        squares += frame * frame
+    count = len(indices)
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+    return count, mean.astype(np.float32), std.astype(np.float32)
 
 
-def _region_from_motion(frames: np.ndarray) -> ScanRegion | None:
-    std = frames.std(axis=0)
-    mean = frames.mean(axis=0)
+def _region_from_motion(mean: np.ndarray, std: np.ndarray) -> ScanRegion | None:
     live_threshold = max(LIVE_STD_FLOOR, LIVE_STD_FRACTION * float(np.percentile(std, 95)))
     static = std < STATIC_STD
     text = static & (mean > GRAPHICS_LEVEL)
