@@ -1,0 +1,404 @@
+"""Model bundles in MONAI's layout, loaded without running any code they contain.
+
+A bundle is a folder::
+
+    <bundle>/configs/metadata.json    name, version, task, classes, channels, CAM layer, checksum
+    <bundle>/configs/inference.json   network_def: a network from monai.networks.nets
+    <bundle>/models/model.safetensors the weights (safetensors: tensors only, no pickle)
+    <bundle>/docs/README.md           the model card
+
+``load_bundle("glioma")`` finds a bundle shipped in ``engine/bundles``; a path loads a user's
+bundle. The weights' SHA-256 is checked against the metadata before they are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.errors import BundleError
+from engine.imaging.volume import ImageVolume
+from engine.models.glioma_preprocess import glioma_slices
+from engine.models.inference import explain_items, predict_items
+from engine.models.network_config import build_network
+from engine.progress import Progress
+
+METADATA_FILE = "configs/metadata.json"
+INFERENCE_FILE = "configs/inference.json"
+WEIGHTS_FILE = "models/model.safetensors"
+MODEL_CARD_FILE = "docs/README.md"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How a task turns an ``ImageVolume`` into network inputs.
+
+    Attributes:
+        preprocess: ``f(array (C, N, H, W), input_size, **parameters) -> (N, C, h, w)`` tensor.
+        parameters: the names allowed in a bundle's ``preprocessing`` section.
+        item_axis: what one item of the volume's second axis is ("slice", "frame", "patch").
+    """
+
+    preprocess: Callable[..., torch.Tensor]
+    parameters: tuple[str, ...]
+    item_axis: str
+
+
+#: Tasks this engine can run, by the ``task`` value in metadata.json.
+TASKS: dict[str, TaskSpec] = {
+    "glioma": TaskSpec(glioma_slices, ("upper_percentile", "clip_max"), "slice"),
+}
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class BundlePrediction:
+    """What a bundle says about each item (slice, frame) of one volume.
+
+    Attributes:
+        probabilities: ``(N, K)`` float32, rows sum to 1 (temperature-scaled when calibrated).
+        class_names: the ``K`` class names.
+        item_axis: what the ``N`` items are ("slice" for the glioma task).
+        logits: ``(N, K)`` float32 raw network outputs.
+        calibrated: True when ``probabilities`` were temperature-scaled on held-out data.
+    """
+
+    probabilities: np.ndarray
+    class_names: tuple[str, ...]
+    item_axis: str = "slice"
+    logits: np.ndarray | None = None
+    calibrated: bool = False
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class Bundle:
+    """A loaded bundle: its metadata, its network (CPU, eval mode), and how to run it.
+
+    Build with ``load_bundle``; the fields below mirror ``configs/metadata.json``.
+    """
+
+    path: Path
+    metadata: dict[str, Any]
+    network: nn.Module
+
+    @property
+    def name(self) -> str:
+        return self.metadata["name"]
+
+    @property
+    def version(self) -> str:
+        return self.metadata["version"]
+
+    @property
+    def task(self) -> str:
+        return self.metadata["task"]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.metadata["class_names"])
+
+    @property
+    def input_channels(self) -> tuple[str, ...]:
+        return tuple(self.metadata["input_channels"])
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.metadata["input_size"])  # type: ignore[return-value]
+
+    @property
+    def target_layer(self) -> str:
+        return self.metadata["target_layer"]
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.metadata["weights_sha256"]
+
+    @property
+    def temperature(self) -> float:
+        return float(self.metadata.get("calibration", {}).get("temperature", 1.0))
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.metadata.get("calibration", {}).get("calibrated", False))
+
+    @property
+    def model_card(self) -> Path:
+        return self.path / MODEL_CARD_FILE
+
+    def preprocess(self, volume: ImageVolume) -> torch.Tensor:
+        """The network input for every item of ``volume``: ``(N, C, h, w)`` float32.
+
+        Raises:
+            BundleError: the volume lacks a channel the model needs.
+        """
+        missing = [name for name in self.input_channels if name not in volume.channel_names]
+        if missing:
+            raise BundleError(
+                self.name,
+                f"image {volume.source} has channels {list(volume.channel_names)}; "
+                f"this model needs {list(self.input_channels)}",
+            )
+        array = np.stack([volume.channel(name) for name in self.input_channels])
+        spec = TASKS[self.task]
+        parameters = {k: v for k, v in self.metadata["preprocessing"].items() if k in spec.parameters}
+        return spec.preprocess(array, self.input_size, **parameters)
+
+    def predict(
+        self, volume: ImageVolume, progress: Progress | None = None, batch_size: int = 32
+    ) -> BundlePrediction:
+        """Class probabilities for every item (slice) of ``volume``.
+
+        Args:
+            volume: an image with the channels named in ``input_channels``.
+            progress: told after each batch; cancellation raises ``engine.progress.Cancelled``.
+            batch_size: items per forward pass.
+        """
+        logits, probabilities = predict_items(
+            self.network, self.preprocess(volume), self.temperature, batch_size, progress
+        )
+        return BundlePrediction(
+            probabilities=probabilities,
+            class_names=self.class_names,
+            item_axis=TASKS[self.task].item_axis,
+            logits=logits,
+            calibrated=self.calibrated,
+        )
+
+    def explain(
+        self,
+        volume: ImageVolume,
+        method: str = "gradcam",
+        classes: Sequence[int] | None = None,
+        slices: Sequence[int] | None = None,
+        progress: Progress | None = None,
+        batch_size: int = 32,
+    ) -> np.ndarray:
+        """Raw, signed class-activation maps on the volume's own ``(H, W)`` grid.
+
+        Args:
+            volume: an image with the channels named in ``input_channels``.
+            method: a name in ``engine.explain.GRADIENT_METHODS`` ("gradcam", ...).
+            classes: class indices to explain; None means every class.
+            slices: item indices to explain; None means every item.
+            progress: told after each batch; cancellation raises ``engine.progress.Cancelled``.
+            batch_size: items per capture.
+
+        Returns:
+            float32 ``(K, N, H, W)`` for the ``K`` chosen classes and ``N`` chosen slices; gradients
+            are of the raw logits (temperature does not change where a map points).
+
+        Raises:
+            ValueError: unknown method, class or slice index.
+        """
+        import engine.explain
+
+        methods = engine.explain.GRADIENT_METHODS  # looked up now: methods are added at run time
+        if method not in methods:
+            raise ValueError(f"unknown CAM method {method!r}; available: {sorted(methods)}")
+        chosen_classes = list(range(len(self.class_names))) if classes is None else [int(c) for c in classes]
+        for k in chosen_classes:
+            if not 0 <= k < len(self.class_names):
+                raise ValueError(f"class index {k} out of range for {len(self.class_names)} classes")
+        inputs = self.preprocess(volume)
+        if slices is not None:
+            index = [int(s) for s in slices]
+            bad = [s for s in index if not 0 <= s < inputs.shape[0]]
+            if bad:
+                raise ValueError(f"slice indices {bad} out of range for {inputs.shape[0]} slices")
+            inputs = inputs[index]
+        return explain_items(
+            self.network,
+            inputs,
+            self.target_layer,
+            methods[method],
+            chosen_classes,
+            tuple(volume.shape[1:]),  # type: ignore[arg-type]
+            batch_size,
+            progress,
+        )
+
+
+def bundles_root() -> Path:
+    """The folder of the bundles shipped with Salience (``engine/bundles``)."""
+    root = importlib.resources.files("engine.bundles")
+    return Path(str(root))
+
+
+def list_bundles() -> list[str]:
+    """Names of the shipped bundles, sorted."""
+    root = bundles_root()
+    return sorted(p.name for p in root.iterdir() if (p / METADATA_FILE).is_file())
+
+
+def resolve_bundle(name_or_path: str | Path) -> Path:
+    """The folder of a shipped bundle by name, or of a user's bundle by path.
+
+    A bare name (no path separator) is looked up among the shipped bundles first.
+
+    Raises:
+        BundleError: no such bundle.
+    """
+    text = str(name_or_path)
+    is_bare_name = not isinstance(name_or_path, Path) and re.fullmatch(r"[A-Za-z0-9_.-]+", text) and text not in (".", "..")
+    if is_bare_name:
+        shipped = bundles_root() / text
+        if (shipped / METADATA_FILE).is_file():
+            return shipped
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path
+    if is_bare_name:
+        raise BundleError(text, f"no shipped bundle of that name (shipped: {', '.join(list_bundles()) or 'none'})")
+    raise BundleError(text, "no such folder")
+
+
+def _read_json(bundle: Path, relative: str) -> dict[str, Any]:
+    path = bundle / relative
+    if not path.is_file():
+        raise BundleError(bundle, f"{relative} is missing")
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BundleError(bundle, f"{relative} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(bundle, f"{relative} cannot be read ({exc})") from None
+    if not isinstance(content, dict):
+        raise BundleError(bundle, f"{relative} must hold a JSON object")
+    return content
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
+
+
+_REQUIRED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "name": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+    "version": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+    "task": (lambda v: v in TASKS, f"one of {sorted(TASKS)}"),
+    "class_names": (_is_str_list, "a non-empty list of names"),
+    "input_channels": (_is_str_list, "a non-empty list of channel names"),
+    "input_size": (
+        lambda v: isinstance(v, list) and len(v) == 2 and all(isinstance(n, int) and n > 0 for n in v),
+        "[height, width] in pixels",
+    ),
+    "target_layer": (lambda v: isinstance(v, str) and bool(v), "a dotted layer path"),
+    "preprocessing": (lambda v: isinstance(v, dict), "an object of parameters"),
+    "weights_sha256": (lambda v: isinstance(v, str) and bool(_SHA256.match(v)), "64 lower-case hex digits"),
+    "data_license": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
+}
+
+
+def check_metadata(metadata: dict[str, Any], bundle: Path) -> None:
+    """Raise ``BundleError`` naming the first missing or malformed metadata field."""
+    for key, (valid, expected) in _REQUIRED.items():
+        if key not in metadata:
+            raise BundleError(bundle, f"{METADATA_FILE} lacks {key!r}")
+        if not valid(metadata[key]):
+            raise BundleError(bundle, f"{METADATA_FILE} {key!r} must be {expected}, got {metadata[key]!r}")
+    unknown = set(metadata["preprocessing"]) - set(TASKS[metadata["task"]].parameters) - {"function"}
+    if unknown:
+        raise BundleError(bundle, f"{METADATA_FILE} preprocessing has unknown parameters {sorted(unknown)}")
+    temperature = metadata.get("calibration", {}).get("temperature", 1.0)
+    if not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise BundleError(bundle, f"{METADATA_FILE} calibration temperature must be positive, got {temperature!r}")
+
+
+def read_metadata(name_or_path: str | Path) -> dict[str, Any]:
+    """A bundle's checked ``metadata.json`` without building its network or reading its weights.
+
+    Raises:
+        BundleError: no such bundle, or its metadata is missing or malformed.
+    """
+    path = resolve_bundle(name_or_path)
+    metadata = _read_json(path, METADATA_FILE)
+    check_metadata(metadata, path)
+    return metadata
+
+
+def _load_weights(bundle: Path, network: nn.Module, expected_sha256: str) -> None:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = bundle / WEIGHTS_FILE
+    if not path.is_file():
+        raise BundleError(bundle, f"{WEIGHTS_FILE} is missing")
+    actual = file_sha256(path)
+    if actual != expected_sha256:
+        raise BundleError(
+            bundle, f"{WEIGHTS_FILE} fails its checksum (sha256 {actual[:12]}..., metadata says {expected_sha256[:12]}...)"
+        )
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise BundleError(bundle, f"{WEIGHTS_FILE} is not a readable safetensors file ({exc})") from None
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise BundleError(bundle, f"{WEIGHTS_FILE} does not fit network_def ({first[:200]})") from None
+
+
+def load_bundle(name_or_path: str | Path) -> Bundle:
+    """Load a shipped bundle by name (``"glioma"``) or a bundle folder by path.
+
+    Args:
+        name_or_path: a name from ``list_bundles()`` or a path to a bundle folder.
+
+    Returns:
+        The ``Bundle``, its network on the CPU in eval mode with verified weights.
+
+    Raises:
+        BundleError: missing or malformed files, a disallowed ``_target_``, a checksum mismatch,
+            weights that do not fit the network, or a target layer the network lacks.
+    """
+    from engine.explain import resolve_layer
+
+    path = resolve_bundle(name_or_path)
+    metadata = read_metadata(path)
+    inference = _read_json(path, INFERENCE_FILE)
+    if "network_def" not in inference:
+        raise BundleError(path, f"{INFERENCE_FILE} lacks 'network_def'")
+    network = build_network(inference["network_def"], str(path))
+    _load_weights(path, network, metadata["weights_sha256"])
+    try:
+        resolve_layer(network, metadata["target_layer"])
+    except KeyError as exc:
+        raise BundleError(path, f"{METADATA_FILE} target_layer: {exc.args[0]}") from None
+    for parameter in network.parameters():
+        parameter.requires_grad_(False)
+    _check_output_width(network, metadata, path)
+    return Bundle(path=path, metadata=metadata, network=network.eval())
+
+
+def _check_output_width(network: nn.Module, metadata: dict[str, Any], path: Path) -> None:
+    probe = torch.zeros((1, len(metadata["input_channels"])) + tuple(metadata["input_size"]))
+    with torch.inference_mode():
+        try:
+            out = network(probe)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise BundleError(path, f"network does not accept its declared input ({first[:200]})") from None
+    if out.ndim != 2 or out.shape[1] != len(metadata["class_names"]):
+        raise BundleError(
+            path, f"network gives {tuple(out.shape[1:])} outputs for {len(metadata['class_names'])} class names"
+        )

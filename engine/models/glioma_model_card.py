@@ -1,0 +1,112 @@
+"""The model card (``docs/README.md``) of the glioma bundle, written from the training metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _ids(ids: list[str]) -> str:
+    return ", ".join(f"`{i}`" for i in ids)
+
+
+def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: dict[str, Any]) -> str:
+    """Markdown model card: data and licence, split, test metrics, CAM check, use and limits.
+
+    Args:
+        metadata: the bundle's ``metadata.json`` content (before the checksum is added).
+        metrics: what ``train_glioma`` measured.
+        network_def: the ``inference.json`` network config.
+    """
+    t = metrics["test"]
+    cam = metrics["cam_localisation"]
+    training = metadata["training"]
+    split = metrics["split"]
+    grid, size = metadata["target_layer_grid"], metadata["input_size"]
+    arguments = ", ".join(f"{k}={v}" for k, v in network_def.items() if k != "_target_")
+    net = f"`{network_def['_target_']}({arguments})`, {metrics['parameters']:,} parameters"
+    lines = [
+        f"# {metadata['name']} {metadata['version']}: FLAIR abnormality per MRI slice",
+        "",
+        metadata["description"],
+        "",
+        "**Intended use: research and demonstration, not for clinical decisions.** The model shows",
+        "how a reviewer inspects a classifier's class-activation maps in Salience.",
+        "",
+        "## Data and licence",
+        "",
+        "- Images: TCGA-LGG (lower-grade glioma) from The Cancer Imaging Archive (TCIA), shared under",
+        "  CC BY 3.0. Cite TCIA (Clark et al. 2013) and the TCGA-LGG collection.",
+        "- Masks and slice preparation: Buda, Saha and Mazurowski, \"Association of genomic subtypes",
+        "  of lower-grade gliomas with shape features automatically extracted by a deep learning",
+        "  algorithm\", Computers in Biology and Medicine 2019 (the LGG segmentation dataset).",
+        "- As used here: 85 patients, axial slices of pre-contrast T1, FLAIR and post-contrast T1",
+        "  resampled to 128 x 128 (2 x 2 mean of the 256 x 256 source). Where the source lacked a",
+        "  sequence it repeated FLAIR in its place.",
+        "- Label of a slice: 1 when any voxel of the FLAIR abnormality mask lies on it.",
+        "",
+        "## Model",
+        "",
+        f"- Network: {net} ({metadata['input_size'][0]} x {metadata['input_size'][1]} input,",
+        "  channels " + ", ".join(metadata["input_channels"]) + "), weights in safetensors.",
+        f"- Preprocessing: `{metadata['preprocessing']['function']}`: each sequence of each volume is",
+        f"  divided by the {metadata['preprocessing']['upper_percentile']}th percentile of its non-zero voxels and clipped to",
+        f"  [0, {metadata['preprocessing']['clip_max']}]; slices are resized to the input size when the grid differs.",
+        f"- CAM target layer: `{metadata['target_layer']}`, the last activation before global pooling:",
+        f"  {grid[0]} x {grid[1]} cells for a {size[0]} x {size[1]} slice ({size[0] // grid[0]} x {size[1] // grid[1]} pixels per cell).",
+        f"- Calibration: temperature scaling fitted on the validation patients, T = {metrics['temperature']:.3f}",
+        f"  (test ECE {metrics['test_ece_uncalibrated']:.3f} before, {metrics['test_ece']:.3f} after).",
+        "",
+        "## Training",
+        "",
+        f"- Patients split by patient (never by slice) with seed {training['seed']}:",
+        f"  {len(split['train'])} train ({metrics['slices']['train']} slices, {metrics['positive_slices']['train']} positive),",
+        f"  {len(split['val'])} validation ({metrics['slices']['val']} slices, {metrics['positive_slices']['val']} positive),",
+        f"  {len(split['test'])} test ({metrics['slices']['test']} slices, {metrics['positive_slices']['test']} positive).",
+        f"- AdamW, one-cycle learning rate (peak {training['learning_rate']}), batch {training['batch_size']}, {training['epochs']} epochs;",
+        f"  the epoch with the lowest validation loss was kept (epoch {metrics['best_epoch']}).",
+        "  Augmentation: random left-right flip, per-channel intensity scale +-10% and shift +-0.05.",
+        f"- Measured time: {metrics['seconds_training'] / 60:.1f} min wall-clock training ({metrics['cpu_seconds_training'] / 60:.1f} min CPU),",
+        f"  {metrics['seconds_total'] / 60:.1f} min in all, on a 2-core CPU shared with other work, {training['torch_threads']} torch",
+        f"  thread(s) (PyTorch {metadata['pytorch_version']}, MONAI {metadata['monai_version']}).",
+        "- Reproduce: `salience train glioma --data ../shared/data/glioma-lgg --out engine/bundles/glioma",
+        f"  --epochs {training['epochs']} --seed {training['seed']} --threads {training['torch_threads']}` (another thread count or library",
+        "  version changes the weights in the last bits).",
+        "",
+        "## Results on the held-back test patients (slice level)",
+        "",
+        "| metric | value | counts |",
+        "| --- | --- | --- |",
+        f"| ROC AUC | {t['auc']:.3f} | {t['positives']} positive, {t['negatives']} negative slices |",
+        f"| accuracy (p >= {t['threshold']}) | {_pct(t['accuracy'])} | {t['tp'] + t['tn']} of {t['n']} |",
+        f"| sensitivity | {_pct(t['sensitivity'])} | {t['tp']} of {t['positives']} |",
+        f"| specificity | {_pct(t['specificity'])} | {t['tn']} of {t['negatives']} |",
+        "",
+        f"Grad-CAM check (`{cam['method']}`, abnormality class, raw map's positive part) on the",
+        f"{cam['slices']} mask-positive test slices: on average {_pct(cam['mean_energy_inside_mask'])} of the map's",
+        f"energy falls inside the mask, which covers {_pct(cam['mean_mask_area_fraction'])} of the slice; energy share",
+        f"exceeds area share on {_pct(cam['share_energy_above_area'])} of slices. On each test patient's",
+        f"largest-mask slice: {_pct(cam['largest_mask_slice_mean_energy'])} of energy in {_pct(cam['largest_mask_slice_mean_area'])} of the area.",
+        "",
+        "## Known limits",
+        "",
+        "- 85 patients from a handful of TCGA institutions; 15 test patients give wide confidence",
+        "  intervals. Not validated on other scanners, protocols, or on high-grade tumours.",
+        "- Slice labels come from FLAIR abnormality masks, not from a radiologist reading each slice;",
+        "  slices with a few mask voxels at the tumour's edge are hard and often missed.",
+        "- Low resolution (128 x 128, 16 x 16 CAM grid): maps are coarse and can spill past small",
+        "  lesions. Intensity scaling is per volume, so a volume cropped to a few slices changes it.",
+        "- Trained only on TCGA-LGG slices as prepared by Buda et al.; other preparations (bias",
+        "  correction, skull stripping, other slice thickness) are untested.",
+        "",
+        "## Patients",
+        "",
+        f"- Train: {_ids(split['train'])}",
+        f"- Validation: {_ids(split['val'])}",
+        f"- Test: {_ids(split['test'])}",
+        "",
+    ]
+    return "\n".join(lines)

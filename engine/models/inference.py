@@ -1,0 +1,108 @@
+"""Batched prediction and explanation of a stack of 2-D items (slices, frames, patches).
+
+Plain functions of a network and a preprocessed ``(N, C, h, w)`` tensor; ``Bundle`` calls them.
+Progress is reported once per batch and cancellation is checked before each batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.progress import NullProgress, Progress, check_cancelled
+
+CamMethod = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def batches(count: int, batch_size: int) -> list[range]:
+    """Consecutive index ranges covering ``range(count)``, each at most ``batch_size`` long."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    return [range(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
+
+
+def predict_items(
+    network: nn.Module,
+    inputs: torch.Tensor,
+    temperature: float = 1.0,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and softmax probabilities of every item, with temperature scaling.
+
+    Args:
+        network: classifier in eval mode returning ``(B, K)`` logits.
+        inputs: ``(N, C, h, w)`` preprocessed items.
+        temperature: logits are divided by it before the softmax (Guo et al., "On Calibration of
+            Modern Neural Networks", ICML 2017); 1.0 leaves them as they are.
+        batch_size: items per forward pass.
+        progress: told after each batch; cancellation raises ``engine.progress.Cancelled``.
+
+    Returns:
+        ``(logits, probabilities)``, both ``(N, K)`` float32.
+    """
+    progress = progress or NullProgress()
+    chunks = batches(inputs.shape[0], batch_size)
+    logits = []
+    with torch.inference_mode():
+        for done, chunk in enumerate(chunks, start=1):
+            check_cancelled(progress)
+            logits.append(network(inputs[chunk.start : chunk.stop]).float())
+            progress.report(done / len(chunks), f"predicted {chunk.stop} of {inputs.shape[0]}")
+    if not logits:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    raw = torch.cat(logits)
+    probabilities = torch.softmax(raw / float(temperature), dim=1)
+    return raw.numpy().astype(np.float32), probabilities.numpy().astype(np.float32)
+
+
+def explain_items(
+    network: nn.Module,
+    inputs: torch.Tensor,
+    target_layer: str,
+    method: CamMethod,
+    classes: Sequence[int],
+    output_size: tuple[int, int],
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Raw, signed CAMs of every item for each class, resized to ``output_size``.
+
+    One ``CamCapture`` hooks ``target_layer``; each batch is one capture (one forward pass, one
+    partial backward for all ``classes`` together); ``method`` turns the captured activations and
+    gradients into maps, and ``engine.explain.upsample`` brings them to the image grid.
+
+    Args:
+        network: classifier returning ``(B, K)`` logits.
+        inputs: ``(N, C, h, w)`` preprocessed items.
+        target_layer: dotted path of the explained layer.
+        method: a function of ``(activations, gradients)`` from ``engine.explain.GRADIENT_METHODS``.
+        classes: class indices to explain.
+        output_size: ``(H, W)`` of the image the maps are drawn on.
+        batch_size: items per capture.
+        progress: told after each batch; cancellation raises ``engine.progress.Cancelled``.
+
+    Returns:
+        float32 array ``(len(classes), N, H, W)``; no ReLU and no normalisation applied.
+    """
+    from engine.explain import CamCapture, upsample
+
+    progress = progress or NullProgress()
+    chunks = batches(inputs.shape[0], batch_size)
+    maps = np.zeros((len(classes), inputs.shape[0]) + tuple(output_size), dtype=np.float32)
+    if not classes:
+        return maps
+    with CamCapture(network, [target_layer]) as cam:
+        for done, chunk in enumerate(chunks, start=1):
+            check_cancelled(progress)
+            capture = cam.run(inputs[chunk.start : chunk.stop], classes=classes)
+            activations = capture.activations[target_layer]
+            gradients = capture.gradients[target_layer]
+            for t in range(len(classes)):
+                layer_maps = method(activations, gradients[t])
+                maps[t, chunk.start : chunk.stop] = upsample(layer_maps, output_size).float().numpy()
+            progress.report(done / len(chunks), f"explained {chunk.stop} of {inputs.shape[0]}")
+    return maps

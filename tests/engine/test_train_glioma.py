@@ -1,0 +1,109 @@
+"""Training recipe: patient split, metrics, calibration, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import SalienceError
+from engine.models import load_bundle
+from engine.models.evaluation import binary_metrics, fit_temperature, mask_energy, nll, roc_auc
+from engine.models.glioma_data import slice_labels, split_patients
+from engine.models.train_glioma import augment, main, train_glioma
+from tests.engine.test_bundle_loading import TINY_NET
+
+
+def test_split_is_by_patient_disjoint_and_seeded():
+    patients = [f"P{i:02d}" for i in range(20)]
+    split = split_patients(patients, (12, 3, 5), seed=7)
+    parts = [set(split.train), set(split.val), set(split.test)]
+    assert [len(p) for p in parts] == [12, 3, 5]
+    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+    assert split == split_patients(list(reversed(patients)), (12, 3, 5), seed=7)
+    assert split != split_patients(patients, (12, 3, 5), seed=8)
+    with pytest.raises(SalienceError, match="needs 21 patients"):
+        split_patients(patients, (12, 4, 5), seed=0)
+
+
+def test_slice_labels_mark_slices_with_any_mask_voxel():
+    mask = np.zeros((4, 5, 5), dtype=np.uint8)
+    mask[1, 2, 2] = 1
+    mask[3] = 1
+    assert slice_labels(mask).tolist() == [0, 1, 0, 1]
+
+
+def test_auc_and_counts_match_hand_computed_values():
+    labels = np.array([0, 0, 1, 1, 1, 0])
+    scores = np.array([0.1, 0.6, 0.7, 0.4, 0.9, 0.2])
+    # 9 positive/negative pairs; (0.4 vs 0.6) is the only one ranked wrongly.
+    assert roc_auc(labels, scores) == pytest.approx(8 / 9)
+    assert roc_auc(np.array([1, 0]), np.array([0.5, 0.5])) == pytest.approx(0.5)
+    assert math.isnan(roc_auc(np.ones(3), np.arange(3)))
+    m = binary_metrics(labels, scores)
+    assert (m["tp"], m["fn"], m["tn"], m["fp"]) == (2, 1, 2, 1)
+    assert m["sensitivity"] == pytest.approx(2 / 3) and m["accuracy"] == pytest.approx(4 / 6)
+
+
+def test_temperature_scaling_recovers_the_temperature_that_made_the_labels():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 2, size=(4000, 2))
+    p = torch.softmax(torch.from_numpy(true_logits), 1)[:, 1].numpy()
+    labels = (rng.random(4000) < p).astype(np.int64)
+    overconfident = true_logits * 3.0
+    temperature = fit_temperature(overconfident, labels)
+    assert temperature == pytest.approx(3.0, rel=0.15)
+    assert nll(overconfident, labels, temperature) < nll(overconfident, labels)
+
+
+def test_mask_energy_counts_only_positive_evidence():
+    cam = np.full((4, 4), -1.0)
+    cam[0, 0] = 3.0
+    cam[3, 3] = 1.0
+    mask = np.zeros((4, 4))
+    mask[0, :2] = 1
+    energy, area = mask_energy(cam, mask)
+    assert energy == pytest.approx(0.75) and area == pytest.approx(2 / 16)
+
+
+def test_augment_flips_and_jitters_but_keeps_background_black():
+    x = torch.zeros(64, 3, 8, 8)
+    x[:, :, :, :2] = 1.0  # bright stripe on the left
+    out = augment(x, torch.Generator().manual_seed(0))
+    flipped = out[:, 0, 0, -1] > 0
+    assert 10 < int(flipped.sum()) < 54  # about half were flipped
+    assert float(out[~flipped][:, :, :, 2:].abs().max()) == 0.0
+    assert float(out[flipped][:, :, :, :-2].abs().max()) == 0.0
+    assert ((out != 0).sum(dim=(1, 2, 3)) == 3 * 8 * 2).all()  # the shift touches the stripe only
+    bright = out[out != 0]
+    assert 0.85 < float(bright.min()) and float(bright.max()) < 1.16
+
+
+def test_tiny_training_run_writes_a_loadable_reproducible_bundle(shared_data: Path, tmp_path: Path):
+    data = shared_data / "glioma-lgg"
+    kwargs = dict(epochs=1, seed=3, split=(1, 1, 1), network_def=TINY_NET, batch_size=16)
+    metrics = train_glioma(data, tmp_path / "a", **kwargs)
+    bundle = load_bundle(tmp_path / "a")
+    assert bundle.name == "glioma" and bundle.target_layer == "class_layers.relu"
+    split = bundle.metadata["split"]
+    assert len(set(split["train"]) | set(split["val"]) | set(split["test"])) == 3
+    assert metrics["slices"]["test"] > 0 and 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    assert metrics["temperature"] == pytest.approx(bundle.temperature, rel=1e-5)
+    assert "Results on the held-back test patients" in bundle.model_card.read_text()
+    again = train_glioma(data, tmp_path / "b", **kwargs)
+    assert load_bundle(tmp_path / "b").weights_sha256 == bundle.weights_sha256
+    assert again["test"] == metrics["test"]
+
+
+def test_cli_reports_a_missing_data_folder_in_one_line(tmp_path: Path, capsys):
+    threads = torch.get_num_threads()
+    try:
+        code = main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), "--threads", str(threads)])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {tmp_path / 'nowhere'}: glioma data folder not found"
