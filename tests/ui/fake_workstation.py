@@ -1,0 +1,119 @@
+"""``FakeWorkstation``: the Workstation port over a tiny synthetic case, readings in memory."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.errors import ImageReadError
+from engine.imaging.volume import ImageVolume, plain_affine
+from engine.progress import Progress, check_cancelled
+from ui.backend import (
+    Analysis, OpenedCase, ReaderInfo, ReadingDraft, SavedReading, WorklistItem,
+)
+
+SLICES, ROWS, COLS = 5, 32, 32
+SQUARE = (slice(8, 16), slice(8, 16))  # the bright "lesion" on FLAIR
+HOT = (slice(20, 28), slice(20, 28))  # where the "tumour" map peaks
+COLD_NEGATIVE = (slice(2, 6), slice(24, 30))  # negative saliency, hidden by default
+CLASS_NAMES = ("normal", "tumour")
+
+
+def synthetic_volume() -> ImageVolume:
+    """3 channels (t1, flair, t1ce) x 5 slices x 32 x 32: background 20, a bright square whose
+    FLAIR value grows by 20 per slice (100, 120, ... 180), so every slice looks different."""
+    array = np.full((3, SLICES, ROWS, COLS), 20.0, dtype=np.float32)
+    for k in range(SLICES):
+        array[1, k][SQUARE] = 100.0 + 20.0 * k
+        array[0, k][SQUARE] = 60.0
+        array[2, k][SQUARE] = 140.0
+    return ImageVolume(array=array, spacing=(2.0, 1.0, 1.0), affine=plain_affine((2.0, 1.0, 1.0)),
+                       modality="MR", kind="volume", source="/fake/CASE_A",
+                       channel_names=("t1", "flair", "t1ce"))
+
+
+def synthetic_maps() -> np.ndarray:
+    """``(2, 5, 32, 32)`` maps: "tumour" is 1.0 on HOT at slice 2 (0.5 on other slices) and -1.0
+    on COLD_NEGATIVE; "normal" is 0.25 everywhere on the square."""
+    maps = np.zeros((2, SLICES, ROWS, COLS), dtype=np.float32)
+    for k in range(SLICES):
+        maps[1, k][HOT] = 1.0 if k == 2 else 0.5
+        maps[1, k][COLD_NEGATIVE] = -1.0
+        maps[0, k][SQUARE] = 0.25
+    return maps
+
+
+PROBABILITIES = np.array([[0.9, 0.1], [0.7, 0.3], [0.05, 0.95], [0.6, 0.4], [0.8, 0.2]])
+
+
+@dataclass
+class FakeWorkstation:
+    """Implements ``ui.backend.Workstation``; knobs make it fail or wait for tests."""
+
+    open_error: Exception | None = None
+    analyse_error: Exception | None = None
+    save_error: Exception | None = None
+    analyse_gate: threading.Event | None = None  # analyse waits here (checking cancel) if set
+    readings: list[tuple[OpenedCase, ReadingDraft]] = field(default_factory=list)
+    saved: list[SavedReading] = field(default_factory=list)
+    analyse_calls: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def reader(self) -> ReaderInfo:
+        return ReaderInfo(id=1, name="Dr Test", role="reader")
+
+    def worklist(self) -> list[WorklistItem]:
+        status = "read" if self.saved else "new"
+        return [WorklistItem("/fake/CASE_A", "CASE_A", "/fake/CASE_A", "glioma", status),
+                WorklistItem("/fake/CASE_B", "CASE_B", "/fake/CASE_B", "glioma", "new")]
+
+    def bundles(self, task: str) -> list[str]:
+        return [f"{task} 1.0.0"]
+
+    def methods(self) -> list[str]:
+        return ["gradcam", "gradcam++"]
+
+    def diagnoses(self, task: str) -> list[str]:
+        return ["no tumour", "low-grade glioma", "high-grade glioma"]
+
+    def annotation_labels(self, task: str) -> list[str]:
+        return ["lesion", "oedema"]
+
+    def open_case(self, item: WorklistItem, progress: Progress) -> OpenedCase:
+        progress.report(0.5, "reading")
+        if self.open_error is not None:
+            raise self.open_error
+        return OpenedCase(case_id=1, volume=synthetic_volume(), display_channel="flair")
+
+    def open_path(self, path: str, progress: Progress) -> OpenedCase:
+        raise ImageReadError(path, "not a NIfTI, DICOM or image file")
+
+    def analyse(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> Analysis:
+        self.analyse_calls.append((bundle, method))
+        for k in range(SLICES):
+            check_cancelled(progress)
+            if self.analyse_gate is not None:
+                while not self.analyse_gate.wait(0.01):
+                    check_cancelled(progress)
+            progress.report((k + 1) / SLICES, f"slice {k + 1} of {SLICES}")
+        if self.analyse_error is not None:
+            raise self.analyse_error
+        return Analysis(bundle=bundle, class_names=CLASS_NAMES, probabilities=PROBABILITIES.copy(),
+                        method=method, maps=synthetic_maps(), prediction_id=7,
+                        explanation_ids=(11, 12))
+
+    def save_reading(self, case: OpenedCase, draft: ReadingDraft) -> SavedReading:
+        if self.save_error is not None:
+            raise self.save_error
+        self.readings.append((case, draft))
+        saved = SavedReading(id=len(self.saved) + 1, diagnosis=draft.diagnosis,
+                             confidence=draft.confidence, comment=draft.comment,
+                             created_at=f"2024-05-0{len(self.saved) + 1} 10:00",
+                             annotations=draft.annotations)
+        self.saved.insert(0, saved)
+        return saved
+
+    def my_readings(self, case: OpenedCase) -> list[SavedReading]:
+        return list(self.saved)

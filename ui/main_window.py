@@ -1,0 +1,368 @@
+"""``MainWindow``: worklist, slice view, analysis, overlay, marks and the reading form.
+
+The window composes thin widgets around one ``ViewerState`` and talks to the rest of the program
+only through ``ui.backend.Workstation``. Slow backend calls (open, analyse) run in ``TaskRunner``
+threads; their errors arrive here and are shown, never raised into Qt.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication, QDockWidget, QFileDialog, QGroupBox, QLabel, QMainWindow, QMessageBox,
+    QScrollArea, QVBoxLayout, QWidget,
+)
+
+from engine.errors import SalienceError
+from ui.backend import Analysis, OpenedCase, ReadingDraft, WorklistItem, Workstation
+from ui.panels.analysis import AnalysisPanel
+from ui.panels.annotations import AnnotationsPanel
+from ui.panels.display_bar import DisplayBar
+from ui.panels.overlay import OverlayPanel
+from ui.panels.reading import ReadingForm, SavedReadingsList
+from ui.panels.slice_navigator import SliceNavigator
+from ui.panels.task_progress import TaskProgress
+from ui.panels.worklist import WorklistPanel
+from ui.shortcuts import ShortcutsDialog
+from ui.slice_view import SliceView
+from ui.state import ViewerState
+from ui.theme import apply_reading_room_theme
+from ui.workers import Task, TaskRunner
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    """The reading workstation for one signed-in reader.
+
+    Args:
+        workstation: the app's implementation of ``ui.backend.Workstation``.
+        parent: optional parent widget.
+
+    Attributes:
+        state: the viewer state every widget follows.
+        case: the open case, or None.
+        last_error: the text of the last error shown to the reader ("" if none).
+    """
+
+    def __init__(self, workstation: Workstation, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        apply_reading_room_theme(QApplication.instance())
+        self.workstation = workstation
+        self.state = ViewerState()
+        self.runner = TaskRunner(self)
+        self.case: OpenedCase | None = None
+        self.last_error = ""
+        self._error_box: QMessageBox | None = None
+        self._opened_at = time.monotonic()
+        self._open_task: Task | None = None
+        self._analysis_task: Task | None = None
+        self.setWindowTitle("Salience")
+        self.resize(1400, 900)
+        self._build_centre()
+        self._build_docks()
+        self._build_status_bar()
+        self._build_menus()
+        self._connect()
+        self.refresh_worklist()
+        self._show_case_controls(False)
+
+    # -- layout ------------------------------------------------------------------------------
+    def _build_centre(self) -> None:
+        self.display_bar = DisplayBar(self.state)
+        self.slice_view = SliceView(self.state)
+        self.navigator = SliceNavigator(self.state)
+        centre = QWidget()
+        layout = QVBoxLayout(centre)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.display_bar)
+        layout.addWidget(self.slice_view, 1)
+        layout.addWidget(self.navigator)
+        self.setCentralWidget(centre)
+
+    def _build_docks(self) -> None:
+        """Left: the worklist and my readings of the open case. Right: the review, top-down."""
+        self.worklist = WorklistPanel()
+        self.saved_readings = SavedReadingsList()
+        self._add_dock("Demo cases", _stacked([("Worklist", self.worklist, 3),
+                                               ("My saved readings", self.saved_readings, 1)]),
+                       Qt.DockWidgetArea.LeftDockWidgetArea, 260)
+        self.analysis_panel = AnalysisPanel(self.state)
+        self.overlay_panel = OverlayPanel(self.state)
+        self.annotations_panel = AnnotationsPanel(self.state)
+        self.reading_form = ReadingForm()
+        column = _stacked([("Analysis", self.analysis_panel, 0), ("CAM overlay", self.overlay_panel, 0),
+                           ("Marks on the image", self.annotations_panel, 0),
+                           ("Reading", self.reading_form, 0)])
+        column.layout().addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(column)
+        self._add_dock("Review", scroll, Qt.DockWidgetArea.RightDockWidgetArea, 360)
+
+    def _add_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, width: int) -> None:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        dock.setWidget(widget)
+        widget.setMinimumWidth(width)
+        self.addDockWidget(area, dock)
+
+    def _build_status_bar(self) -> None:
+        self.open_progress = TaskProgress()
+        self.open_progress.setMaximumWidth(420)
+        reader = self.workstation.reader
+        self.reader_label = QLabel(f"Reader: {reader.name} ({reader.role})")
+        self.statusBar().addPermanentWidget(self.open_progress)
+        self.statusBar().addPermanentWidget(self.reader_label)
+
+    def _build_menus(self) -> None:
+        def action(menu, text: str, shortcut: QKeySequence | str | None, slot) -> QAction:
+            item = menu.addAction(text)
+            if shortcut is not None:
+                item.setShortcut(QKeySequence(shortcut))
+            item.triggered.connect(slot)
+            return item
+
+        file_menu = self.menuBar().addMenu("&File")
+        action(file_menu, "Open &file\u2026", QKeySequence.StandardKey.Open, self.choose_file)
+        action(file_menu, "Open f&older\u2026", "Ctrl+Shift+O", self.choose_folder)
+        self.save_action = action(file_menu, "&Save reading", QKeySequence.StandardKey.Save,
+                                  self.save_reading)
+        file_menu.addSeparator()
+        action(file_menu, "&Quit", "Ctrl+Q", self.close)
+        view_menu = self.menuBar().addMenu("&View")
+        self.overlay_action = action(view_menu, "Show CAM &overlay", "O", self.state.toggle_overlay)
+        self.overlay_action.setCheckable(True)
+        self.overlay_action.setChecked(self.state.overlay_visible)
+        action(view_menu, "&Fit image", "F", self.slice_view.fit)
+        action(view_menu, "&Reset window/level", "R", self.state.reset_window)
+        tools_menu = self.menuBar().addMenu("&Tools")
+        for tool_action in self.display_bar.tool_actions.values():
+            tools_menu.addAction(tool_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        action(help_menu, "Keyboard &shortcuts", "F1", lambda: ShortcutsDialog(self).exec())
+
+    def _connect(self) -> None:
+        self.worklist.open_requested.connect(self.open_item)
+        self.analysis_panel.analyse_requested.connect(self.analyse)
+        self.reading_form.save_requested.connect(self.save_reading)
+        self.state.events.overlay.connect(self._sync_overlay_action)
+
+    def _sync_overlay_action(self) -> None:
+        self.overlay_action.setChecked(self.state.overlay_visible)
+
+    def _show_case_controls(self, case_open: bool) -> None:
+        self.analysis_panel.set_case_open(case_open)
+        for widget in (self.annotations_panel, self.reading_form, self.saved_readings):
+            widget.setEnabled(case_open)
+        self.save_action.setEnabled(case_open)
+
+    # -- worklist and opening ----------------------------------------------------------------
+    def refresh_worklist(self) -> None:
+        """Reload the worklist from the backend (fast)."""
+        try:
+            self.worklist.set_items(self.workstation.worklist())
+        except SalienceError as exc:
+            self.show_error("The worklist could not be loaded", exc)
+
+    def open_item(self, item: WorklistItem) -> Task | None:
+        """Open a worklist case in a worker thread, after asking about unsaved work.
+
+        Returns:
+            The running task, or None when the reader kept the current case.
+        """
+        if not self.confirm_discard_changes():
+            return None
+        return self._start_open(f"Opening {item.title}", self.workstation.open_case, item)
+
+    def open_path(self, path: str) -> Task | None:
+        """Open a file or folder outside the worklist (File > Open)."""
+        if not path or not self.confirm_discard_changes():
+            return None
+        return self._start_open(f"Opening {path}", self.workstation.open_path, path)
+
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image file")
+        self.open_path(path)
+
+    def choose_folder(self) -> None:
+        self.open_path(QFileDialog.getExistingDirectory(self, "Open image folder (series or case)"))
+
+    def _start_open(self, name: str, work, argument) -> Task:
+        for task in (self._open_task, self._analysis_task):
+            if task is not None:
+                task.cancel()
+        task = self.runner.start(name, work, argument)
+        self._open_task = task
+        self.open_progress.follow(task)
+        self.statusBar().showMessage(f"{name}\u2026")
+        task.finished.connect(self._show_case)
+        task.failed.connect(lambda exc: self.show_error(f"{name} failed", exc))
+        task.cancelled.connect(lambda: self.statusBar().showMessage(f"{name}: cancelled", 5000))
+        return task
+
+    def _show_case(self, case: OpenedCase) -> None:
+        self.case = case
+        self._opened_at = time.monotonic()
+        volume = case.volume
+        channel = case.display_channel if case.display_channel in volume.channel_names else None
+        self.state.set_volume(volume, channel)
+        self.reading_form.reset()
+        try:
+            self.analysis_panel.set_choices(self.workstation.bundles(case.task),
+                                            self.workstation.methods())
+            self.reading_form.set_diagnoses(self.workstation.diagnoses(case.task))
+            self.annotations_panel.set_labels(self.workstation.annotation_labels(case.task))
+            self.saved_readings.set_readings(self.workstation.my_readings(case))
+        except SalienceError as exc:
+            self.show_error("The case opened but its options could not be loaded", exc)
+        self._show_case_controls(True)
+        self.setWindowTitle(f"Salience \u2014 {_case_name(volume.source)}")
+        _, rows, cols = volume.shape
+        self.statusBar().showMessage(
+            f"{_case_name(volume.source)}: {volume.n_slices} slices of {rows} x {cols}, "
+            f"channels {', '.join(volume.channel_names)}", 8000)
+        self.slice_view.setFocus()
+
+    # -- analysis ----------------------------------------------------------------------------
+    def analyse(self, bundle: str, method: str) -> Task | None:
+        """Run ``bundle`` with ``method`` on the open case in a worker thread."""
+        if self.case is None:
+            return None
+        case = self.case
+        task = self.runner.start(f"Analysing with {bundle}", self.workstation.analyse,
+                                 case, bundle, method)
+        self._analysis_task = task
+        self.analysis_panel.set_running(True)
+        self.analysis_panel.progress.follow(task)
+        task.finished.connect(lambda analysis: self._show_analysis(case, analysis))
+        task.failed.connect(lambda exc: self.show_error("Analysis failed", exc))
+        task.cancelled.connect(lambda: self.statusBar().showMessage("Analysis cancelled", 5000))
+        task.done.connect(lambda: self.analysis_panel.set_running(False))
+        return task
+
+    def _show_analysis(self, case: OpenedCase, analysis: Analysis) -> None:
+        if case is not self.case:  # the reader moved on to another case meanwhile
+            return
+        try:
+            self.state.set_analysis(analysis)
+        except ValueError as exc:
+            self.show_error("The analysis does not fit the image", exc)
+            return
+        self.statusBar().showMessage(f"Analysed with {analysis.bundle} ({analysis.method})", 8000)
+
+    # -- reading -----------------------------------------------------------------------------
+    def reading_draft(self) -> ReadingDraft:
+        """The reading as the form and the marks hold it now."""
+        diagnosis, confidence, comment = self.reading_form.values()
+        analysis = self.state.analysis
+        return ReadingDraft(
+            diagnosis=diagnosis,
+            confidence=confidence,
+            comment=comment,
+            annotations=self.state.annotations,
+            seconds_on_case=round(time.monotonic() - self._opened_at, 1),
+            prediction_id=analysis.prediction_id if analysis is not None else None,
+        )
+
+    def save_reading(self) -> bool:
+        """Store the reading; on success the form and the marks are cleared. True if saved."""
+        if self.case is None or not self.reading_form.is_complete():
+            self.statusBar().showMessage("Choose a diagnosis and a confidence before saving.", 5000)
+            return False
+        try:
+            saved = self.workstation.save_reading(self.case, self.reading_draft())
+            readings = self.workstation.my_readings(self.case)
+        except SalienceError as exc:
+            self.show_error("The reading was not saved", exc)
+            return False
+        self.state.clear_annotations()
+        self.reading_form.reset()
+        self.saved_readings.set_readings(readings)
+        self.refresh_worklist()
+        self.statusBar().showMessage(
+            f"Reading saved: {saved.diagnosis}, confidence {saved.confidence}", 8000)
+        return True
+
+    def has_unsaved_changes(self) -> bool:
+        return self.case is not None and (self.reading_form.is_dirty() or bool(self.state.annotations))
+
+    def confirm_discard_changes(self) -> bool:
+        """Ask before unsaved marks or form entries are lost. True when it is fine to go on."""
+        if not self.has_unsaved_changes():
+            return True
+        buttons = QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel
+        if self.reading_form.is_complete():
+            buttons |= QMessageBox.StandardButton.Save
+        answer = QMessageBox.question(
+            self, "Unsaved reading",
+            "This case has marks or reading entries that are not saved.", buttons,
+            QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save_reading()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self.confirm_discard_changes():
+            event.ignore()
+            return
+        self.runner.cancel_all()
+        self.runner.wait(3000)
+        event.accept()
+
+    # -- errors ------------------------------------------------------------------------------
+    def show_error(self, title: str, error: BaseException) -> None:
+        """One clear message in the status bar and a dialog; unexpected errors keep their trace.
+
+        A ``SalienceError`` is the user's problem (a bad file) and shows as its one line. Anything
+        else is a bug: it is logged with its traceback and the dialog carries the details.
+        """
+        expected = isinstance(error, SalienceError)
+        text = str(error) if expected else f"Unexpected error: {type(error).__name__}: {error}"
+        self.last_error = f"{title}: {text}"
+        self.statusBar().showMessage(self.last_error, 15000)
+        if not expected:
+            log.error("%s", title, exc_info=(type(error), error, error.__traceback__))
+        if self._error_box is not None:
+            self._error_box.close()
+        box = QMessageBox(QMessageBox.Icon.Warning if expected else QMessageBox.Icon.Critical,
+                          title, text, QMessageBox.StandardButton.Ok, self)
+        if not expected:
+            box.setDetailedText("".join(traceback.format_exception(error)))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda _result: setattr(self, "_error_box", None))
+        self._error_box = box
+        box.open()
+
+    @property
+    def error_box(self) -> QMessageBox | None:
+        """The error dialog on screen, if any."""
+        return self._error_box
+
+
+def _stacked(sections: list[tuple[str, QWidget, int]]) -> QWidget:
+    """A column of titled group boxes, each given its vertical stretch."""
+    column = QWidget()
+    layout = QVBoxLayout(column)
+    layout.setContentsMargins(4, 0, 4, 4)
+    for title, widget, stretch in sections:
+        box = QGroupBox(title)
+        box_layout = QVBoxLayout(box)
+        box_layout.setContentsMargins(2, 4, 2, 2)
+        box_layout.addWidget(widget)
+        layout.addWidget(box, stretch)
+    return column
+
+
+def _case_name(source: str) -> str:
+    return source.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or source

@@ -1,0 +1,1 @@
+"""Thin widgets around the slice view; each follows ``ViewerState`` or emits requests."""

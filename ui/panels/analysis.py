@@ -1,0 +1,90 @@
+"""Run a model: bundle and CAM method pickers, Analyse, progress, and this slice's probabilities."""
+
+from __future__ import annotations
+
+from html import escape
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from ui.panels.task_progress import TaskProgress
+from ui.state import ViewerState
+
+
+class AnalysisPanel(QWidget):
+    """Asks for an analysis and shows the current slice's class probabilities.
+
+    Signals:
+        analyse_requested(bundle, method): the reader pressed Analyse.
+    """
+
+    analyse_requested = Signal(str, str)
+
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.bundle = QComboBox()
+        self.method = QComboBox()
+        self.analyse_button = QPushButton("Analyse")
+        self.analyse_button.setToolTip("Run the model and the CAM method on every slice")
+        self.progress = TaskProgress()
+        self.probabilities = QLabel()
+        self.probabilities.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Model", self.bundle)
+        form.addRow("CAM method", self.method)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(form)
+        layout.addWidget(self.analyse_button)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.probabilities)
+        self.analyse_button.clicked.connect(
+            lambda: self.analyse_requested.emit(self.bundle.currentText(), self.method.currentText())
+        )
+        for signal in (state.events.analysis, state.events.slice_index, state.events.overlay,
+                       state.events.volume):
+            signal.connect(self._show_probabilities)
+        self.set_case_open(False)
+
+    def set_choices(self, bundles: list[str], methods: list[str]) -> None:
+        """Offer these bundles and CAM methods, keeping the current picks where still offered."""
+        for box, names in ((self.bundle, bundles), (self.method, methods)):
+            current = box.currentText()
+            box.clear()
+            box.addItems(names)
+            if current in names:
+                box.setCurrentText(current)
+        self._update_button()
+
+    def set_case_open(self, is_open: bool) -> None:
+        self._case_open = is_open
+        self._update_button()
+
+    def set_running(self, running: bool) -> None:
+        self._running = running
+        self._update_button()
+
+    def _update_button(self) -> None:
+        ready = getattr(self, "_case_open", False) and not getattr(self, "_running", False)
+        self.analyse_button.setEnabled(ready and bool(self.bundle.currentText())
+                                       and bool(self.method.currentText()))
+
+    def _show_probabilities(self, *_args: object) -> None:
+        probabilities = self.state.current_probabilities()
+        analysis = self.state.analysis
+        if not probabilities or analysis is None:
+            self.probabilities.setText("<i>No analysis yet for this case.</i>"
+                                       if self.state.volume is not None else "")
+            return
+        shown = analysis.class_names[self.state.overlay_class]
+        rows = "".join(
+            f"<tr><td>{'<b>' if name == shown else ''}{escape(name)}</td>"
+            f"<td align='right'>{'<b>' if name == shown else ''}{100 * p:.1f}%</td></tr>"
+            for name, p in probabilities.items()
+        )
+        self.probabilities.setText(
+            f"<div>{escape(analysis.bundle)} \u00b7 {escape(analysis.method)}</div>"
+            f"<div><b>Slice {self.state.slice_index + 1}</b></div>"
+            f"<table width='100%' cellspacing='2'>{rows}</table>"
+        )

@@ -1,0 +1,101 @@
+"""The bar above the image: drawing tool, channel, and window/level."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QActionGroup, QAction
+from PySide6.QtWidgets import (
+    QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget,
+)
+
+from ui.state import TOOLS, ViewerState
+
+TOOL_TEXT = {"navigate": ("Navigate", "N"), "point": ("Point", "P"), "box": ("Box", "B")}
+
+
+class DisplayBar(QWidget):
+    """Tool buttons, channel picker and W/L spin boxes, all bound to ``ViewerState``."""
+
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        self.tool_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for tool in TOOLS:
+            text, key = TOOL_TEXT[tool]
+            action = QAction(text, self, checkable=True)
+            action.setShortcut(key)
+            action.setToolTip(f"{text} tool ({key})")
+            action.triggered.connect(lambda _checked=False, t=tool: setattr(state, "tool", t))
+            group.addAction(action)
+            button = QToolButton()
+            button.setDefaultAction(action)
+            layout.addWidget(button)
+            self.tool_actions[tool] = action
+        layout.addSpacing(16)
+        layout.addWidget(QLabel("Channel"))
+        self.channel = QComboBox()
+        self.channel.setMinimumContentsLength(6)
+        layout.addWidget(self.channel)
+        layout.addSpacing(16)
+        self.width_box = self._spin_box("Window width (right-drag left/right)")
+        self.level_box = self._spin_box("Window level / centre (right-drag up/down)")
+        layout.addWidget(QLabel("W"))
+        layout.addWidget(self.width_box)
+        layout.addWidget(QLabel("L"))
+        layout.addWidget(self.level_box)
+        self.reset_button = QPushButton("Reset W/L")
+        layout.addWidget(self.reset_button)
+        layout.addStretch(1)
+
+        self.channel.currentTextChanged.connect(self._channel_picked)
+        self.width_box.valueChanged.connect(self._window_edited)
+        self.level_box.valueChanged.connect(self._window_edited)
+        self.reset_button.clicked.connect(state.reset_window)
+        state.events.volume.connect(self._on_volume)
+        state.events.channel.connect(self._on_channel)
+        state.events.window.connect(self._on_window)
+        state.events.tool.connect(self._on_tool)
+        self._on_tool(state.tool)
+        self._on_volume(state.volume)
+
+    @staticmethod
+    def _spin_box(tip: str) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setDecimals(1)
+        box.setRange(-1e6, 1e6)
+        box.setKeyboardTracking(False)
+        box.setToolTip(tip)
+        box.setMinimumWidth(80)
+        return box
+
+    def _on_volume(self, volume: object) -> None:
+        self.channel.blockSignals(True)
+        self.channel.clear()
+        if volume is not None:
+            self.channel.addItems(list(volume.channel_names))
+            self.channel.setCurrentText(self.state.channel)
+        self.channel.blockSignals(False)
+        for widget in (self.channel, self.width_box, self.level_box, self.reset_button):
+            widget.setEnabled(volume is not None)
+
+    def _channel_picked(self, name: str) -> None:
+        if name and name != self.state.channel:
+            self.state.channel = name
+
+    def _on_channel(self, name: str) -> None:
+        if name and self.channel.currentText() != name:
+            self.channel.setCurrentText(name)
+
+    def _window_edited(self, _value: float) -> None:
+        self.state.window = (self.level_box.value(), self.width_box.value())
+
+    def _on_window(self, centre: float, width: float) -> None:
+        for box, value in ((self.level_box, centre), (self.width_box, width)):
+            box.blockSignals(True)
+            box.setValue(value)
+            box.blockSignals(False)
+
+    def _on_tool(self, tool: str) -> None:
+        self.tool_actions[tool].setChecked(True)

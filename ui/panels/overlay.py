@@ -1,0 +1,124 @@
+"""CAM overlay controls: on/off, opacity, class, normalisation, negatives, colour map and legend."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QLinearGradient, QPainter
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget,
+)
+
+from ui.render import COLORMAPS, colormap
+from ui.state import ViewerState
+
+SCOPES = (("volume", "Per volume (slices comparable)"), ("slice", "Per slice (stretched)"))
+
+
+class ColourBar(QWidget):
+    """The colour map as a bar, labelled with the raw map values at its ends."""
+
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.setFixedHeight(30)
+        for signal in (state.events.overlay, state.events.slice_index, state.events.analysis):
+            signal.connect(self._repaint)
+
+    def _repaint(self, *_args: object) -> None:
+        self.update()
+
+    def paintEvent(self, _event: object) -> None:  # noqa: N802
+        painter = QPainter(self)
+        lut = colormap(self.state.colormap)
+        bar = QRectF(0, 0, self.width(), 12)
+        gradient = QLinearGradient(bar.topLeft(), bar.topRight())
+        for index in range(0, 256, 15):
+            gradient.setColorAt(index / 255.0, QColor(*lut[index]))
+        gradient.setColorAt(1.0, QColor(*lut[255]))
+        painter.fillRect(bar, gradient)
+        spec = self.state.overlay_spec()
+        if spec is not None:
+            painter.setPen(QColor(200, 200, 200))
+            text_area = QRectF(0, 13, self.width(), self.height() - 13)
+            low, high = spec.value_range.low, spec.value_range.high
+            painter.drawText(text_area, Qt.AlignmentFlag.AlignLeft, f"{low:.3g}")
+            painter.drawText(text_area, Qt.AlignmentFlag.AlignRight, f"{high:.3g}")
+            painter.drawText(text_area, Qt.AlignmentFlag.AlignHCenter, "raw CAM value")
+        painter.end()
+
+
+class OverlayPanel(QWidget):
+    """Controls bound to the overlay fields of ``ViewerState``."""
+
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.visible = QCheckBox("Show CAM overlay (O)")
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity_label = QLabel()
+        self.opacity_label.setMinimumWidth(36)
+        self.class_box = QComboBox()
+        self.scope = QComboBox()
+        for key, text in SCOPES:
+            self.scope.addItem(text, key)
+        self.negative = QCheckBox("Show negative values")
+        self.colormap_box = QComboBox()
+        self.colormap_box.addItems(sorted(COLORMAPS))
+        self.colour_bar = ColourBar(state)
+        opacity_row = QHBoxLayout()
+        opacity_row.addWidget(self.opacity, 1)
+        opacity_row.addWidget(self.opacity_label)
+        form = QFormLayout()
+        form.addRow("Opacity", opacity_row)
+        form.addRow("Class", self.class_box)
+        form.addRow("Normalise", self.scope)
+        form.addRow("Colours", self.colormap_box)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.visible)
+        layout.addLayout(form)
+        layout.addWidget(self.negative)
+        layout.addWidget(self.colour_bar)
+
+        self.visible.toggled.connect(lambda on: setattr(state, "overlay_visible", on))
+        self.opacity.valueChanged.connect(lambda value: setattr(state, "overlay_opacity", value / 100.0))
+        self.class_box.currentIndexChanged.connect(self._class_picked)
+        self.scope.currentIndexChanged.connect(
+            lambda index: setattr(state, "normalisation", self.scope.itemData(index)))
+        self.negative.toggled.connect(lambda on: setattr(state, "show_negative", on))
+        self.colormap_box.currentTextChanged.connect(lambda name: setattr(state, "colormap", name))
+        state.events.overlay.connect(self._sync)
+        state.events.analysis.connect(self._on_analysis)
+        self._on_analysis(state.analysis)
+
+    def _class_picked(self, index: int) -> None:
+        if index >= 0 and self.state.analysis is not None:
+            self.state.overlay_class = index
+
+    def _on_analysis(self, analysis: object) -> None:
+        self.class_box.blockSignals(True)
+        self.class_box.clear()
+        if analysis is not None:
+            self.class_box.addItems(list(analysis.class_names))
+        self.class_box.blockSignals(False)
+        self.setEnabled(analysis is not None)
+        self._sync()
+
+    def _sync(self) -> None:
+        """Make every control show the state's value without echoing a change back."""
+        state = self.state
+        values = (
+            (self.visible, lambda: self.visible.setChecked(state.overlay_visible)),
+            (self.opacity, lambda: self.opacity.setValue(round(state.overlay_opacity * 100))),
+            (self.class_box, lambda: self.class_box.setCurrentIndex(
+                state.overlay_class if state.analysis is not None else -1)),
+            (self.scope, lambda: self.scope.setCurrentIndex(self.scope.findData(state.normalisation))),
+            (self.negative, lambda: self.negative.setChecked(state.show_negative)),
+            (self.colormap_box, lambda: self.colormap_box.setCurrentText(state.colormap)),
+        )
+        for widget, apply in values:
+            widget.blockSignals(True)
+            apply()
+            widget.blockSignals(False)
+        self.opacity_label.setText(f"{round(state.overlay_opacity * 100)}%")

@@ -1,0 +1,372 @@
+"""``ViewerState``: what the reader is looking at, the single source of truth of the viewer.
+
+A plain object with psygnal signals and no Qt (napari's model/view split): widgets subscribe
+to ``state.events.<name>`` and write back through the setters, which clamp and validate. Tests
+drive it without a display.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Literal
+
+import numpy as np
+from psygnal import Signal, SignalGroup
+
+from engine.imaging.volume import ImageVolume
+from ui.backend import AnnotationDraft, Analysis
+from ui.render import COLORMAPS, MapRange, NormalisationScope, OverlaySpec, colormap, map_range
+
+Tool = Literal["navigate", "point", "box"]
+TOOLS: tuple[Tool, ...] = ("navigate", "point", "box")
+_NORMAL_CLASS = re.compile(r"normal|healthy|background|negative|benign|^no[ _-]", re.IGNORECASE)
+_MIN_WINDOW_WIDTH = 1e-6
+
+
+class ViewerEvents(SignalGroup):
+    """Signals of ``ViewerState``; each fires after the value changed, with the new value."""
+
+    volume = Signal(object)  # ImageVolume | None; slice, window, analysis and draft reset with it
+    channel = Signal(str)
+    slice_index = Signal(int)
+    window = Signal(float, float)  # centre, width
+    analysis = Signal(object)  # Analysis | None
+    overlay = Signal()  # visibility, opacity, class, normalisation, negatives or colour map
+    tool = Signal(str)
+    annotation_label = Signal(str)
+    annotations = Signal(tuple)  # tuple[AnnotationDraft, ...]
+
+
+def default_overlay_class(class_names: tuple[str, ...], probabilities: np.ndarray) -> int:
+    """The class whose map and probability the viewer shows first.
+
+    The class with the highest per-slice probability anywhere in the volume, ignoring classes
+    whose names say "normal", "healthy", "no tumour"... unless every class is such a class.
+
+    Args:
+        class_names: the model's classes.
+        probabilities: ``(N, K)`` per-slice probabilities.
+    """
+    peaks = np.asarray(probabilities, dtype=float).max(axis=0)
+    candidates = [k for k, name in enumerate(class_names) if not _NORMAL_CLASS.search(name)]
+    candidates = candidates or list(range(len(class_names)))
+    return max(candidates, key=lambda k: peaks[k])
+
+
+class ViewerState:
+    """The viewer's state: volume, channel, slice, window, CAM overlay, tool and drawn marks.
+
+    Setters clamp to valid values (slice index into the volume, opacity into [0, 1], window
+    width above zero) and raise ``ValueError`` for names that do not exist (channel, tool,
+    normalisation scope, colour map). Each change fires its signal in ``events`` once.
+    """
+
+    def __init__(self) -> None:
+        self.events = ViewerEvents()
+        self._volume: ImageVolume | None = None
+        self._channel = ""
+        self._slice_index = 0
+        self._window = (0.0, 1.0)
+        self._analysis: Analysis | None = None
+        self._overlay_visible = True
+        self._overlay_opacity = 0.6
+        self._overlay_class = 0
+        self._normalisation: NormalisationScope = "volume"
+        self._show_negative = False
+        self._colormap = "inferno"
+        self._tool: Tool = "navigate"
+        self._annotation_label = ""
+        self._annotations: tuple[AnnotationDraft, ...] = ()
+        self._range_cache: dict[tuple, MapRange] = {}
+
+    # -- image -------------------------------------------------------------------------------
+    @property
+    def volume(self) -> ImageVolume | None:
+        return self._volume
+
+    def set_volume(self, volume: ImageVolume | None, channel: str | None = None) -> None:
+        """Show a new volume at its middle slice with its default window; drops the analysis
+        and the drawn marks of the previous case.
+
+        Args:
+            volume: the volume, or None to show nothing.
+            channel: channel to show; the first channel when None.
+        """
+        if volume is not None and channel is not None and channel not in volume.channel_names:
+            raise ValueError(f"no channel {channel!r}; channels are {volume.channel_names}")
+        self._volume = volume
+        self._analysis = None
+        self._annotations = ()
+        self._range_cache.clear()
+        if volume is not None:
+            self._channel = channel or volume.channel_names[0]
+            self._slice_index = volume.n_slices // 2
+            self._window = _valid_window(*volume.default_window())
+        else:
+            self._channel, self._slice_index = "", 0
+        self.events.volume.emit(volume)
+        self.events.channel.emit(self._channel)
+        self.events.slice_index.emit(self._slice_index)
+        self.events.window.emit(*self._window)
+        self.events.analysis.emit(None)
+        self.events.annotations.emit(())
+
+    @property
+    def channel(self) -> str:
+        return self._channel
+
+    @channel.setter
+    def channel(self, name: str) -> None:
+        if self._volume is None or name not in self._volume.channel_names:
+            available = self._volume.channel_names if self._volume is not None else ()
+            raise ValueError(f"no channel {name!r}; channels are {available}")
+        if name != self._channel:
+            self._channel = name
+            self.events.channel.emit(name)
+
+    @property
+    def slice_index(self) -> int:
+        return self._slice_index
+
+    @slice_index.setter
+    def slice_index(self, index: int) -> None:
+        last = self._volume.n_slices - 1 if self._volume is not None else 0
+        index = int(min(max(int(index), 0), last))
+        if index != self._slice_index:
+            self._slice_index = index
+            self.events.slice_index.emit(index)
+
+    def step_slice(self, delta: int) -> None:
+        """Move ``delta`` slices (negative goes back), stopping at the first and last slice."""
+        self.slice_index = self._slice_index + delta
+
+    @property
+    def window(self) -> tuple[float, float]:
+        """``(centre, width)`` of the grey-level window."""
+        return self._window
+
+    @window.setter
+    def window(self, centre_width: tuple[float, float]) -> None:
+        window = _valid_window(*centre_width)
+        if window != self._window:
+            self._window = window
+            self.events.window.emit(*window)
+
+    def reset_window(self) -> None:
+        """Back to the volume's default window (``ImageVolume.default_window``)."""
+        if self._volume is not None:
+            self.window = self._volume.default_window()
+
+    def current_image(self) -> np.ndarray | None:
+        """``(H, W)`` pixels of the shown channel at the shown slice, or None without a volume."""
+        if self._volume is None:
+            return None
+        return self._volume.channel(self._channel)[self._slice_index]
+
+    # -- analysis and overlay ----------------------------------------------------------------
+    @property
+    def analysis(self) -> Analysis | None:
+        return self._analysis
+
+    def set_analysis(self, analysis: Analysis | None) -> None:
+        """Show a model's output; its maps must lie on the volume's grid.
+
+        Raises:
+            ValueError: the maps or probabilities do not match the volume or the class list.
+        """
+        if analysis is not None:
+            _check_analysis(analysis, self._volume)
+            self._overlay_class = default_overlay_class(
+                analysis.class_names, analysis.probabilities
+            )
+        self._analysis = analysis
+        self._range_cache.clear()
+        self.events.analysis.emit(analysis)
+        self.events.overlay.emit()
+
+    @property
+    def overlay_visible(self) -> bool:
+        return self._overlay_visible
+
+    @overlay_visible.setter
+    def overlay_visible(self, visible: bool) -> None:
+        self._set_overlay("_overlay_visible", bool(visible))
+
+    def toggle_overlay(self) -> None:
+        self.overlay_visible = not self._overlay_visible
+
+    @property
+    def overlay_opacity(self) -> float:
+        return self._overlay_opacity
+
+    @overlay_opacity.setter
+    def overlay_opacity(self, opacity: float) -> None:
+        if math.isnan(opacity):
+            raise ValueError("overlay opacity must be a number in [0, 1]")
+        self._set_overlay("_overlay_opacity", float(min(max(opacity, 0.0), 1.0)))
+
+    @property
+    def overlay_class(self) -> int:
+        """Index of the class whose map is shown (and whose probability the strip plots)."""
+        return self._overlay_class
+
+    @overlay_class.setter
+    def overlay_class(self, index: int) -> None:
+        count = len(self._analysis.class_names) if self._analysis is not None else 1
+        self._set_overlay("_overlay_class", int(min(max(int(index), 0), count - 1)))
+
+    @property
+    def normalisation(self) -> NormalisationScope:
+        return self._normalisation
+
+    @normalisation.setter
+    def normalisation(self, scope: NormalisationScope) -> None:
+        if scope not in ("volume", "slice"):
+            raise ValueError(f"normalisation must be 'volume' or 'slice', got {scope!r}")
+        self._set_overlay("_normalisation", scope)
+
+    @property
+    def show_negative(self) -> bool:
+        return self._show_negative
+
+    @show_negative.setter
+    def show_negative(self, show: bool) -> None:
+        self._set_overlay("_show_negative", bool(show))
+
+    @property
+    def colormap(self) -> str:
+        return self._colormap
+
+    @colormap.setter
+    def colormap(self, name: str) -> None:
+        if name not in COLORMAPS:
+            raise ValueError(f"no colour map {name!r}; choose from {sorted(COLORMAPS)}")
+        self._set_overlay("_colormap", name)
+
+    def _set_overlay(self, attribute: str, value: object) -> None:
+        if getattr(self, attribute) != value:
+            setattr(self, attribute, value)
+            self.events.overlay.emit()
+
+    def overlay_spec(self) -> OverlaySpec | None:
+        """The map to blend over the shown slice, or None when hidden or not analysed."""
+        if self._analysis is None or not self._overlay_visible or self._volume is None:
+            return None
+        maps = self._analysis.maps[self._overlay_class]
+        slice_key = self._slice_index if self._normalisation == "slice" else -1
+        key = (self._overlay_class, self._normalisation, slice_key, self._show_negative)
+        if key not in self._range_cache:
+            self._range_cache[key] = map_range(
+                maps, self._slice_index, self._normalisation, self._show_negative
+            )
+        return OverlaySpec(
+            saliency=maps[self._slice_index],
+            value_range=self._range_cache[key],
+            lut=colormap(self._colormap),
+            opacity=self._overlay_opacity,
+        )
+
+    def current_probabilities(self) -> dict[str, float]:
+        """Class name to probability at the shown slice; empty without an analysis."""
+        if self._analysis is None:
+            return {}
+        row = self._analysis.probabilities[self._slice_index]
+        return {name: float(p) for name, p in zip(self._analysis.class_names, row)}
+
+    # -- drawing -----------------------------------------------------------------------------
+    @property
+    def tool(self) -> Tool:
+        return self._tool
+
+    @tool.setter
+    def tool(self, tool: Tool) -> None:
+        if tool not in TOOLS:
+            raise ValueError(f"no tool {tool!r}; tools are {TOOLS}")
+        if tool != self._tool:
+            self._tool = tool
+            self.events.tool.emit(tool)
+
+    @property
+    def annotation_label(self) -> str:
+        """The label given to the next point or box."""
+        return self._annotation_label
+
+    @annotation_label.setter
+    def annotation_label(self, label: str) -> None:
+        if label != self._annotation_label:
+            self._annotation_label = str(label)
+            self.events.annotation_label.emit(self._annotation_label)
+
+    @property
+    def annotations(self) -> tuple[AnnotationDraft, ...]:
+        """Points and boxes drawn on this case and not yet saved."""
+        return self._annotations
+
+    def add_point(self, row: float, col: float) -> AnnotationDraft:
+        """Drop a point at image ``(row, col)`` of the shown slice, with the current label."""
+        self._require_inside(row, col)
+        point = AnnotationDraft("point", self._slice_index, ((row, col),), self._annotation_label)
+        return self._append(point)
+
+    def add_box(
+        self, corner_a: tuple[float, float], corner_b: tuple[float, float]
+    ) -> AnnotationDraft:
+        """Draw a box between two image ``(row, col)`` corners, stored top-left then bottom-right."""
+        for corner in (corner_a, corner_b):
+            self._require_inside(*corner)
+        top_left = (min(corner_a[0], corner_b[0]), min(corner_a[1], corner_b[1]))
+        bottom_right = (max(corner_a[0], corner_b[0]), max(corner_a[1], corner_b[1]))
+        corners = (top_left, bottom_right)
+        return self._append(AnnotationDraft("box", self._slice_index, corners, self._annotation_label))
+
+    def remove_annotation(self, index: int) -> None:
+        if not 0 <= index < len(self._annotations):
+            raise IndexError(f"no annotation {index}; there are {len(self._annotations)}")
+        self._annotations = self._annotations[:index] + self._annotations[index + 1 :]
+        self.events.annotations.emit(self._annotations)
+
+    def relabel_annotation(self, index: int, label: str) -> None:
+        old = self._annotations[index]
+        if old.label != label:
+            new = AnnotationDraft(old.kind, old.slice_index, old.points, label)
+            self._annotations = self._annotations[:index] + (new,) + self._annotations[index + 1 :]
+            self.events.annotations.emit(self._annotations)
+
+    def clear_annotations(self) -> None:
+        if self._annotations:
+            self._annotations = ()
+            self.events.annotations.emit(())
+
+    def _append(self, draft: AnnotationDraft) -> AnnotationDraft:
+        self._annotations = self._annotations + (draft,)
+        self.events.annotations.emit(self._annotations)
+        return draft
+
+    def _require_inside(self, row: float, col: float) -> None:
+        if self._volume is None:
+            raise ValueError("no image is open to draw on")
+        _, rows, cols = self._volume.shape
+        if not (-0.5 <= row <= rows - 0.5 and -0.5 <= col <= cols - 0.5):
+            raise ValueError(f"({row:.1f}, {col:.1f}) lies outside the {rows} x {cols} image")
+
+
+def _valid_window(centre: float, width: float) -> tuple[float, float]:
+    centre, width = float(centre), float(width)
+    if not (math.isfinite(centre) and math.isfinite(width)):
+        raise ValueError(f"window centre and width must be finite, got ({centre}, {width})")
+    return centre, max(width, _MIN_WINDOW_WIDTH)
+
+
+def _check_analysis(analysis: Analysis, volume: ImageVolume | None) -> None:
+    if volume is None:
+        raise ValueError("an analysis needs an open volume")
+    classes = len(analysis.class_names)
+    expected_maps = (classes,) + volume.shape
+    if analysis.maps.shape != expected_maps:
+        raise ValueError(f"CAM maps {analysis.maps.shape} do not match the volume {expected_maps}")
+    expected_probabilities = (volume.n_slices, classes)
+    if analysis.probabilities.shape != expected_probabilities:
+        raise ValueError(
+            f"probabilities {analysis.probabilities.shape} do not match {expected_probabilities}"
+        )
