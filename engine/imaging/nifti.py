@@ -76,7 +76,8 @@ def _to_display(image: nib.Nifti1Image) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
-    return tuple(float(np.linalg.norm(affine[:3, k])) for k in range(3))  # type: ignore[return-value]
+    # NIfTI stores float32: round away its noise (0.699999988 mm is 0.7 mm).
+    return tuple(round(float(np.linalg.norm(affine[:3, k])), 6) for k in range(3))  # type: ignore[return-value]
 
 
 def _summary(image: nib.Nifti1Image, path: Path) -> dict:

@@ -11,11 +11,14 @@ from pathlib import Path
 from engine.errors import ImageReadError, SalienceError
 from engine.imaging import nifti
 from engine.imaging.volume import ImageVolume
-from engine.progress import NullProgress, Progress
+from engine.progress import Cancelled, NullProgress, Progress
 
 CLIP_SUFFIXES = (".mp4", ".avi", ".mov", ".gif", ".mpeg", ".mpg", ".m4v", ".webm")
 PATCH_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 TIFF_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".scn", ".mrxs", ".vms", ".bif")
+#: Image formats Salience does not read; named so the user hears which, not "not a DICOM file".
+UNSUPPORTED_SUFFIXES = (".mnc", ".hdr", ".img", ".par", ".rec", ".mha", ".mhd", ".nrrd", ".nhdr", ".mgz", ".v")
+READABLE = "DICOM, NIfTI (.nii, .nii.gz), clips (mp4, avi, mov, gif, mpeg), patches (png, jpg, tif) or slides"
 
 
 def _is_dicom(path: Path) -> bool:
@@ -48,7 +51,7 @@ def read_image(path: str | Path, progress: Progress | None = None) -> ImageVolum
         if path.is_dir():
             return _read_folder(path, progress)
         return _read_file(path, progress)
-    except SalienceError:
+    except (SalienceError, Cancelled):
         raise
     except MemoryError:
         raise ImageReadError(path, "image is too large to hold in memory") from None
@@ -88,6 +91,8 @@ def _read_file(path: Path, progress: Progress) -> ImageVolume:
         from engine.imaging import slide
 
         return slide.read_patch(path)
+    if path.suffix.lower() in UNSUPPORTED_SUFFIXES:
+        raise ImageReadError(path, f"unsupported file type {path.suffix}; Salience reads {READABLE}")
     # No telling suffix: DICOM files from archives often have none.
     from engine.imaging import dicom
 

@@ -1,0 +1,45 @@
+"""The dispatcher hands every failure to the user as one line, but a cancel stays a cancel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.errors import ImageReadError
+from engine.imaging import open as open_module
+from engine.imaging import read_image
+from engine.progress import Cancelled
+
+
+def test_a_cancelled_read_is_not_reported_as_a_bad_file(tmp_path, monkeypatch):
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"\x00" * 64)
+
+    def cancelled_read(p, progress):
+        raise Cancelled()
+
+    monkeypatch.setattr(open_module, "_read_file", cancelled_read)
+    with pytest.raises(Cancelled):
+        read_image(path)
+
+
+def test_a_reader_bug_still_reaches_the_user_as_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "scan.nii"
+    path.write_bytes(b"\x00" * 64)
+
+    def broken_read(p, progress):
+        return np.zeros(3)[5]  # IndexError inside a reader
+
+    monkeypatch.setattr(open_module, "_read_file", broken_read)
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    assert str(path) in str(info.value) and "IndexError" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", [".mnc", ".mha", ".nrrd"])
+def test_a_known_unsupported_format_is_named(tmp_path, suffix):
+    path = tmp_path / f"brain{suffix}"
+    path.write_bytes(b"\x01" * 512)
+    with pytest.raises(ImageReadError, match=f"unsupported file type {suffix}"):
+        read_image(path)
