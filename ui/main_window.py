@@ -183,13 +183,17 @@ class MainWindow(QMainWindow):
         """
         if not self.confirm_discard_changes():
             return None
-        return self._start_open(f"Opening {item.title}", self.workstation.open_case, item)
+        task = self._start_open(f"Opening {item.title}", self.workstation.open_case, item)
+        task.finished.connect(lambda _case: self.worklist.mark_open(item.key))
+        return task
 
     def open_path(self, path: str) -> Task | None:
         """Open a file or folder outside the worklist (File > Open)."""
         if not path or not self.confirm_discard_changes():
             return None
-        return self._start_open(f"Opening {path}", self.workstation.open_path, path)
+        task = self._start_open(f"Opening {path}", self.workstation.open_path, path)
+        task.finished.connect(lambda _case: self.worklist.mark_open(None))
+        return task
 
     def choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open image file")

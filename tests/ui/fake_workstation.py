@@ -59,6 +59,7 @@ class FakeWorkstation:
     readings: list[tuple[OpenedCase, ReadingDraft]] = field(default_factory=list)
     saved: list[SavedReading] = field(default_factory=list)
     analyse_calls: list[tuple[str, str]] = field(default_factory=list)
+    installed_bundles: tuple[str, ...] = ("glioma 1.0.0",)
 
     @property
     def reader(self) -> ReaderInfo:
@@ -70,7 +71,7 @@ class FakeWorkstation:
                 WorklistItem("/fake/CASE_B", "CASE_B", "/fake/CASE_B", "glioma", "new")]
 
     def bundles(self, task: str) -> list[str]:
-        return [f"{task} 1.0.0"]
+        return [name for name in self.installed_bundles if name.startswith(task)]
 
     def methods(self) -> list[str]:
         return ["gradcam", "gradcam++"]

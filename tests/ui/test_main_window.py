@@ -46,6 +46,7 @@ def test_opening_a_case_shows_flair_middle_slice_with_default_window(opened):
     t1 = window_to_uint8(volume.channel("t1")[2], centre, width)
     assert screen_pixel(opened, 12, 12) == (t1[12, 12],) * 3 != (expected[12, 12],) * 3
     assert "Slice 3 / 5" in opened.navigator.label.text()
+    assert opened.worklist.list.item(0).font().bold() and not opened.worklist.list.item(1).font().bold()
 
 
 def test_analysis_runs_in_worker_with_moving_progress_and_shows_results(qtbot, opened):
@@ -256,3 +257,15 @@ def test_failed_save_keeps_the_draft_and_says_why(opened, workstation):
     assert opened.error_box.text() == "database is locked; try again"
     assert len(opened.state.annotations) == 1 and opened.reading_form.is_complete()
     assert workstation.readings == []
+
+
+def test_without_a_bundle_analyse_is_off_and_says_why(qtbot, window, workstation):
+    """With no model installed for the task, the model box says so and Analyse stays disabled."""
+    workstation.installed_bundles = ()
+    task = window.open_item(window.worklist.items()[0])
+    with qtbot.waitSignal(task.done, timeout=5000):
+        pass
+    panel = window.analysis_panel
+    assert panel.bundle.count() == 0 and panel.bundle.placeholderText() == "No model installed for this task"
+    assert not panel.analyse_button.isEnabled()
+    assert panel.method.currentText() == "gradcam"

@@ -49,12 +49,16 @@ class AnalysisPanel(QWidget):
 
     def set_choices(self, bundles: list[str], methods: list[str]) -> None:
         """Offer these bundles and CAM methods, keeping the current picks where still offered."""
+        self.bundle.setPlaceholderText("No model installed for this task")
+        self.method.setPlaceholderText("No CAM method available")
         for box, names in ((self.bundle, bundles), (self.method, methods)):
             current = box.currentText()
             box.clear()
             box.addItems(names)
             if current in names:
                 box.setCurrentText(current)
+            elif names:
+                box.setCurrentIndex(0)  # with a placeholder set, Qt would leave none picked
         self._update_button()
 
     def set_case_open(self, is_open: bool) -> None:

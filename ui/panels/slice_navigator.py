@@ -51,6 +51,8 @@ class ProbabilityStrip(QWidget):
             painter.setPen(QColor(120, 120, 120))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
                              "Per-slice probabilities appear here after Analyse")
+            painter.end()
+            return
         else:
             lut = colormap(self.state.colormap)
             probabilities = analysis.probabilities[:, self.state.overlay_class]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from ui.backend import WorklistItem
@@ -46,6 +47,19 @@ class WorklistPanel(QWidget):
             row.setToolTip(entry.source)
             self.list.addItem(row)
             if entry.key == current:
+                self.list.setCurrentItem(row)
+        self.mark_open(getattr(self, "_open_key", None))
+
+    def mark_open(self, key: str | None) -> None:
+        """Show the open case in bold and select it (None: no worklist case is open)."""
+        self._open_key = key
+        for index in range(self.list.count()):
+            row = self.list.item(index)
+            is_open = row.data(_ITEM_ROLE).key == key
+            font = QFont(row.font())
+            font.setBold(is_open)
+            row.setFont(font)
+            if is_open:
                 self.list.setCurrentItem(row)
 
     def items(self) -> list[WorklistItem]:
