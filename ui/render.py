@@ -7,6 +7,7 @@ The slice view only wraps the final ``(H, W, 4)`` RGBA buffer in a ``QImage``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -33,18 +34,20 @@ _INFERNO_STOPS = np.array(
 )
 
 
+@lru_cache(maxsize=None)
 def inferno_lut() -> np.ndarray:
     """The 256-entry 'inferno' colour map: black through purple and orange to pale yellow.
 
     Returns:
-        ``(256, 3)`` uint8 RGB table; entry 0 is the coldest colour, entry 255 the hottest.
+        ``(256, 3)`` read-only uint8 RGB table; entry 0 is the coldest colour, 255 the hottest.
     """
     positions = np.linspace(0.0, 1.0, len(_INFERNO_STOPS))
     x = np.linspace(0.0, 1.0, 256)
     channels = [np.interp(x, positions, _INFERNO_STOPS[:, k]) for k in range(3)]
-    return np.rint(np.stack(channels, axis=1)).astype(np.uint8)
+    return _frozen(np.rint(np.stack(channels, axis=1)).astype(np.uint8))
 
 
+@lru_cache(maxsize=None)
 def jet_lut() -> np.ndarray:
     """The 256-entry 'jet' colour map (blue, cyan, yellow, red), familiar from Grad-CAM figures.
 
@@ -53,7 +56,12 @@ def jet_lut() -> np.ndarray:
     """
     x = np.linspace(0.0, 1.0, 256)
     rgb = [np.clip(1.5 - np.abs(4.0 * x - centre), 0.0, 1.0) for centre in (3.0, 2.0, 1.0)]
-    return np.rint(np.stack(rgb, axis=1) * 255.0).astype(np.uint8)
+    return _frozen(np.rint(np.stack(rgb, axis=1) * 255.0).astype(np.uint8))
+
+
+def _frozen(lut: np.ndarray) -> np.ndarray:
+    lut.setflags(write=False)  # cached and shared: nobody may change it
+    return lut
 
 
 COLORMAPS = {"inferno": inferno_lut, "jet": jet_lut}
