@@ -66,8 +66,8 @@ def compute_maps(
         the same map in every row (an expanded view: copy before writing in place).
 
     Raises:
-        ValueError: an unknown method, or CAM asked for where it is undefined.
-        KeyError: Smooth Grad-CAM++ asked for on a capture without noisy gradients.
+        ValueError: an unknown method, CAM asked for where it is undefined, or Smooth Grad-CAM++
+            asked for on a capture without noisy gradients.
     """
     activations, gradients = capture.activations[layer], capture.gradients[layer]
     rows, items = gradients.shape[:2]
@@ -88,6 +88,8 @@ def compute_maps(
             weights = cam_rows.unsqueeze(1).expand(rows, items, -1).reshape(rows * items, -1)
             raw = method.compute(tiled, weights).reshape((rows, items) + spatial)
         elif method.needs == "noisy_gradients":
+            if layer not in capture.noisy_gradients:
+                raise ValueError(f"{name} needs a capture run with noise_samples > 0")
             noisy = capture.noisy_gradients[layer]  # (T, N, B, C, *spatial)
             raw = torch.stack([method.compute(activations, noisy[t]) for t in range(rows)]) if rows else \
                 activations.new_zeros((0, items) + spatial)

@@ -139,6 +139,36 @@ def test_batched_backward_equals_one_backward_per_class_for_varied_heads():
     assert float(batched.gradients["0"].abs().sum()) > 0
 
 
+class _ItemInBackward(torch.autograd.Function):
+    """Doubles its input; its backward reads a Python number, which vmap cannot batch."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * (2.0 if grad.abs().sum().item() >= 0 else 0.0)
+
+
+class _Unbatchable(nn.Module):
+    def forward(self, x):
+        return _ItemInBackward.apply(x)
+
+
+def test_a_head_vmap_cannot_batch_falls_back_to_one_backward_per_class():
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), _Unbatchable(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 4))
+    x = sample((2, 1, 8, 8))
+    with CamCapture(model, ["0"]) as cam:
+        capture = cam.run(x)
+    assert not capture.batched_backward
+    weight = model[4].weight.detach()  # d logit_k / d A_c = 2 w_kc / 36 at every position
+    expected = (2 * weight / 36)[:, None, :, None, None].expand(4, 2, 3, 6, 6)
+    torch.testing.assert_close(capture.gradients["0"], expected)
+    assert hook_count(model) == 0
+
+
 def test_several_layers_in_one_pass_match_separate_captures():
     model = tiny_densenet()
     x = sample((1, 1, 32, 32))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.explain.all_methods import SINGLE_CAPTURE_METHODS, explain_all
+from engine.explain.all_methods import SINGLE_CAPTURE_METHODS, compute_maps, explain_all
 from engine.explain.capture import CamCapture
 from engine.explain.cluster_filter import cf_cam
 from engine.explain.methods import GRADIENT_METHODS, METHODS, class_activation_map, final_linear_weight, upsample
@@ -70,6 +70,15 @@ def test_cam_needs_one_class_per_row():
         explain_all(model, x, HEAD, target=ClassLogit([0, 2]), methods=["cam"])
     with pytest.raises(ValueError, match="unknown CAM methods \\['gradcam\\+\\+'\\]"):
         explain_all(model, x, HEAD, methods=["gradcam++"])
+
+
+def test_smooth_grad_cam_pp_needs_noisy_gradients():
+    model = tiny_densenet()
+    with CamCapture(model, [HEAD]) as cam:
+        capture = cam.run(sample((1, 1, 32, 32)), classes=[0])
+    with pytest.raises(ValueError, match="smoothgradcampp needs a capture run with noise_samples > 0"):
+        compute_maps(capture, HEAD, ["smoothgradcampp"])
+    assert compute_maps(capture, HEAD, ["gradcam"])["gradcam"].shape == (1, 1, 8, 8)
 
 
 def test_a_given_fc_weight_is_used_for_cam():
