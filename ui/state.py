@@ -20,7 +20,7 @@ from ui.render import COLORMAPS, MapRange, NormalisationScope, OverlaySpec, colo
 
 Tool = Literal["navigate", "point", "box"]
 TOOLS: tuple[Tool, ...] = ("navigate", "point", "box")
-_NORMAL_CLASS = re.compile(r"normal|healthy|background|negative|benign|^no[ _-]", re.IGNORECASE)
+_NORMAL_CLASS = re.compile(r"\b(normal|healthy|background|negative|benign)\b|^(no|non)[ _-]", re.IGNORECASE)
 _MIN_WINDOW_WIDTH = 1e-6
 
 

@@ -67,6 +67,9 @@ def test_analysis_must_match_volume_and_picks_the_abnormal_class():
     assert state.overlay_class == 1
     assert default_overlay_class(("healthy", "covid", "pneumonia"),
                                  np.array([[0.9, 0.04, 0.06]])) == 2
+    # "abnormality" contains "normal": the shipped glioma bundle's classes must still pick it.
+    assert default_overlay_class(("no FLAIR abnormality", "FLAIR abnormality"),
+                                 np.array([[0.999, 0.001], [0.002, 0.998]])) == 1
 
 
 def test_overlay_spec_uses_volume_range_then_slice_range():
