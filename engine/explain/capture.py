@@ -124,19 +124,22 @@ class CamCapture:
         self._modules = [resolve_layer(model, name) for name in self.target_layers]
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._saved: dict[str, torch.Tensor] = {}
-        self._grad_flags: list[tuple[nn.Parameter, bool]] = []
-        self._was_training = model.training
+        self._frozen: list[nn.Parameter] = []
+        self._were_training: list[nn.Module] = []
         self._active = False
 
     def __enter__(self) -> "CamCapture":
         if self._active:
             raise RuntimeError("this CamCapture is already in use; create another one")
-        self._was_training = self.model.training
-        self._grad_flags = [(p, p.requires_grad) for p in self.model.parameters()]
+        # Only what changes is recorded, so exactly that is put back (a frozen BatchNorm in a
+        # model left in training mode stays frozen).
+        self._frozen = [p for p in self.model.parameters() if p.requires_grad]
+        self._were_training = [m for m in self.model.modules() if m.training]
         try:
-            for parameter, _ in self._grad_flags:
+            for parameter in self._frozen:
                 parameter.requires_grad_(False)
-            self.model.eval()
+            for module in self._were_training:
+                module.training = False
             for name, module in zip(self.target_layers, self._modules):
                 self._handles.append(module.register_forward_hook(self._hook(name)))
             self._active = True
@@ -152,10 +155,12 @@ class CamCapture:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        for parameter, flag in self._grad_flags:
-            parameter.requires_grad_(flag)
-        self._grad_flags.clear()
-        self.model.train(self._was_training)
+        for parameter in self._frozen:
+            parameter.requires_grad_(True)
+        self._frozen.clear()
+        for module in self._were_training:
+            module.training = True
+        self._were_training.clear()
         self._saved.clear()
         self._active = False
 

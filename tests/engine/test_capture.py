@@ -67,6 +67,18 @@ def test_exception_in_forward_releases_hooks_and_restores_flags():
     assert model.training and all(m.training for m in model.modules())
 
 
+def test_modes_come_back_module_by_module():
+    """A model left training with one BatchNorm frozen in eval gets exactly that back."""
+    model = tiny_densenet()
+    model.train()
+    model.features.norm0.eval()
+    with CamCapture(model, [HEAD]) as cam:
+        assert not any(m.training for m in model.modules())
+        cam.run(sample((1, 1, 32, 32)), classes=[0])
+    assert not model.features.norm0.training
+    assert all(m.training for name, m in model.named_modules() if name != "features.norm0")
+
+
 def test_bad_layer_name_changes_nothing():
     model = tiny_densenet()
     model.train()
