@@ -11,8 +11,9 @@ scikit-learn), for any number of spatial dimensions:
 1. Hierarchical importance: channels whose activation L2 norm is at or above the 75th
    percentile are "important" and keep their own Grad-CAM weight (mean gradient).
 2. Density-aware clustering: the other channels are clustered by DBSCAN on their flattened
-   activations (Euclidean), with ``eps`` the 25th percentile of their pairwise distances and
-   ``min_samples`` 5 % of them (at least 2). DBSCAN's noise channels are discarded (weight 0).
+   activations (Euclidean), with ``eps`` the 25th percentile of their pairwise distances (taken
+   at the lower rank; the reference code interpolates) and ``min_samples`` 5 % of them (at
+   least 2). DBSCAN's noise channels are discarded (weight 0).
 3. Cluster-conditioned gradient filtering: each cluster's mean gradient map is smoothed with a
    Gaussian filter (the paper's abstract says Gaussian; the reference code uses a bilateral
    filter); every channel of the cluster gets the smoothed map's mean as its weight.

@@ -58,7 +58,8 @@ def eigen_cam(activations: torch.Tensor, gradients: torch.Tensor | None = None) 
 
     Muhammad & Yeasin, "Eigen-CAM: Class Activation Map using Principal Components", IJCNN 2020:
     the activation matrix (positions x channels) is factorised by SVD and projected on the first
-    right singular vector (uncentred, as in the paper; pytorch-grad-cam centres first). The
+    right singular vector (the SVD of the activation matrix itself, uncentred, as the paper writes
+    it; pytorch-grad-cam centres the channels first). The
     result does not depend on the class; ``gradients`` is accepted and ignored so the method has
     the same signature as the rest of the family.
     """
