@@ -294,7 +294,7 @@ def _is_str_list(value: Any) -> bool:
 _REQUIRED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "name": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
     "version": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
-    "task": (lambda v: v in TASKS, f"one of {sorted(TASKS)}"),
+    "task": (lambda v: isinstance(v, str) and v in TASKS, f"one of {sorted(TASKS)}"),
     "class_names": (_is_str_list, "a non-empty list of names"),
     "input_channels": (_is_str_list, "a non-empty list of channel names"),
     "input_size": (
@@ -318,7 +318,14 @@ def check_metadata(metadata: dict[str, Any], bundle: Path) -> None:
     unknown = set(metadata["preprocessing"]) - set(TASKS[metadata["task"]].parameters) - {"function"}
     if unknown:
         raise BundleError(bundle, f"{METADATA_FILE} preprocessing has unknown parameters {sorted(unknown)}")
-    temperature = metadata.get("calibration", {}).get("temperature", 1.0)
+    numbers = {k: v for k, v in metadata["preprocessing"].items() if k != "function"}
+    not_numbers = sorted(k for k, v in numbers.items() if isinstance(v, bool) or not isinstance(v, (int, float)))
+    if not_numbers:
+        raise BundleError(bundle, f"{METADATA_FILE} preprocessing parameters {not_numbers} must be numbers")
+    calibration = metadata.get("calibration", {})
+    if not isinstance(calibration, dict):
+        raise BundleError(bundle, f"{METADATA_FILE} calibration must be an object")
+    temperature = calibration.get("temperature", 1.0)
     if not (isinstance(temperature, (int, float)) and temperature > 0):
         raise BundleError(bundle, f"{METADATA_FILE} calibration temperature must be positive, got {temperature!r}")
 

@@ -127,9 +127,26 @@ def test_malformed_metadata_names_the_problem(tiny_bundle: Path):
     (tiny_bundle / METADATA_FILE).write_text('{"name": "tiny",\n "version": }')
     with pytest.raises(BundleError, match=r"metadata.json is not valid JSON \(line 2"):
         load_bundle(tiny_bundle)
-    _edit_json_text = {"name": "tiny", "version": "1", "task": "glioma"}
-    (tiny_bundle / METADATA_FILE).write_text(json.dumps(_edit_json_text))
+    partial = {"name": "tiny", "version": "1", "task": "glioma"}
+    (tiny_bundle / METADATA_FILE).write_text(json.dumps(partial))
     with pytest.raises(BundleError, match="lacks 'class_names'"):
+        load_bundle(tiny_bundle)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"task": ["glioma"]}, "'task' must be one of"),
+        ({"input_size": [128]}, "'input_size' must be"),
+        ({"weights_sha256": "abc"}, "64 lower-case hex digits"),
+        ({"preprocessing": {"upper_percentile": "99"}}, r"\['upper_percentile'\] must be numbers"),
+        ({"preprocessing": {"gamma": 2.0}}, "unknown parameters \\['gamma'\\]"),
+        ({"calibration": {"temperature": 0}}, "temperature must be positive"),
+    ],
+)
+def test_malformed_metadata_fields_are_named(tiny_bundle: Path, change: dict, message: str):
+    _edit_json(tiny_bundle / METADATA_FILE, lambda c: c.update(change))
+    with pytest.raises(BundleError, match=message):
         load_bundle(tiny_bundle)
 
 
