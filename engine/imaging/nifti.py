@@ -35,7 +35,7 @@ def _load(path: Path) -> nib.Nifti1Image:
         if path.stat().st_size == 0:
             raise ImageReadError(path, "file is empty")
         image = nib.load(str(path))
-        if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+        if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image, nib.Nifti1Pair, nib.Nifti2Pair)):
             raise ImageReadError(path, f"not a NIfTI image ({type(image).__name__})")
         data = np.asanyarray(image.dataobj)
         if data.dtype.byteorder == ">":  # torch and most consumers need native byte order

@@ -17,7 +17,7 @@ CLIP_SUFFIXES = (".mp4", ".avi", ".mov", ".gif", ".mpeg", ".mpg", ".m4v", ".webm
 PATCH_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 TIFF_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".scn", ".mrxs", ".vms", ".bif")
 #: Image formats Salience does not read; named so the user hears which, not "not a DICOM file".
-UNSUPPORTED_SUFFIXES = (".mnc", ".hdr", ".img", ".par", ".rec", ".mha", ".mhd", ".nrrd", ".nhdr", ".mgz", ".v")
+UNSUPPORTED_SUFFIXES = (".mnc", ".par", ".rec", ".mha", ".mhd", ".nrrd", ".nhdr", ".mgz", ".v")
 READABLE = "DICOM, NIfTI (.nii, .nii.gz), clips (mp4, avi, mov, gif, mpeg), patches (png, jpg, tif) or slides"
 
 
@@ -74,6 +74,8 @@ def _read_file(path: Path, progress: Progress) -> ImageVolume:
     if nifti.is_nifti(path):
         if nifti.case_files(path) is not None:
             return nifti.read_nifti_case(path)
+        return nifti.read_nifti(path)
+    if path.suffix.lower() in (".hdr", ".img"):  # a NIfTI-1 pair; nibabel refuses plain Analyze
         return nifti.read_nifti(path)
     if _is_dicom(path):
         from engine.imaging import dicom

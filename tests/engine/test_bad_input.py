@@ -23,7 +23,8 @@ CORPUS = sorted(Path(f) for f in get_testdata_files() if Path(f).is_file())
 KNOWN_REASON = re.compile(
     r"^(not a DICOM file|file is empty|no pixel data|incomplete image header|invalid|unsupported transfer syntax"
     r"|truncated pixel data|.+ pixel data could not be decoded|damaged|image too large|not a NIfTI image"
-    r"|not a readable NIfTI file|corrupt NIfTI file|expected a 2-D, 3-D or 4-D image|no transfer syntax)"
+    r"|not a readable NIfTI file|corrupt NIfTI file|expected a 2-D, 3-D or 4-D image|no transfer syntax"
+    r"|unsupported file type)"
 )
 EXPECTED_REFUSALS = {
     "MR_truncated.dcm": "truncated pixel data (8130 of 8192 bytes)",

@@ -43,3 +43,17 @@ def test_a_known_unsupported_format_is_named(tmp_path, suffix):
     path.write_bytes(b"\x01" * 512)
     with pytest.raises(ImageReadError, match=f"unsupported file type {suffix}"):
         read_image(path)
+
+
+def test_a_nifti_pair_opens_from_either_file(tmp_path):
+    import nibabel as nib
+
+    data = np.arange(3 * 4 * 5, dtype=np.int16).reshape(3, 4, 5)
+    nib.save(nib.Nifti1Pair(data, np.diag([1.0, 2.0, 3.0, 1.0])), str(tmp_path / "brain.hdr"))
+    for name in ("brain.hdr", "brain.img"):
+        volume = read_image(tmp_path / name)
+        assert volume.shape == (5, 4, 3) and volume.spacing == (3.0, 2.0, 1.0)
+        assert sorted(volume.array.ravel().tolist()) == list(range(60))
+    (tmp_path / "brain.img").unlink()
+    with pytest.raises(ImageReadError, match="brain.img"):
+        read_image(tmp_path / "brain.hdr")
