@@ -5,8 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 ENGINE_MODULES = [
     "engine.imaging",
     "engine.imaging.nifti",
@@ -38,8 +36,7 @@ def test_db_imports_no_qt_no_torch_no_engine():
     assert not {"PySide6", "shiboken6", "torch", "monai", "engine", "ui", "app"} & loaded
 
 
-@pytest.mark.parametrize("package", ["engine", "db"])
-def test_import_linter_contracts_hold(package):
+def test_import_linter_contracts_hold():
     """The same contracts CI runs (lint-imports) hold for the tree under test."""
     from importlinter.cli import lint_imports
 
