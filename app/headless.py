@@ -8,6 +8,7 @@ import numpy as np
 
 from engine.errors import SalienceError
 from engine.imaging import ImageVolume, read_image
+from engine.models.classes import finding_class
 
 
 def describe(volume: ImageVolume) -> dict:
@@ -36,7 +37,7 @@ def inspect(path: str | Path) -> dict:
 
 def _class_index(class_names: tuple[str, ...], wanted: str | None, probabilities: np.ndarray) -> int:
     if wanted is None:
-        return int(np.argmax(probabilities.max(axis=0)))  # the class that is most likely anywhere
+        return finding_class(class_names, probabilities)
     if wanted in class_names:
         return class_names.index(wanted)
     if wanted.isdigit() and int(wanted) < len(class_names):
@@ -128,6 +129,21 @@ def write_map_nifti(cam: np.ndarray, volume: ImageVolume, output: Path) -> None:
     data = np.transpose(cam, (2, 1, 0))  # (col, row, slice): NIfTI's i, j, k
     affine = _LPS_TO_RAS @ volume.affine[:, [2, 1, 0, 3]]
     image = nib.Nifti1Image(data.astype(np.float32), affine)
-    image.set_qform(affine, code=1)
-    image.set_sform(affine, code=1)
+    reference = _source_nifti(volume)
+    if reference is not None:
+        # Back into the source file's own voxel order, so the arrays line up voxel for voxel too.
+        source_axes = nib.orientations.io_orientation(nib.load(str(reference)).affine)
+        here = nib.orientations.io_orientation(affine)
+        image = image.as_reoriented(nib.orientations.ornt_transform(here, source_axes))
+    image.set_qform(image.affine, code=1)
+    image.set_sform(image.affine, code=1)
     nib.save(image, str(output))
+
+
+def _source_nifti(volume: ImageVolume) -> Path | None:
+    """The NIfTI file whose grid the volume was read from, if it came from NIfTI."""
+    if not str(volume.header.get("format", "")).startswith("NIfTI"):
+        return None
+    source = Path(volume.source)
+    candidate = source / volume.header["file"] if source.is_dir() else source
+    return candidate if candidate.is_file() else None

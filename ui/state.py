@@ -8,19 +8,18 @@ drive it without a display.
 from __future__ import annotations
 
 import math
-import re
 from typing import Literal
 
 import numpy as np
 from psygnal import Signal, SignalGroup
 
 from engine.imaging.volume import ImageVolume
+from engine.models.classes import finding_class
 from ui.backend import AnnotationDraft, Analysis
 from ui.render import COLORMAPS, MapRange, NormalisationScope, OverlaySpec, colormap, map_range
 
 Tool = Literal["navigate", "point", "box"]
 TOOLS: tuple[Tool, ...] = ("navigate", "point", "box")
-_NORMAL_CLASS = re.compile(r"\b(normal|healthy|background|negative|benign)\b|^(no|non)[ _-]", re.IGNORECASE)
 _MIN_WINDOW_WIDTH = 1e-6
 
 
@@ -36,22 +35,6 @@ class ViewerEvents(SignalGroup):
     tool = Signal(str)
     annotation_label = Signal(str)
     annotations = Signal(tuple)  # tuple[AnnotationDraft, ...]
-
-
-def default_overlay_class(class_names: tuple[str, ...], probabilities: np.ndarray) -> int:
-    """The class whose map and probability the viewer shows first.
-
-    The class with the highest per-slice probability anywhere in the volume, ignoring classes
-    whose names say "normal", "healthy", "no tumour"... unless every class is such a class.
-
-    Args:
-        class_names: the model's classes.
-        probabilities: ``(N, K)`` per-slice probabilities.
-    """
-    peaks = np.asarray(probabilities, dtype=float).max(axis=0)
-    candidates = [k for k, name in enumerate(class_names) if not _NORMAL_CLASS.search(name)]
-    candidates = candidates or list(range(len(class_names)))
-    return max(candidates, key=lambda k: peaks[k])
 
 
 class ViewerState:
@@ -177,7 +160,7 @@ class ViewerState:
         """
         if analysis is not None:
             _check_analysis(analysis, self._volume)
-            self._overlay_class = default_overlay_class(
+            self._overlay_class = finding_class(
                 analysis.class_names, analysis.probabilities
             )
         self._analysis = analysis

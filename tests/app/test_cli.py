@@ -70,3 +70,31 @@ def test_explain_refuses_an_unknown_output_kind(glioma_case, tmp_path):
     result = run_cli("explain", "--bundle", "glioma", str(glioma_case), "-o", str(tmp_path / "map.png"))
     assert result.returncode == EXIT_BAD_INPUT
     assert "must end in" in result.stderr
+
+
+def test_explain_writes_a_nifti_that_overlays_the_input(glioma_case, tmp_path, capsys):
+    """The map lands on the input's voxel grid and world space, so any viewer overlays it."""
+    out = tmp_path / "cam.nii.gz"
+    assert main(["explain", "--bundle", "glioma", "--method", "gradcam", str(glioma_case), "-o", str(out)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["class"] == "FLAIR abnormality" and info["method"] == "gradcam"
+    written = nib.load(str(out))
+    flair = nib.load(str(glioma_case / f"{glioma_case.name}_flair.nii.gz"))
+    assert written.shape == flair.shape
+    np.testing.assert_allclose(written.affine, flair.affine, atol=1e-5)
+    cam = np.asarray(written.dataobj)
+    mask = np.asarray(nib.load(str(glioma_case / f"{glioma_case.name}_seg.nii.gz")).dataobj) > 0
+    # Raw and signed: not min-max scaled into [0, 1].
+    assert cam.min() < 0 < cam.max() or cam.max() > 1
+    # On the slice with the most lesion, the positive map is denser inside the mask than outside.
+    k = int(np.argmax(mask.sum(axis=(0, 1))))
+    positive = np.clip(cam[:, :, k], 0, None)
+    assert positive[mask[:, :, k]].mean() > positive[~mask[:, :, k]].mean()
+
+
+def test_explain_all_classes_writes_one_map_per_class(glioma_case, tmp_path, capsys):
+    out = tmp_path / "cams.npy"
+    assert main(["explain", "--bundle", "glioma", "--method", "layercam", "--all-classes", str(glioma_case), "-o", str(out)]) == 0
+    maps = np.load(out)
+    assert maps.shape == (2, 23, 128, 128)
+    assert not np.allclose(maps[0], maps[1])

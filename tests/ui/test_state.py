@@ -7,7 +7,8 @@ import pytest
 
 from tests.ui.fake_workstation import CLASS_NAMES, PROBABILITIES, synthetic_maps, synthetic_volume
 from ui.backend import Analysis
-from ui.state import ViewerState, default_overlay_class
+from engine.models.classes import finding_class as default_overlay_class
+from ui.state import ViewerState
 
 
 def _analysis(maps=None) -> Analysis:
