@@ -132,10 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("-o", "--output", required=True, help="OUT.nii.gz, OUT.nii or OUT.npy")
     explain.add_argument("file")
 
-    train = sub.add_parser("train", help="train a shipped bundle from ../shared/data")
+    # train and bench pass their remaining arguments (and -h) on to the recipe or the benchmark.
+    train = sub.add_parser("train", help="train a shipped bundle from ../shared/data", add_help=False)
     train.add_argument("task", help="glioma")
 
-    bench = sub.add_parser("bench", help="benchmarks: ratios measured side by side in one run")
+    bench = sub.add_parser("bench", help="benchmarks: ratios measured side by side in one run", add_help=False)
     bench.add_argument("suite", choices=["cam", "io"])
 
     db = sub.add_parser("db", help="database maintenance")
