@@ -120,11 +120,11 @@ class SalienceWorkstation:
     def open_case(self, item: WorklistItem, progress: Progress) -> OpenedCase:
         return self._open(item.source, item.task, progress)
 
-    def open_path(self, path: str, progress: Progress) -> OpenedCase:
-        return self._open(path, None, progress)
+    def open_path(self, path: str, progress: Progress, series_uid: str | None = None) -> OpenedCase:
+        return self._open(path, None, progress, series_uid)
 
-    def _open(self, source: str, task: str | None, progress: Progress) -> OpenedCase:
-        volume = read_image(source, progress=ScaledProgress(progress, 0.0, 0.9))
+    def _open(self, source: str, task: str | None, progress: Progress, series_uid: str | None = None) -> OpenedCase:
+        volume = read_image(source, progress=ScaledProgress(progress, 0.0, 0.9), series_uid=series_uid)
         task = task or task_of(volume)
         with user_errors(), self._sessions.begin() as session:
             case = cases.get_or_create_case(

@@ -122,8 +122,12 @@ class Workstation(Protocol):
     def open_case(self, item: WorklistItem, progress: Progress) -> OpenedCase:
         """Read the image and register the case."""
 
-    def open_path(self, path: str, progress: Progress) -> OpenedCase:
-        """Read a file or folder chosen outside the worklist (File > Open) and register the case."""
+    def open_path(self, path: str, progress: Progress, series_uid: str | None = None) -> OpenedCase:
+        """Read a file or folder chosen outside the worklist (File > Open) and register the case.
+
+        A DICOM folder with several series raises ``MultipleSeriesError`` (its ``series`` lists
+        them) unless ``series_uid`` names the one to open.
+        """
 
     def analyse(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> Analysis:
         """Run the bundle and the CAM method on every slice, store and return the results."""

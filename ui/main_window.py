@@ -7,6 +7,7 @@ threads; their errors arrive here and are shown, never raised into Qt.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import traceback
@@ -14,11 +15,12 @@ import traceback
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QGroupBox, QLabel, QMainWindow, QMessageBox,
+    QApplication, QDockWidget, QFileDialog, QGroupBox, QInputDialog, QLabel, QMainWindow, QMessageBox,
     QScrollArea, QVBoxLayout, QWidget,
 )
 
 from engine.errors import SalienceError
+from engine.imaging.dicom_series import MultipleSeriesError, SeriesInfo
 from ui.backend import Analysis, OpenedCase, ReadingDraft, WorklistItem, Workstation
 from ui.panels.analysis import AnalysisPanel
 from ui.panels.annotations import AnnotationsPanel
@@ -187,13 +189,31 @@ class MainWindow(QMainWindow):
         task.finished.connect(lambda _case: self.worklist.mark_open(item.key))
         return task
 
-    def open_path(self, path: str) -> Task | None:
-        """Open a file or folder outside the worklist (File > Open)."""
-        if not path or not self.confirm_discard_changes():
+    def open_path(self, path: str, series_uid: str | None = None) -> Task | None:
+        """Open a file or folder outside the worklist (File > Open).
+
+        A folder with several DICOM series asks the reader which one to open.
+        """
+        if not path or (series_uid is None and not self.confirm_discard_changes()):
             return None
-        task = self._start_open(f"Opening {path}", self.workstation.open_path, path)
+        work = functools.partial(self.workstation.open_path, series_uid=series_uid)
+        task = self._start_open(f"Opening {path}", work, path,
+                                on_failure=lambda exc: self._choose_series(path, exc))
         task.finished.connect(lambda _case: self.worklist.mark_open(None))
         return task
+
+    def _choose_series(self, path: str, error: BaseException) -> bool:
+        """Let the reader pick one of several series; True when the error was handled here."""
+        if not isinstance(error, MultipleSeriesError):
+            return False
+        labels = [_series_label(info) for info in error.series]
+        choice, accepted = QInputDialog.getItem(
+            self, "Choose a series", f"{path} holds {len(labels)} series. Open:", labels, 0, False)
+        if accepted and choice in labels:
+            self.open_path(path, error.series[labels.index(choice)].uid)
+        else:
+            self.statusBar().showMessage("No series opened", 5000)
+        return True
 
     def choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open image file")
@@ -202,16 +222,17 @@ class MainWindow(QMainWindow):
     def choose_folder(self) -> None:
         self.open_path(QFileDialog.getExistingDirectory(self, "Open image folder (series or case)"))
 
-    def _start_open(self, name: str, work, argument) -> Task:
+    def _start_open(self, name: str, work, *arguments, on_failure=None) -> Task:
         for task in (self._open_task, self._analysis_task):
             if task is not None:
                 task.cancel()
-        task = self.runner.start(name, work, argument)
+        task = self.runner.start(name, work, *arguments)
         self._open_task = task
         self.open_progress.follow(task)
         self.statusBar().showMessage(f"{name}\u2026")
         task.finished.connect(self._show_case)
-        task.failed.connect(lambda exc: self.show_error(f"{name} failed", exc))
+        task.failed.connect(
+            lambda exc: (on_failure is not None and on_failure(exc)) or self.show_error(f"{name} failed", exc))
         task.cancelled.connect(lambda: self.statusBar().showMessage(f"{name}: cancelled", 5000))
         return task
 
@@ -370,3 +391,11 @@ def _stacked(sections: list[tuple[str, QWidget, int]]) -> QWidget:
 
 def _case_name(source: str) -> str:
     return source.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or source
+
+
+def _series_label(info: SeriesInfo) -> str:
+    """How a series is named in the picker: number, modality, description, size."""
+    number = f"#{info.series_number} " if info.series_number is not None else ""
+    description = f" {info.description}" if info.description else ""
+    shape = " x ".join(str(n) for n in info.shape)
+    return f"{number}{info.modality}{description} ({info.n_files} files, {shape})"

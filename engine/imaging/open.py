@@ -32,13 +32,15 @@ def _is_dicom(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def read_image(path: str | Path, progress: Progress | None = None) -> ImageVolume:
+def read_image(path: str | Path, progress: Progress | None = None, series_uid: str | None = None) -> ImageVolume:
     """Read a file or folder into an ``ImageVolume``.
 
     Args:
         path: a NIfTI file or multi-sequence case folder, a DICOM file or series folder, an
             ultrasound clip, a histopathology patch or whole-slide image.
         progress: receives progress for slow reads (series, slides); may be None.
+        series_uid: for a DICOM folder holding several series, the one to read (see
+            ``dicom_series.list_series``); without it such a folder raises ``MultipleSeriesError``.
 
     Raises:
         ImageReadError: the path does not exist or cannot be read as an image.
@@ -49,7 +51,7 @@ def read_image(path: str | Path, progress: Progress | None = None) -> ImageVolum
         raise ImageReadError(path, "no such file or folder")
     try:
         if path.is_dir():
-            return _read_folder(path, progress)
+            return _read_folder(path, progress, series_uid)
         return _read_file(path, progress)
     except (SalienceError, Cancelled):
         raise
@@ -59,12 +61,12 @@ def read_image(path: str | Path, progress: Progress | None = None) -> ImageVolum
         raise ImageReadError(path, f"could not be read ({type(exc).__name__}: {exc})") from exc
 
 
-def _read_folder(path: Path, progress: Progress) -> ImageVolume:
+def _read_folder(path: Path, progress: Progress, series_uid: str | None = None) -> ImageVolume:
     if nifti.case_files(path) is not None:
         return nifti.read_nifti_case(path)
     from engine.imaging import dicom_series
 
-    return dicom_series.read_series(path, progress=progress)
+    return dicom_series.read_series(path, series_uid=series_uid, progress=progress)
 
 
 def _read_file(path: Path, progress: Progress) -> ImageVolume:

@@ -88,8 +88,16 @@ class FakeWorkstation:
             raise self.open_error
         return OpenedCase(case_id=1, volume=synthetic_volume(), display_channel="flair")
 
-    def open_path(self, path: str, progress: Progress) -> OpenedCase:
-        raise ImageReadError(path, "not a NIfTI, DICOM or image file")
+    def open_path(self, path: str, progress: Progress, series_uid: str | None = None) -> OpenedCase:
+        """Folders are read for real (DICOM series); files are refused."""
+        from pathlib import Path
+
+        from engine.imaging import read_image
+
+        if not Path(path).is_dir():
+            raise ImageReadError(path, "not a NIfTI, DICOM or image file")
+        volume = read_image(path, progress, series_uid=series_uid)
+        return OpenedCase(case_id=99, volume=volume, display_channel=volume.channel_names[0], task="ct")
 
     def analyse(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> Analysis:
         self.analyse_calls.append((bundle, method))

@@ -269,3 +269,28 @@ def test_without_a_bundle_analyse_is_off_and_says_why(qtbot, window, workstation
     assert panel.bundle.count() == 0 and panel.bundle.placeholderText() == "No model installed for this task"
     assert not panel.analyse_button.isEnabled()
     assert panel.method.currentText() == "gradcam"
+
+
+def test_a_folder_with_two_series_asks_which_to_open(qtbot, window, tmp_path, monkeypatch):
+    """Opening a DICOM folder that holds two series offers both and opens the one picked."""
+    from PySide6.QtWidgets import QInputDialog
+
+    from engine.bench.io import write_ct_series
+
+    write_ct_series(tmp_path / "a", n_slices=4, size=16, seed=1)
+    write_ct_series(tmp_path / "b", n_slices=6, size=16, seed=2)
+    offered: list[list[str]] = []
+
+    def pick_the_six_slice_series(parent, title, label, items, current, editable):
+        offered.append(list(items))
+        return next(i for i in items if "6 files" in i), True
+
+    monkeypatch.setattr(QInputDialog, "getItem", pick_the_six_slice_series)
+    first = window.open_path(str(tmp_path))
+    with qtbot.waitSignal(first.done, timeout=10000):
+        pass
+    qtbot.waitUntil(lambda: window.case is not None or bool(window.last_error), timeout=10000)
+    assert window.last_error == "", window.last_error
+    assert len(offered) == 1 and len(offered[0]) == 2
+    assert window.case.volume.shape == (6, 16, 16)
+    assert window.last_error == ""
