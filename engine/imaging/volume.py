@@ -87,6 +87,22 @@ class ImageVolume:
         return axis_codes(self.affine)
 
     @property
+    def patient_oriented(self) -> bool:
+        """True when the affine places the image in the patient (orientation letters mean something).
+
+        Clips, patches and slides read without patient geometry carry ``plain_affine`` (index axes
+        scaled by spacing); for those the viewer must not print anatomical direction letters.
+        """
+        if self.kind == "volume":
+            return True
+        return not np.allclose(self.affine[:3, :3], plain_affine(self.spacing)[:3, :3])
+
+    @property
+    def is_rgb(self) -> bool:
+        """Three channels named R, G, B: shown as colour, not as three grey channels."""
+        return self.channel_names == ("R", "G", "B")
+
+    @property
     def content_hash(self) -> str:
         """SHA-256 of the pixels and geometry: the identity of a case in the database."""
         return content_hash(self.array, self.spacing, self.affine)

@@ -57,3 +57,15 @@ def test_a_nifti_pair_opens_from_either_file(tmp_path):
     (tmp_path / "brain.img").unlink()
     with pytest.raises(ImageReadError, match="brain.img"):
         read_image(tmp_path / "brain.hdr")
+
+
+def test_only_images_placed_in_the_patient_claim_an_orientation(tmp_path):
+    from engine.imaging.volume import ImageVolume, plain_affine
+
+    pixels = np.zeros((3, 1, 4, 4), dtype=np.uint8)
+    patch = ImageVolume(pixels, (1.0, 0.5, 0.5), plain_affine((1.0, 0.5, 0.5)), "SM", "image", "p.png", ("R", "G", "B"))
+    assert not patch.patient_oriented and patch.is_rgb
+    oblique = np.eye(4)
+    oblique[:3, :3] = [[0, 0.5, 0.1], [0, 0.1, -0.5], [1, 0, 0]]
+    placed = patch.with_(affine=oblique, channel_names=("intensity", "b", "c"))
+    assert placed.patient_oriented and not placed.is_rgb
