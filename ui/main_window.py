@@ -148,6 +148,7 @@ class MainWindow(QMainWindow):
         self.overlay_action.setChecked(self.state.overlay_visible)
         action(view_menu, "&Fit image", "F", self.slice_view.fit)
         action(view_menu, "&Reset window/level", "R", self.state.reset_window)
+        view_menu.addAction(self.display_bar.play_action)
         tools_menu = self.menuBar().addMenu("&Tools")
         for tool_action in self.display_bar.tool_actions.values():
             tools_menu.addAction(tool_action)
@@ -159,6 +160,7 @@ class MainWindow(QMainWindow):
         self.analysis_panel.analyse_requested.connect(self.analyse)
         self.reading_form.save_requested.connect(self.save_reading)
         self.state.events.overlay.connect(self._sync_overlay_action)
+        self.navigator.slider.sliderPressed.connect(self.display_bar.cine.pause)
 
     def _sync_overlay_action(self) -> None:
         self.overlay_action.setChecked(self.state.overlay_visible)
@@ -241,6 +243,8 @@ class MainWindow(QMainWindow):
         self._opened_at = time.monotonic()
         volume = case.volume
         channel = case.display_channel if case.display_channel in volume.channel_names else None
+        if volume.is_rgb:
+            channel = None  # colour by default; R, G and B stay in the channel box
         self.state.set_volume(volume, channel)
         self.reading_form.reset()
         try:

@@ -86,12 +86,13 @@ def window_to_uint8(image: np.ndarray, centre: float, width: float) -> np.ndarra
     linear in between (rounded to the nearest level).
 
     Args:
-        image: ``(H, W)`` pixel values in array units.
+        image: pixel values in array units, any shape (``(H, W)``, or ``(H, W, 3)`` for colour,
+            where each channel gets the same window).
         centre: window centre (level).
         width: window width, > 0.
 
     Returns:
-        ``(H, W)`` uint8 grey levels.
+        uint8 levels of the same shape.
 
     Raises:
         ValueError: the width is not positive.
@@ -165,14 +166,14 @@ def normalise_map(saliency: np.ndarray, value_range: MapRange) -> np.ndarray:
 def blend_overlay(
     grey: np.ndarray, normalised: np.ndarray, lut: np.ndarray, opacity: float
 ) -> np.ndarray:
-    """Blend a normalised map over a grey image, weighting each pixel by its own saliency.
+    """Blend a normalised map over a grey or colour image, weighting each pixel by its saliency.
 
     A pixel's colour weight is ``opacity * value``: zero saliency leaves the grey image untouched,
     full saliency at opacity 1 shows the colour map's hottest colour exactly. This keeps the
     anatomy readable where the model looked at nothing, unlike a uniform tint.
 
     Args:
-        grey: ``(H, W)`` uint8 windowed image.
+        grey: ``(H, W)`` uint8 windowed grey image, or ``(H, W, 3)`` uint8 windowed RGB.
         normalised: ``(H, W)`` values in ``[0, 1]`` from ``normalise_map``.
         lut: ``(256, 3)`` uint8 colour map.
         opacity: overall overlay opacity in ``[0, 1]``.
@@ -183,18 +184,22 @@ def blend_overlay(
     Raises:
         ValueError: the image and the map differ in shape.
     """
-    if grey.shape != normalised.shape:
-        raise ValueError(f"map of shape {normalised.shape} does not match image {grey.shape}")
+    if grey.shape[:2] != normalised.shape:
+        raise ValueError(f"map of shape {normalised.shape} does not match image {grey.shape[:2]}")
     values = np.clip(normalised, 0.0, 1.0)
     colours = lut[np.rint(values * 255.0).astype(np.intp)].astype(np.float32)
     weight = (float(np.clip(opacity, 0.0, 1.0)) * values)[..., None]
-    base = grey.astype(np.float32)[..., None]
+    base = grey.astype(np.float32)
+    if base.ndim == 2:
+        base = base[..., None]
     rgb = np.rint(base * (1.0 - weight) + colours * weight).astype(np.uint8)
     return _with_alpha(rgb)
 
 
 def grey_to_rgba(grey: np.ndarray) -> np.ndarray:
-    """An opaque RGBA image of a uint8 grey image: ``(H, W)`` to ``(H, W, 4)``."""
+    """An opaque RGBA image of a uint8 grey ``(H, W)`` or colour ``(H, W, 3)`` image."""
+    if grey.ndim == 3:
+        return _with_alpha(grey)
     return _with_alpha(np.repeat(grey[..., None], 3, axis=2))
 
 
@@ -218,10 +223,13 @@ class OverlaySpec:
 def render_slice(
     image: np.ndarray, centre: float, width: float, overlay: OverlaySpec | None
 ) -> np.ndarray:
-    """The RGBA pixels of one slice as displayed: windowed grey, with the map on top if given.
+    """The RGBA pixels of one slice as displayed: windowed grey (or colour), the map on top if given.
+
+    A colour image is windowed per channel with the same window, so a window spanning the pixel
+    range shows the stored colours unchanged.
 
     Args:
-        image: ``(H, W)`` pixel values.
+        image: ``(H, W)`` pixel values, or ``(H, W, 3)`` red, green and blue values.
         centre: window centre.
         width: window width.
         overlay: the map to blend, or None for the plain image.

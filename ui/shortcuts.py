@@ -15,6 +15,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Ctrl + wheel", "zoom about the cursor"),
     ("Middle-drag, or left-drag with Navigate", "pan"),
     ("F", "fit the image to the view"),
+    ("Space", "play / pause a clip at its recorded frame rate"),
     ("O", "CAM overlay on / off"),
     ("N / P / B", "Navigate, Point, Box tool"),
     ("Click (Point tool)", "drop a point"),

@@ -18,6 +18,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from engine.imaging.volume import ImageVolume
 from ui.backend import AnnotationDraft
 from ui.render import render_slice
 from ui.state import ViewerState
@@ -28,6 +29,26 @@ TEXT_COLOUR = QColor(230, 230, 230)
 _OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "S": "I", "I": "S", "?": "?"}
 _WL_PIXELS_PER_WIDTH = 256.0  # dragging this many pixels changes the window by one default width
 _MIN_ZOOM, _MAX_ZOOM = 0.25, 16.0
+
+
+def orientation_letters(volume: ImageVolume) -> tuple[str, str] | None:
+    """The anatomical letters printed at the image's left and top edges.
+
+    The screen's left edge shows where the columns come from (the opposite of the direction the
+    column index grows towards), the top edge where the rows come from.
+
+    Args:
+        volume: the shown volume.
+
+    Returns:
+        ``(left, top)`` letters such as ``("R", "A")``, or None when the volume has no patient
+        geometry (clips, patches, slides: ``ImageVolume.patient_oriented`` is False) or its
+        orientation is unknown.
+    """
+    orientation = volume.orientation
+    if not volume.patient_oriented or "?" in orientation:
+        return None
+    return _OPPOSITE[orientation[2]], _OPPOSITE[orientation[1]]
 
 
 class SliceView(QWidget):
@@ -188,13 +209,14 @@ class SliceView(QWidget):
         painter.drawText(margin, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, top_left)
         painter.drawText(margin, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
                          f"W {width:.0f}  L {centre:.0f}")
-        orientation = volume.orientation
-        if "?" not in orientation:  # screen left shows where columns come from, top where rows do
+        letters = orientation_letters(volume)
+        if letters is not None:
+            left, top = letters
             rect = self.image_rect().intersected(QRectF(self.rect()))
             painter.drawText(QRectF(rect.left() + 4, rect.center().y() - 10, 20, 20),
-                             Qt.AlignmentFlag.AlignLeft, _OPPOSITE[orientation[2]])
+                             Qt.AlignmentFlag.AlignLeft, left)
             painter.drawText(QRectF(rect.center().x() - 10, rect.top() + 4, 20, 20),
-                             Qt.AlignmentFlag.AlignHCenter, _OPPOSITE[orientation[1]])
+                             Qt.AlignmentFlag.AlignHCenter, top)
 
     # -- input -------------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802

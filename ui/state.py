@@ -18,6 +18,7 @@ from engine.models.classes import finding_class
 from ui.backend import AnnotationDraft, Analysis
 from ui.render import COLORMAPS, MapRange, NormalisationScope, OverlaySpec, colormap, map_range
 
+RGB_CHANNEL = "RGB (colour)"  # the channel choice that shows an RGB volume's three channels as colour
 Tool = Literal["navigate", "point", "box"]
 TOOLS: tuple[Tool, ...] = ("navigate", "point", "box")
 _MIN_WINDOW_WIDTH = 1e-6
@@ -74,16 +75,17 @@ class ViewerState:
 
         Args:
             volume: the volume, or None to show nothing.
-            channel: channel to show; the first channel when None.
+            channel: channel to show; when None, ``RGB_CHANNEL`` for an RGB volume, else the
+                first channel.
         """
-        if volume is not None and channel is not None and channel not in volume.channel_names:
-            raise ValueError(f"no channel {channel!r}; channels are {volume.channel_names}")
+        if volume is not None and channel is not None and channel not in channel_choices(volume):
+            raise ValueError(f"no channel {channel!r}; channels are {channel_choices(volume)}")
         self._volume = volume
         self._analysis = None
         self._annotations = ()
         self._range_cache.clear()
         if volume is not None:
-            self._channel = channel or volume.channel_names[0]
+            self._channel = channel or channel_choices(volume)[0]
             self._slice_index = volume.n_slices // 2
             self._window = _valid_window(*volume.default_window())
         else:
@@ -101,8 +103,8 @@ class ViewerState:
 
     @channel.setter
     def channel(self, name: str) -> None:
-        if self._volume is None or name not in self._volume.channel_names:
-            available = self._volume.channel_names if self._volume is not None else ()
+        available = channel_choices(self._volume)
+        if name not in available:
             raise ValueError(f"no channel {name!r}; channels are {available}")
         if name != self._channel:
             self._channel = name
@@ -142,9 +144,12 @@ class ViewerState:
             self.window = self._volume.default_window()
 
     def current_image(self) -> np.ndarray | None:
-        """``(H, W)`` pixels of the shown channel at the shown slice, or None without a volume."""
+        """Pixels of the shown channel at the shown slice: ``(H, W)``, or ``(H, W, 3)`` when the
+        channel is ``RGB_CHANNEL``; None without a volume."""
         if self._volume is None:
             return None
+        if self._channel == RGB_CHANNEL:
+            return np.moveaxis(self._volume.array[:, self._slice_index], 0, -1)
         return self._volume.channel(self._channel)[self._slice_index]
 
     # -- analysis and overlay ----------------------------------------------------------------
@@ -332,6 +337,16 @@ class ViewerState:
         _, rows, cols = self._volume.shape
         if not (-0.5 <= row <= rows - 0.5 and -0.5 <= col <= cols - 0.5):
             raise ValueError(f"({row:.1f}, {col:.1f}) lies outside the {rows} x {cols} image")
+
+
+def channel_choices(volume: ImageVolume | None) -> tuple[str, ...]:
+    """The channels a reader can pick, the default first: ``RGB_CHANNEL`` then R, G and B for an
+    RGB volume (``ImageVolume.is_rgb``), else the volume's channel names; empty without a volume."""
+    if volume is None:
+        return ()
+    if volume.is_rgb:
+        return (RGB_CHANNEL,) + volume.channel_names
+    return volume.channel_names
 
 
 def _valid_window(centre: float, width: float) -> tuple[float, float]:

@@ -87,3 +87,22 @@ def test_render_slice_with_zero_opacity_is_the_plain_image():
     assert np.array_equal(plain[..., 0], window_to_uint8(image, 75.0, 150.0))
     with pytest.raises(ValueError, match="does not match"):
         blend_overlay(np.zeros((2, 2), np.uint8), np.zeros((3, 3)), inferno_lut(), 1.0)
+
+
+def test_render_slice_windows_each_colour_channel_and_blends_on_top():
+    """An (H, W, 3) image is windowed per channel with one window; the map blends over colour."""
+    image = np.zeros((2, 2, 3))
+    image[0, 0] = (255.0, 0.0, 0.0)
+    image[1, 1] = (100.0, 150.0, 200.0)
+    plain = render_slice(image, 127.5, 255.0, None)
+    assert plain.shape == (2, 2, 4)
+    assert tuple(plain[0, 0]) == (255, 0, 0, 255) and tuple(plain[1, 1]) == (100, 150, 200, 255)
+    narrow = render_slice(image, 150.0, 100.0, None)
+    assert tuple(narrow[1, 1, :3]) == (0, window_to_uint8(np.array(150.0), 150.0, 100.0), 255)
+    saliency = np.array([[1.0, 0.0], [0.0, 0.0]])
+    spec = OverlaySpec(saliency, MapRange(0.0, 1.0), inferno_lut(), 0.5)
+    blended = render_slice(image, 127.5, 255.0, spec)
+    hot = inferno_lut()[255].astype(float)
+    expected = np.rint(0.5 * np.array([255.0, 0.0, 0.0]) + 0.5 * hot).astype(np.uint8)
+    assert tuple(blended[0, 0, :3]) == tuple(expected)
+    assert tuple(blended[1, 1, :3]) == (100, 150, 200)

@@ -21,10 +21,8 @@ from ui.state import ViewerState
 SCALE = 10
 
 
-@pytest.fixture
-def view(qtbot):
-    state = ViewerState()
-    state.set_volume(synthetic_volume(), "flair")
+def shown(qtbot, state: ViewerState) -> SliceView:
+    """A 320 x 320 slice view of ``state`` on screen, square voxels (no smoothing)."""
     widget = SliceView(state)
     widget.smooth = False
     qtbot.addWidget(widget)
@@ -32,6 +30,13 @@ def view(qtbot):
     widget.show()
     qtbot.waitExposed(widget)
     return widget
+
+
+@pytest.fixture
+def view(qtbot):
+    state = ViewerState()
+    state.set_volume(synthetic_volume(), "flair")
+    return shown(qtbot, state)
 
 
 def pixel(view: SliceView, row: int, col: int) -> tuple[int, int, int]:

@@ -1,4 +1,4 @@
-"""The bar above the image: drawing tool, channel, and window/level."""
+"""The bar above the image: drawing tool, channel, window/level, and cine Play/Pause for clips."""
 
 from __future__ import annotations
 
@@ -7,13 +7,21 @@ from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget,
 )
 
-from ui.state import TOOLS, ViewerState
+from ui.cine import CinePlayer, frame_rate
+from ui.state import TOOLS, ViewerState, channel_choices
 
 TOOL_TEXT = {"navigate": ("Navigate", "N"), "point": ("Point", "P"), "box": ("Box", "B")}
 
 
 class DisplayBar(QWidget):
-    """Tool buttons, channel picker and W/L spin boxes, all bound to ``ViewerState``."""
+    """Tool buttons, channel picker, W/L spin boxes and cine controls, bound to ``ViewerState``.
+
+    Attributes:
+        cine: the player stepping through a clip's frames.
+        play_action: the checkable Play/Pause action (Space); disabled unless the volume has a
+            frame time.
+        frame_rate_label: the clip's true frame rate, e.g. "25.0 fps" (empty for non-clips).
+    """
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -47,7 +55,19 @@ class DisplayBar(QWidget):
         layout.addWidget(self.level_box)
         self.reset_button = QPushButton("Reset W/L")
         layout.addWidget(self.reset_button)
+        layout.addSpacing(16)
+        self.cine = CinePlayer(state, self)
+        self.play_action = QAction("Play", self, checkable=True)
+        self.play_action.setShortcut("Space")
+        self.play_action.setToolTip("Play / pause the clip at its recorded frame rate (Space)")
+        self.play_action.triggered.connect(self.cine.toggle)
+        self.play_button = QToolButton()
+        self.play_button.setDefaultAction(self.play_action)
+        layout.addWidget(self.play_button)
+        self.frame_rate_label = QLabel()
+        layout.addWidget(self.frame_rate_label)
         layout.addStretch(1)
+        self.cine.playing_changed.connect(self._on_playing)
 
         self.channel.currentTextChanged.connect(self._channel_picked)
         self.width_box.valueChanged.connect(self._window_edited)
@@ -74,11 +94,18 @@ class DisplayBar(QWidget):
         self.channel.blockSignals(True)
         self.channel.clear()
         if volume is not None:
-            self.channel.addItems(list(volume.channel_names))
+            self.channel.addItems(list(channel_choices(volume)))
             self.channel.setCurrentText(self.state.channel)
         self.channel.blockSignals(False)
         for widget in (self.channel, self.width_box, self.level_box, self.reset_button):
             widget.setEnabled(volume is not None)
+        rate = frame_rate(volume)
+        self.play_action.setEnabled(rate is not None)
+        self.frame_rate_label.setText(f"{rate:.1f} fps" if rate is not None else "")
+
+    def _on_playing(self, playing: bool) -> None:
+        self.play_action.setChecked(playing)
+        self.play_action.setText("Pause" if playing else "Play")
 
     def _channel_picked(self, name: str) -> None:
         if name and name != self.state.channel:
