@@ -44,7 +44,8 @@ class DisplayBar(QWidget):
         layout.addSpacing(16)
         layout.addWidget(QLabel("Channel"))
         self.channel = QComboBox()
-        self.channel.setMinimumContentsLength(6)
+        self.channel.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.channel.setMinimumContentsLength(13)  # "RGB (colour)" in full
         layout.addWidget(self.channel)
         layout.addSpacing(16)
         self.width_box = self._spin_box("Window width (right-drag left/right)")
