@@ -15,8 +15,8 @@ import traceback
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QGroupBox, QInputDialog, QLabel, QMainWindow, QMessageBox,
-    QScrollArea, QVBoxLayout, QWidget,
+    QApplication, QDockWidget, QFileDialog, QGroupBox, QHBoxLayout, QInputDialog, QLabel, QMainWindow,
+    QMessageBox, QScrollArea, QVBoxLayout, QWidget,
 )
 
 from engine.errors import SalienceError
@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         self._opened_at = time.monotonic()
         self._open_task: Task | None = None
         self._analysis_task: Task | None = None
+        self._analysed_bundle = ""  # the bundle key of the shown analysis, reused to compare
         self.setWindowTitle("Salience")
         self.resize(1400, 900)
         self._build_centre()
@@ -78,13 +79,19 @@ class MainWindow(QMainWindow):
     def _build_centre(self) -> None:
         self.display_bar = DisplayBar(self.state)
         self.slice_view = SliceView(self.state)
+        self.compare_view = SliceView(self.state, role="compare")  # shown while comparing
+        self.compare_view.hide()
         self.navigator = SliceNavigator(self.state)
+        views = QHBoxLayout()
+        views.setSpacing(2)
+        views.addWidget(self.slice_view, 1)
+        views.addWidget(self.compare_view, 1)
         centre = QWidget()
         layout = QVBoxLayout(centre)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.display_bar)
-        layout.addWidget(self.slice_view, 1)
+        layout.addLayout(views, 1)
         layout.addWidget(self.navigator)
         self.setCentralWidget(centre)
 
@@ -146,7 +153,7 @@ class MainWindow(QMainWindow):
         self.overlay_action = action(view_menu, "Show CAM &overlay", "O", self.state.toggle_overlay)
         self.overlay_action.setCheckable(True)
         self.overlay_action.setChecked(self.state.overlay_visible)
-        action(view_menu, "&Fit image", "F", self.slice_view.fit)
+        action(view_menu, "&Fit image", "F", lambda: (self.slice_view.fit(), self.compare_view.fit()))
         action(view_menu, "&Reset window/level", "R", self.state.reset_window)
         view_menu.addAction(self.display_bar.play_action)
         tools_menu = self.menuBar().addMenu("&Tools")
@@ -158,6 +165,9 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.worklist.open_requested.connect(self.open_item)
         self.analysis_panel.analyse_requested.connect(self.analyse)
+        self.analysis_panel.compare_requested.connect(self.compare)
+        self.state.events.compare_analysis.connect(
+            lambda analysis: self.compare_view.setVisible(analysis is not None))
         self.reading_form.save_requested.connect(self.save_reading)
         self.state.events.overlay.connect(self._sync_overlay_action)
         self.navigator.slider.sliderPressed.connect(self.display_bar.cine.pause)
@@ -274,13 +284,30 @@ class MainWindow(QMainWindow):
         self._analysis_task = task
         self.analysis_panel.set_running(True)
         self.analysis_panel.progress.follow(task)
-        task.finished.connect(lambda analysis: self._show_analysis(case, analysis))
+        self._follow_analysis(task, lambda analysis: self._show_analysis(case, bundle, analysis))
+        return task
+
+    def compare(self, method: str) -> Task | None:
+        """Run a second CAM ``method`` with the shown analysis's bundle in a worker thread, then
+        show both side by side (left: the first method, right: ``method``)."""
+        if self.case is None or self.state.analysis is None:
+            return None
+        case, bundle = self.case, self._analysed_bundle
+        task = self.runner.start(f"Comparing with {method}", self.workstation.analyse,
+                                 case, bundle, method)
+        self._analysis_task = task
+        self._follow_analysis(task, lambda analysis: self._show_comparison(case, analysis))
+        return task
+
+    def _follow_analysis(self, task: Task, show) -> None:
+        self.analysis_panel.set_running(True)
+        self.analysis_panel.progress.follow(task)
+        task.finished.connect(show)
         task.failed.connect(lambda exc: self.show_error("Analysis failed", exc))
         task.cancelled.connect(lambda: self.statusBar().showMessage("Analysis cancelled", 5000))
         task.done.connect(lambda: self.analysis_panel.set_running(False))
-        return task
 
-    def _show_analysis(self, case: OpenedCase, analysis: Analysis) -> None:
+    def _show_analysis(self, case: OpenedCase, bundle: str, analysis: Analysis) -> None:
         if case is not self.case:  # the reader moved on to another case meanwhile
             return
         try:
@@ -288,7 +315,19 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             self.show_error("The analysis does not fit the image", exc)
             return
+        self._analysed_bundle = bundle
         self.statusBar().showMessage(f"Analysed with {analysis.bundle} ({analysis.method})", 8000)
+
+    def _show_comparison(self, case: OpenedCase, analysis: Analysis) -> None:
+        if case is not self.case:
+            return
+        try:
+            self.state.set_compare_analysis(analysis)
+        except ValueError as exc:
+            self.show_error("The second analysis cannot be compared", exc)
+            return
+        first = self.state.analysis.method
+        self.statusBar().showMessage(f"Comparing {first} (left) with {analysis.method} (right)", 8000)
 
     # -- reading -----------------------------------------------------------------------------
     def reading_draft(self) -> ReadingDraft:

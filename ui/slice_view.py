@@ -21,11 +21,12 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from engine.imaging.volume import ImageVolume
 from ui.backend import AnnotationDraft
 from ui.render import render_slice
-from ui.state import ViewerState
+from ui.state import MapRole, ViewerState
 
 PAGE_STEP = 5
 MARK_COLOUR = QColor(64, 224, 208)  # turquoise: visible on grey and on the inferno/jet maps
 TEXT_COLOUR = QColor(230, 230, 230)
+CAPTION_COLOUR = QColor(255, 214, 102)  # the method name of a compared view: amber, stands out
 _OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "S": "I", "I": "S", "?": "?"}
 _WL_PIXELS_PER_WIDTH = 256.0  # dragging this many pixels changes the window by one default width
 _MIN_ZOOM, _MAX_ZOOM = 0.25, 16.0
@@ -52,11 +53,20 @@ def orientation_letters(volume: ImageVolume) -> tuple[str, str] | None:
 
 
 class SliceView(QWidget):
-    """Draws ``state``'s current slice and writes slice, window and marks back to it."""
+    """Draws ``state``'s current slice and writes slice, window and marks back to it.
 
-    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
+    Args:
+        state: the viewer state to show and change.
+        role: which analysis's map to blend, ``"main"`` or ``"compare"`` (the second CAM method
+            of a side-by-side comparison); everything else is shared through ``state``.
+        parent: optional parent widget.
+    """
+
+    def __init__(self, state: ViewerState, role: MapRole = "main",
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
+        self.role = role
         self.smooth = True  # bilinear magnification; False shows square voxels
         self._image: QImage | None = None
         self._zoom = 1.0
@@ -73,7 +83,8 @@ class SliceView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         events = state.events
-        for signal in (events.channel, events.slice_index, events.window, events.overlay):
+        for signal in (events.channel, events.slice_index, events.window, events.overlay,
+                       events.compare_analysis):
             signal.connect(self._rerender)
         events.volume.connect(self._on_volume)
         events.annotations.connect(self._repaint)
@@ -145,7 +156,8 @@ class SliceView(QWidget):
             self._image = None
         else:
             centre, width = self.state.window
-            rgba = np.ascontiguousarray(render_slice(image, centre, width, self.state.overlay_spec()))
+            rgba = np.ascontiguousarray(render_slice(image, centre, width,
+                                                     self.state.overlay_spec(self.role)))
             rows, cols = rgba.shape[:2]
             self._image = QImage(rgba.data, cols, rows, 4 * cols, QImage.Format.Format_RGBA8888).copy()
         self.update()
@@ -209,6 +221,17 @@ class SliceView(QWidget):
         painter.drawText(margin, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, top_left)
         painter.drawText(margin, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
                          f"W {width:.0f}  L {centre:.0f}")
+        caption = self.state.method_caption(self.role)
+        if caption:
+            method, detail = caption.split("\n", 1)
+            painter.setPen(CAPTION_COLOUR)
+            painter.setFont(QFont(self.font().family(), 13, QFont.Weight.Bold))
+            painter.drawText(margin, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop, method)
+            painter.setPen(TEXT_COLOUR)
+            painter.setFont(QFont(self.font().family(), 9))
+            painter.drawText(margin.adjusted(0, 22, 0, 0),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop, detail)
+            painter.setFont(QFont(self.font().family(), 10))
         letters = orientation_letters(volume)
         if letters is not None:
             left, top = letters

@@ -8,7 +8,7 @@ drive it without a display.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from psygnal import Signal, SignalGroup
@@ -21,6 +21,8 @@ from ui.render import COLORMAPS, MapRange, NormalisationScope, OverlaySpec, colo
 RGB_CHANNEL = "RGB (colour)"  # the channel choice that shows an RGB volume's three channels as colour
 Tool = Literal["navigate", "point", "box"]
 TOOLS: tuple[Tool, ...] = ("navigate", "point", "box")
+MapRole = Literal["main", "compare"]  # which analysis a view shows: the first, or the one compared
+MAP_ROLES: tuple[MapRole, ...] = get_args(MapRole)
 _MIN_WINDOW_WIDTH = 1e-6
 
 
@@ -31,7 +33,8 @@ class ViewerEvents(SignalGroup):
     channel = Signal(str)
     slice_index = Signal(int)
     window = Signal(float, float)  # centre, width
-    analysis = Signal(object)  # Analysis | None
+    analysis = Signal(object)  # Analysis | None; drops the comparison
+    compare_analysis = Signal(object)  # Analysis | None: a second CAM method shown side by side
     overlay = Signal()  # visibility, opacity, class, normalisation, negatives or colour map
     tool = Signal(str)
     annotation_label = Signal(str)
@@ -53,6 +56,7 @@ class ViewerState:
         self._slice_index = 0
         self._window = (0.0, 1.0)
         self._analysis: Analysis | None = None
+        self._compare_analysis: Analysis | None = None
         self._overlay_visible = True
         self._overlay_opacity = 0.6
         self._overlay_class = 0
@@ -82,6 +86,7 @@ class ViewerState:
             raise ValueError(f"no channel {channel!r}; channels are {channel_choices(volume)}")
         self._volume = volume
         self._analysis = None
+        self._compare_analysis = None
         self._annotations = ()
         self._range_cache.clear()
         if volume is not None:
@@ -95,6 +100,7 @@ class ViewerState:
         self.events.slice_index.emit(self._slice_index)
         self.events.window.emit(*self._window)
         self.events.analysis.emit(None)
+        self.events.compare_analysis.emit(None)
         self.events.annotations.emit(())
 
     @property
@@ -158,7 +164,8 @@ class ViewerState:
         return self._analysis
 
     def set_analysis(self, analysis: Analysis | None) -> None:
-        """Show a model's output; its maps must lie on the volume's grid.
+        """Show a model's output; its maps must lie on the volume's grid. Closes any comparison,
+        which was made against the analysis replaced here.
 
         Raises:
             ValueError: the maps or probabilities do not match the volume or the class list.
@@ -168,10 +175,47 @@ class ViewerState:
             self._overlay_class = finding_class(
                 analysis.class_names, analysis.probabilities
             )
+        had_comparison = self._compare_analysis is not None
         self._analysis = analysis
+        self._compare_analysis = None
         self._range_cache.clear()
         self.events.analysis.emit(analysis)
+        if had_comparison:
+            self.events.compare_analysis.emit(None)
         self.events.overlay.emit()
+
+    @property
+    def compare_analysis(self) -> Analysis | None:
+        """A second analysis of the same case (another CAM method) shown beside the first."""
+        return self._compare_analysis
+
+    def set_compare_analysis(self, analysis: Analysis | None) -> None:
+        """Open a side-by-side comparison with ``analysis``, or close it with None.
+
+        Both views then follow the same slice, window, overlay class, opacity and normalisation
+        scope; each map is normalised over its own values (methods differ in raw scale).
+
+        Raises:
+            ValueError: there is no first analysis, or the second does not fit the volume or
+                has other classes than the first.
+        """
+        if analysis is not None:
+            if self._analysis is None:
+                raise ValueError("a comparison needs a first analysis to compare with")
+            _check_analysis(analysis, self._volume)
+            if tuple(analysis.class_names) != tuple(self._analysis.class_names):
+                raise ValueError(f"classes {analysis.class_names} differ from the first "
+                                 f"analysis's {self._analysis.class_names}")
+        self._compare_analysis = analysis
+        self._range_cache = {key: value for key, value in self._range_cache.items()
+                             if key[0] == "main"}
+        self.events.compare_analysis.emit(analysis)
+
+    def analysis_for(self, role: MapRole) -> Analysis | None:
+        """The first analysis (``"main"``) or the compared one (``"compare"``)."""
+        if role not in MAP_ROLES:
+            raise ValueError(f"no map role {role!r}; roles are {MAP_ROLES}")
+        return self._analysis if role == "main" else self._compare_analysis
 
     @property
     def overlay_visible(self) -> bool:
@@ -237,23 +281,48 @@ class ViewerState:
             setattr(self, attribute, value)
             self.events.overlay.emit()
 
-    def overlay_spec(self) -> OverlaySpec | None:
-        """The map to blend over the shown slice, or None when hidden or not analysed."""
-        if self._analysis is None or not self._overlay_visible or self._volume is None:
+    def overlay_spec(self, role: MapRole = "main") -> OverlaySpec | None:
+        """The map to blend over the shown slice, or None when hidden or not analysed.
+
+        Args:
+            role: ``"main"`` for the first analysis, ``"compare"`` for the compared one; both
+                use the same class, opacity, colour map and normalisation scope, each
+                normalised over its own map.
+        """
+        analysis = self.analysis_for(role)
+        if analysis is None or not self._overlay_visible or self._volume is None:
             return None
-        maps = self._analysis.maps[self._overlay_class]
-        slice_key = self._slice_index if self._normalisation == "slice" else -1
-        key = (self._overlay_class, self._normalisation, slice_key, self._show_negative)
-        if key not in self._range_cache:
-            self._range_cache[key] = map_range(
-                maps, self._slice_index, self._normalisation, self._show_negative
-            )
+        value_range = self.overlay_range(role)
         return OverlaySpec(
-            saliency=maps[self._slice_index],
-            value_range=self._range_cache[key],
+            saliency=analysis.maps[self._overlay_class][self._slice_index],
+            value_range=value_range,
             lut=colormap(self._colormap),
             opacity=self._overlay_opacity,
         )
+
+    def overlay_range(self, role: MapRole = "main") -> MapRange | None:
+        """The raw map values that span the colour map for ``role`` at the shown slice."""
+        analysis = self.analysis_for(role)
+        if analysis is None:
+            return None
+        slice_key = self._slice_index if self._normalisation == "slice" else -1
+        key = (role, self._overlay_class, self._normalisation, slice_key, self._show_negative)
+        if key not in self._range_cache:
+            self._range_cache[key] = map_range(analysis.maps[self._overlay_class],
+                                               self._slice_index, self._normalisation,
+                                               self._show_negative)
+        return self._range_cache[key]
+
+    def method_caption(self, role: MapRole) -> str:
+        """The label a view prints on its image while comparing: method, class and how the map
+        is normalised (over its own volume or slice, up to which raw value); "" otherwise."""
+        analysis = self.analysis_for(role)
+        if self._compare_analysis is None or analysis is None:
+            return ""
+        value_range = self.overlay_range(role)
+        scope = "its own volume" if self._normalisation == "volume" else "this slice"
+        return (f"{analysis.method} \u00b7 {analysis.class_names[self._overlay_class]}\n"
+                f"normalised over {scope} (max {value_range.high:.3g})")
 
     def current_probabilities(self) -> dict[str, float]:
         """Class name to probability at the shown slice; empty without an analysis."""

@@ -60,6 +60,8 @@ class FakeWorkstation:
     saved: list[SavedReading] = field(default_factory=list)
     analyse_calls: list[tuple[str, str]] = field(default_factory=list)
     installed_bundles: tuple[str, ...] = ("glioma 1.0.0",)
+    cam_methods: tuple[str, ...] = ("gradcam", "gradcam++")
+    method_maps: dict[str, np.ndarray] = field(default_factory=dict)  # maps per method, else synthetic_maps()
 
     @property
     def reader(self) -> ReaderInfo:
@@ -74,7 +76,7 @@ class FakeWorkstation:
         return [name for name in self.installed_bundles if name.startswith(task)]
 
     def methods(self) -> list[str]:
-        return ["gradcam", "gradcam++"]
+        return list(self.cam_methods)
 
     def diagnoses(self, task: str) -> list[str]:
         return ["no tumour", "low-grade glioma", "high-grade glioma"]
@@ -110,7 +112,8 @@ class FakeWorkstation:
         if self.analyse_error is not None:
             raise self.analyse_error
         return Analysis(bundle=bundle, class_names=CLASS_NAMES, probabilities=PROBABILITIES.copy(),
-                        method=method, maps=synthetic_maps(), prediction_id=7,
+                        method=method, maps=self.method_maps.get(method, synthetic_maps()).copy(),
+                        prediction_id=7,
                         explanation_ids=(11, 12))
 
     def save_reading(self, case: OpenedCase, draft: ReadingDraft) -> SavedReading:

@@ -1,11 +1,14 @@
-"""Run a model: bundle and CAM method pickers, Analyse, progress, and this slice's probabilities."""
+"""Run a model: bundle and CAM method pickers, Analyse, progress, and this slice's probabilities;
+then compare the first CAM method with a second one side by side."""
 
 from __future__ import annotations
 
 from html import escape
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget,
+)
 
 from ui.panels.task_progress import TaskProgress
 from ui.state import ViewerState
@@ -16,9 +19,12 @@ class AnalysisPanel(QWidget):
 
     Signals:
         analyse_requested(bundle, method): the reader pressed Analyse.
+        compare_requested(method): the reader asked to compare the shown analysis with another
+            CAM method (same bundle). "Close comparison" writes to the state directly.
     """
 
     analyse_requested = Signal(str, str)
+    compare_requested = Signal(str)
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -28,30 +34,50 @@ class AnalysisPanel(QWidget):
         self.analyse_button = QPushButton("Analyse")
         self.analyse_button.setToolTip("Run the model and the CAM method on every slice")
         self.progress = TaskProgress()
+        self.compare_method = QComboBox()
+        self.compare_button = QPushButton("Compare")
+        self.compare_button.setToolTip("Run a second CAM method with the same model and show "
+                                       "both side by side (left: first method)")
+        self.close_compare_button = QPushButton("Close comparison")
         self.probabilities = QLabel()
         self.probabilities.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Model", self.bundle)
         form.addRow("CAM method", self.method)
+        compare_row = QHBoxLayout()
+        compare_row.addWidget(self.compare_method, 1)
+        compare_row.addWidget(self.compare_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(form)
         layout.addWidget(self.analyse_button)
+        layout.addWidget(QLabel("Compare with\u2026"))
+        layout.addLayout(compare_row)
+        layout.addWidget(self.close_compare_button)
         layout.addWidget(self.progress)
         layout.addWidget(self.probabilities)
         self.analyse_button.clicked.connect(
             lambda: self.analyse_requested.emit(self.bundle.currentText(), self.method.currentText())
         )
+        self.compare_button.clicked.connect(
+            lambda: self.compare_requested.emit(self.compare_method.currentText()))
+        self.close_compare_button.clicked.connect(lambda: state.set_compare_analysis(None))
+        self.method.currentTextChanged.connect(self._update_button)
+        self.compare_method.currentTextChanged.connect(self._update_button)
         for signal in (state.events.analysis, state.events.slice_index, state.events.overlay,
-                       state.events.volume):
+                       state.events.volume, state.events.compare_analysis):
             signal.connect(self._show_probabilities)
+        state.events.analysis.connect(self._on_analysis)
+        state.events.compare_analysis.connect(self._update_button)
         self.set_case_open(False)
 
     def set_choices(self, bundles: list[str], methods: list[str]) -> None:
         """Offer these bundles and CAM methods, keeping the current picks where still offered."""
         self.bundle.setPlaceholderText("No model installed for this task")
         self.method.setPlaceholderText("No CAM method available")
-        for box, names in ((self.bundle, bundles), (self.method, methods)):
+        self.compare_method.setPlaceholderText("No other CAM method")
+        for box, names in ((self.bundle, bundles), (self.method, methods),
+                           (self.compare_method, methods)):
             current = box.currentText()
             box.clear()
             box.addItems(names)
@@ -69,10 +95,24 @@ class AnalysisPanel(QWidget):
         self._running = running
         self._update_button()
 
-    def _update_button(self) -> None:
+    def _on_analysis(self, analysis: object) -> None:
+        """Offer, as the second method, the first one offered that differs from the analysis's."""
+        if analysis is not None and self.compare_method.currentText() == analysis.method:
+            for index in range(self.compare_method.count()):
+                if self.compare_method.itemText(index) != analysis.method:
+                    self.compare_method.setCurrentIndex(index)
+                    break
+        self._update_button()
+
+    def _update_button(self, *_args: object) -> None:
         ready = getattr(self, "_case_open", False) and not getattr(self, "_running", False)
         self.analyse_button.setEnabled(ready and bool(self.bundle.currentText())
                                        and bool(self.method.currentText()))
+        analysis = self.state.analysis
+        second = self.compare_method.currentText()
+        self.compare_button.setEnabled(ready and analysis is not None and bool(second)
+                                       and second != analysis.method)
+        self.close_compare_button.setVisible(self.state.compare_analysis is not None)
 
     def _show_probabilities(self, *_args: object) -> None:
         probabilities = self.state.current_probabilities()
@@ -87,8 +127,10 @@ class AnalysisPanel(QWidget):
             f"<td align='right'>{'<b>' if name == shown else ''}{100 * p:.1f}%</td></tr>"
             for name, p in probabilities.items()
         )
+        compared = self.state.compare_analysis
+        versus = f" (left) vs {escape(compared.method)} (right)" if compared is not None else ""
         self.probabilities.setText(
-            f"<div>{escape(analysis.bundle)} \u00b7 {escape(analysis.method)}</div>"
+            f"<div>{escape(analysis.bundle)} \u00b7 {escape(analysis.method)}{versus}</div>"
             f"<div><b>Slice {self.state.slice_index + 1}</b></div>"
             f"<table width='100%' cellspacing='2'>{rows}</table>"
         )

@@ -21,7 +21,8 @@ class ColourBar(QWidget):
         super().__init__(parent)
         self.state = state
         self.setFixedHeight(30)
-        for signal in (state.events.overlay, state.events.slice_index, state.events.analysis):
+        for signal in (state.events.overlay, state.events.slice_index, state.events.analysis,
+                       state.events.compare_analysis):
             signal.connect(self._repaint)
 
     def _repaint(self, *_args: object) -> None:
@@ -40,10 +41,16 @@ class ColourBar(QWidget):
         if spec is not None:
             painter.setPen(QColor(200, 200, 200))
             text_area = QRectF(0, 13, self.width(), self.height() - 13)
-            low, high = spec.value_range.low, spec.value_range.high
-            painter.drawText(text_area, Qt.AlignmentFlag.AlignLeft, f"{low:.3g}")
-            painter.drawText(text_area, Qt.AlignmentFlag.AlignRight, f"{high:.3g}")
-            painter.drawText(text_area, Qt.AlignmentFlag.AlignHCenter, "raw CAM value")
+            ends = [spec.value_range]
+            compared = self.state.overlay_range("compare")
+            if compared is not None:  # each method spans the colours over its own raw values
+                ends.append(compared)
+            low = " | ".join(f"{end.low:.3g}" for end in ends)
+            high = " | ".join(f"{end.high:.3g}" for end in ends)
+            painter.drawText(text_area, Qt.AlignmentFlag.AlignLeft, low)
+            painter.drawText(text_area, Qt.AlignmentFlag.AlignRight, high)
+            painter.drawText(text_area, Qt.AlignmentFlag.AlignHCenter,
+                             "raw CAM value, left | right" if compared else "raw CAM value")
         painter.end()
 
 
