@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import SalienceError
-from engine.imaging import ImageVolume, read_image
+from engine.imaging import ImageVolume, nifti, read_image
 from engine.models.classes import finding_class
 
 
@@ -97,7 +97,10 @@ def explain(
     probabilities = np.asarray(prediction.probabilities)
     k = _class_index(tuple(prediction.class_names), class_name, probabilities)
     classes = None if all_classes else [k]
-    maps = np.asarray(bundle.explain(volume, method=method, classes=classes), dtype=np.float32)
+    try:
+        maps = np.asarray(bundle.explain(volume, method=method, classes=classes), dtype=np.float32)
+    except ValueError as exc:  # unknown method or class: the user's input, said in one line
+        raise SalienceError(str(exc)) from None
     written = maps if all_classes else maps[0]
     if name.endswith(".npy"):
         np.save(output, written)
@@ -132,7 +135,7 @@ def write_map_nifti(cam: np.ndarray, volume: ImageVolume, output: Path) -> None:
     reference = _source_nifti(volume)
     if reference is not None:
         # Back into the source file's own voxel order, so the arrays line up voxel for voxel too.
-        source_axes = nib.orientations.io_orientation(nib.load(str(reference)).affine)
+        source_axes = nib.orientations.io_orientation(nifti.file_affine(reference))
         here = nib.orientations.io_orientation(affine)
         image = image.as_reoriented(nib.orientations.ornt_transform(here, source_axes))
     image.set_qform(image.affine, code=1)

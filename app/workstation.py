@@ -106,8 +106,9 @@ class SalienceWorkstation:
 
     def methods(self) -> list[str]:
         from engine.explain import GRADIENT_METHODS
+        from engine.explain.perturbation import PERTURBATION_METHODS
 
-        return list(GRADIENT_METHODS)
+        return list(GRADIENT_METHODS) + list(PERTURBATION_METHODS)
 
     def diagnoses(self, task: str) -> list[str]:
         return list(vocabulary(task).diagnoses)

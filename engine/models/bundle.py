@@ -29,7 +29,7 @@ from torch import nn
 from engine.errors import BundleError
 from engine.imaging.volume import ImageVolume
 from engine.models.glioma_preprocess import glioma_slices
-from engine.models.inference import explain_items, predict_items
+from engine.models.inference import explain_items, perturb_items, predict_items
 from engine.models.network_config import build_network
 from engine.progress import Progress
 
@@ -197,7 +197,8 @@ class Bundle:
 
         Args:
             volume: an image with the channels named in ``input_channels``.
-            method: a name in ``engine.explain.GRADIENT_METHODS`` ("gradcam", ...).
+            method: a name in ``engine.explain.GRADIENT_METHODS`` ("gradcam", ...) or in
+                ``engine.explain.perturbation.PERTURBATION_METHODS`` ("scorecam", "occlusion").
             classes: class indices to explain; None means every class.
             slices: item indices to explain; None means every item.
             progress: told after each batch; cancellation raises ``engine.progress.Cancelled``.
@@ -211,10 +212,12 @@ class Bundle:
             ValueError: unknown method, class or slice index.
         """
         import engine.explain
+        from engine.explain.perturbation import PERTURBATION_METHODS
 
         methods = engine.explain.GRADIENT_METHODS  # looked up now: methods are added at run time
-        if method not in methods:
-            raise ValueError(f"unknown CAM method {method!r}; available: {sorted(methods)}")
+        if method not in methods and method not in PERTURBATION_METHODS:
+            known = sorted(methods) + sorted(PERTURBATION_METHODS)
+            raise ValueError(f"unknown CAM method {method!r}; available: {known}")
         chosen_classes = list(range(len(self.class_names))) if classes is None else [int(c) for c in classes]
         for k in chosen_classes:
             if not 0 <= k < len(self.class_names):
@@ -226,6 +229,17 @@ class Bundle:
             if bad:
                 raise ValueError(f"slice indices {bad} out of range for {inputs.shape[0]} slices")
             inputs = inputs[index]
+        if method in PERTURBATION_METHODS:
+            return perturb_items(
+                self.network,
+                inputs,
+                self.target_layer,
+                PERTURBATION_METHODS[method],
+                chosen_classes,
+                tuple(volume.shape[1:]),  # type: ignore[arg-type]
+                batch_size,
+                progress,
+            )
         return explain_items(
             self.network,
             inputs,

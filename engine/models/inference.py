@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.progress import NullProgress, Progress, check_cancelled
+from engine.progress import NullProgress, Progress, ScaledProgress, check_cancelled
 
 CamMethod = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -105,4 +105,50 @@ def explain_items(
                 layer_maps = method(activations, gradients[t])
                 maps[t, chunk.start : chunk.stop] = upsample(layer_maps, output_size).float().numpy()
             progress.report(done / len(chunks), f"explained {chunk.stop} of {inputs.shape[0]}")
+    return maps
+
+
+def perturb_items(
+    network: nn.Module,
+    inputs: torch.Tensor,
+    target_layer: str,
+    method: Callable[..., torch.Tensor],
+    classes: Sequence[int],
+    output_size: tuple[int, int],
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Perturbation maps (Score-CAM, occlusion) of every item for each class, on the image grid.
+
+    Unlike the gradient family these need many forward passes per item; the methods chunk them
+    under a memory bound. Progress runs over classes x batches, and cancellation is checked
+    inside the method between chunks.
+
+    Args:
+        network: classifier returning ``(B, K)`` logits.
+        inputs: ``(N, C, h, w)`` preprocessed items.
+        target_layer: dotted path of the layer Score-CAM takes its masks from (occlusion ignores it).
+        method: a function from ``engine.explain.perturbation.PERTURBATION_METHODS``.
+        classes: class indices to explain.
+        output_size: ``(H, W)`` of the image the maps are drawn on.
+        batch_size: items per call.
+        progress: told after each batch; cancellation raises ``engine.progress.Cancelled``.
+
+    Returns:
+        float32 array ``(len(classes), N, H, W)``; raw and signed.
+    """
+    from engine.explain import upsample
+
+    progress = progress or NullProgress()
+    chunks = batches(inputs.shape[0], batch_size)
+    maps = np.zeros((len(classes), inputs.shape[0]) + tuple(output_size), dtype=np.float32)
+    steps = max(1, len(classes) * len(chunks))
+    for t, k in enumerate(classes):
+        for c, chunk in enumerate(chunks):
+            check_cancelled(progress)
+            step = t * len(chunks) + c
+            sub = ScaledProgress(progress, step / steps, (step + 1) / steps)
+            cam = method(network, inputs[chunk.start : chunk.stop], int(k), target_layer, progress=sub)
+            maps[t, chunk.start : chunk.stop] = upsample(cam.detach(), output_size).float().numpy()
+    progress.report(1.0, f"explained {inputs.shape[0]} items")
     return maps

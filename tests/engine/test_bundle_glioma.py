@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.progress import RecordingProgress
+
 from engine.errors import BundleError
 from engine.imaging import read_image
 from engine.imaging.volume import ImageVolume
@@ -24,18 +26,6 @@ def bundle() -> Bundle:
 @pytest.fixture(scope="module")
 def volume(glioma_case: Path) -> ImageVolume:
     return read_image(glioma_case)
-
-
-class RecordingProgress:
-    def __init__(self, cancel_after: int | None = None):
-        self.reports: list[float] = []
-        self.cancel_after = cancel_after
-
-    def report(self, fraction: float, message: str = "") -> None:
-        self.reports.append(fraction)
-
-    def cancelled(self) -> bool:
-        return self.cancel_after is not None and len(self.reports) >= self.cancel_after
 
 
 def _positive_slices(volume: ImageVolume) -> np.ndarray:
@@ -80,7 +70,7 @@ def test_explain_a_subset_of_slices_and_classes(bundle: Bundle, volume: ImageVol
 def test_progress_is_reported_per_batch_and_cancellation_stops_the_work(bundle: Bundle, volume: ImageVolume):
     progress = RecordingProgress()
     bundle.predict(volume, progress=progress, batch_size=8)
-    assert len(progress.reports) == -(-volume.n_slices // 8) and progress.reports[-1] == 1.0
+    assert len(progress.fractions) == -(-volume.n_slices // 8) and progress.fractions[-1] == 1.0
     with pytest.raises(Cancelled):
         bundle.explain(volume, progress=RecordingProgress(cancel_after=1), batch_size=8)
 

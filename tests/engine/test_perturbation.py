@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
+from tests.progress import RecordingProgress
 import torch
 from monai.networks.nets import DenseNet
 from torch import nn
@@ -69,18 +71,6 @@ class CountingModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         return self.model(x)
-
-
-class RecordingProgress:
-    def __init__(self, cancel_after: int | None = None):
-        self.fractions: list[float] = []
-        self.cancel_after = cancel_after
-
-    def report(self, fraction: float, message: str = "") -> None:
-        self.fractions.append(fraction)
-
-    def cancelled(self) -> bool:
-        return self.cancel_after is not None and len(self.fractions) >= self.cancel_after
 
 
 @pytest.mark.parametrize("spatial, orthant", [((16, 16), 1), ((8, 8, 8), 5)])

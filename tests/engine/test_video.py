@@ -9,6 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+
+from tests.progress import RecordingProgress
 from PIL import Image
 
 from engine.errors import ImageReadError
@@ -48,18 +50,6 @@ def _write_clip(path: Path, frames: list[np.ndarray], pts_ms: list[int]) -> Path
         container.mux(packet)
     container.close()
     return path
-
-
-class _Recorder:
-    def __init__(self, cancel_after: int | None = None):
-        self.fractions: list[float] = []
-        self.cancel_after = cancel_after
-
-    def report(self, fraction: float, message: str = "") -> None:
-        self.fractions.append(fraction)
-
-    def cancelled(self) -> bool:
-        return self.cancel_after is not None and len(self.fractions) > self.cancel_after
 
 
 @pytest.mark.needs_data
@@ -155,11 +145,11 @@ def test_gif_frame_durations(tmp_path):
 @pytest.mark.needs_data
 def test_progress_reaches_one_and_cancel_stops(shared_data):
     path = _clip(shared_data, "Pneu_liftl_pneu_case3_clip5.mp4")
-    recorder = _Recorder()
+    recorder = RecordingProgress()
     read_clip(path, progress=recorder)
     assert recorder.fractions[-1] == 1.0 and recorder.fractions == sorted(recorder.fractions)
     with pytest.raises(Cancelled):
-        read_clip(path, progress=_Recorder(cancel_after=5))
+        read_clip(path, progress=RecordingProgress(cancel_after=5))
 
 
 @pytest.mark.needs_data
