@@ -237,6 +237,7 @@ def train_glioma(
     *,
     epochs: int = 20,
     seed: int = 0,
+    split_seed: int = 0,
     progress: Progress | None = None,
     split: tuple[int, int, int] = DEFAULT_SPLIT,
     network_def: dict[str, Any] | None = None,
@@ -249,7 +250,9 @@ def train_glioma(
         data_dir: the ``glioma-lgg`` folder (one sub-folder per patient).
         out_dir: the bundle folder to write (created; files overwritten).
         epochs: passes over the training slices.
-        seed: seeds the patient split, the initial weights, batch order and augmentation.
+        seed: seeds the initial weights, batch order and augmentation.
+        split_seed: seeds the patient split; kept apart from ``seed`` so that runs with different
+            initialisations are compared on the same held-back patients.
         progress: told the fraction done; cancellation raises ``engine.progress.Cancelled``.
         split: numbers of train, validation and test patients.
         network_def: a ``monai.networks.nets`` config; the shipped ``NETWORK_DEF`` by default.
@@ -267,7 +270,7 @@ def train_glioma(
     progress = progress or NullProgress()
     network_def = copy.deepcopy(network_def or NETWORK_DEF)
     data_dir = Path(data_dir)
-    patients = split_patients(list_patients(data_dir), split, seed)
+    patients = split_patients(list_patients(data_dir), split, split_seed)
     params = dict(DEFAULT_PARAMS)
     progress.report(0.0, "reading patients")
     train, val, test = (load_slices(data_dir, part, INPUT_SIZE, params) for part in (patients.train, patients.val, patients.test))
@@ -285,7 +288,7 @@ def train_glioma(
     temperature = fit_temperature(val_logits, val_labels)
     test_logits, test_labels = _evaluate(network, test)
     test_probs = _softmax(test_logits, temperature)
-    training = {"seed": seed, "epochs": epochs, "best_epoch": best_epoch, "batch_size": batch_size,
+    training = {"seed": seed, "split_seed": split_seed, "epochs": epochs, "best_epoch": best_epoch, "batch_size": batch_size,
                 "learning_rate": learning_rate, "torch_threads": torch.get_num_threads()}
     metadata = _metadata(params, temperature, training, patients)
     metadata["target_layer_grid"] = layer_grid(network, TARGET_LAYER, INPUT_SIZE, len(CHANNELS))
@@ -340,14 +343,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="glioma-lgg folder (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("glioma-bundle"), help="bundle folder to write")
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="initial weights, batch order, augmentation")
+    parser.add_argument("--split-seed", type=int, default=0, help="patient split (keep it fixed to compare runs)")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads; the shipped weights used 1 (results differ in the last bits with another count)"
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
-        metrics = train_glioma(args.data, args.out, epochs=args.epochs, seed=args.seed, progress=_PrintProgress())
+        metrics = train_glioma(
+            args.data, args.out, epochs=args.epochs, seed=args.seed, split_seed=args.split_seed, progress=_PrintProgress()
+        )
     except SalienceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
