@@ -71,6 +71,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             Path(args.output),
             class_name=args.target_class,
             all_classes=args.all_classes,
+            with_quality=args.quality,
         )
     )
     return 0
@@ -129,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--method", default="gradcam", help="CAM method (see `salience explain --list`)")
     explain.add_argument("--class", dest="target_class", help="class name or index (default: the most likely)")
     explain.add_argument("--all-classes", action="store_true", help="write one map per class (.npy only)")
+    explain.add_argument(
+        "--quality",
+        action="store_true",
+        help="also measure the map on the most likely slice: deletion/insertion AUC, pointing game and "
+        "energy inside the image's mask, and the weight-randomisation sanity check",
+    )
     explain.add_argument("-o", "--output", required=True, help="OUT.nii.gz, OUT.nii or OUT.npy")
     explain.add_argument("file")
 

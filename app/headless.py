@@ -81,6 +81,7 @@ def explain(
     output: Path,
     class_name: str | None = None,
     all_classes: bool = False,
+    with_quality: bool = False,
 ) -> dict:
     from engine.models.bundle import load_bundle
 
@@ -106,7 +107,7 @@ def explain(
         np.save(output, written)
     else:
         write_map_nifti(written, volume, output)
-    return {
+    payload = {
         "source": volume.source,
         "output": str(output),
         "bundle": {"name": bundle.name, "version": bundle.version},
@@ -118,6 +119,13 @@ def explain(
         "stats": {"min": float(written.min()), "max": float(written.max()), "mean": float(written.mean())},
         "raw": "signed, not normalised",
     }
+    if with_quality:
+        from engine.models.quality_report import quality_report
+
+        item = int(np.argmax(probabilities[:, k]))  # the slice where the model is surest of the class
+        cam = maps[k if all_classes else 0, item]
+        payload["quality"] = quality_report(bundle, volume, cam, method=method, class_index=k, item=item)
+    return payload
 
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])

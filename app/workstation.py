@@ -105,10 +105,9 @@ class SalienceWorkstation:
         return [name for name in list_bundles() if read_metadata(name).get("task") == task]
 
     def methods(self) -> list[str]:
-        from engine.explain import GRADIENT_METHODS
-        from engine.explain.perturbation import PERTURBATION_METHODS
+        from engine.models.inference import method_names
 
-        return list(GRADIENT_METHODS) + list(PERTURBATION_METHODS)
+        return method_names()
 
     def diagnoses(self, task: str) -> list[str]:
         return list(vocabulary(task).diagnoses)

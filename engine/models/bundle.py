@@ -29,7 +29,7 @@ from torch import nn
 from engine.errors import BundleError
 from engine.imaging.volume import ImageVolume
 from engine.models.glioma_preprocess import glioma_slices
-from engine.models.inference import explain_items, perturb_items, predict_items
+from engine.models.inference import explain_with, method_names, predict_items
 from engine.models.network_config import build_network
 from engine.progress import Progress
 
@@ -211,13 +211,8 @@ class Bundle:
         Raises:
             ValueError: unknown method, class or slice index.
         """
-        import engine.explain
-        from engine.explain.perturbation import PERTURBATION_METHODS
-
-        methods = engine.explain.GRADIENT_METHODS  # looked up now: methods are added at run time
-        if method not in methods and method not in PERTURBATION_METHODS:
-            known = sorted(methods) + sorted(PERTURBATION_METHODS)
-            raise ValueError(f"unknown CAM method {method!r}; available: {known}")
+        if method not in method_names():
+            raise ValueError(f"unknown CAM method {method!r}; available: {method_names()}")
         chosen_classes = list(range(len(self.class_names))) if classes is None else [int(c) for c in classes]
         for k in chosen_classes:
             if not 0 <= k < len(self.class_names):
@@ -229,22 +224,11 @@ class Bundle:
             if bad:
                 raise ValueError(f"slice indices {bad} out of range for {inputs.shape[0]} slices")
             inputs = inputs[index]
-        if method in PERTURBATION_METHODS:
-            return perturb_items(
-                self.network,
-                inputs,
-                self.target_layer,
-                PERTURBATION_METHODS[method],
-                chosen_classes,
-                tuple(volume.shape[1:]),  # type: ignore[arg-type]
-                batch_size,
-                progress,
-            )
-        return explain_items(
+        return explain_with(
             self.network,
             inputs,
             self.target_layer,
-            methods[method],
+            method,
             chosen_classes,
             tuple(volume.shape[1:]),  # type: ignore[arg-type]
             batch_size,

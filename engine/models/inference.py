@@ -152,3 +152,40 @@ def perturb_items(
             maps[t, chunk.start : chunk.stop] = upsample(cam.detach(), output_size).float().numpy()
     progress.report(1.0, f"explained {inputs.shape[0]} items")
     return maps
+
+
+def method_names() -> list[str]:
+    """Every CAM method a bundle can run: the gradient family, then the perturbation methods."""
+    from engine.explain import GRADIENT_METHODS
+    from engine.explain.perturbation import PERTURBATION_METHODS
+
+    return list(GRADIENT_METHODS) + list(PERTURBATION_METHODS)
+
+
+def explain_with(
+    network: nn.Module,
+    inputs: torch.Tensor,
+    target_layer: str,
+    method: str,
+    classes: Sequence[int],
+    output_size: tuple[int, int],
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Maps by CAM method name, from whichever family the method belongs to.
+
+    Raises:
+        ValueError: ``method`` is not a known method (the message lists the known ones).
+    """
+    from engine.explain import GRADIENT_METHODS  # looked up now: methods are registered at import
+    from engine.explain.perturbation import PERTURBATION_METHODS
+
+    if method in PERTURBATION_METHODS:
+        return perturb_items(
+            network, inputs, target_layer, PERTURBATION_METHODS[method], classes, output_size, batch_size, progress
+        )
+    if method in GRADIENT_METHODS:
+        return explain_items(
+            network, inputs, target_layer, GRADIENT_METHODS[method], classes, output_size, batch_size, progress
+        )
+    raise ValueError(f"unknown CAM method {method!r}; available: {method_names()}")

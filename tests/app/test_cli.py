@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from app.cli import EXIT_BAD_INPUT, main
+from engine.imaging import nifti
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -81,7 +82,9 @@ def test_explain_writes_a_nifti_that_overlays_the_input(glioma_case, tmp_path, c
     written = nib.load(str(out))
     flair = nib.load(str(glioma_case / f"{glioma_case.name}_flair.nii.gz"))
     assert written.shape == flair.shape
-    np.testing.assert_allclose(written.affine, flair.affine, atol=1e-5)
+    # Same voxel order as the source file; the affine is the corrected one (see engine.imaging.quirks).
+    np.testing.assert_allclose(written.affine, nifti.file_affine(glioma_case / f"{glioma_case.name}_flair.nii.gz"), atol=1e-5)
+    np.testing.assert_allclose(np.sign(np.diag(written.affine)[:3]), [-1, -1, 1])
     cam = np.asarray(written.dataobj)
     mask = np.asarray(nib.load(str(glioma_case / f"{glioma_case.name}_seg.nii.gz")).dataobj) > 0
     # Raw and signed: not min-max scaled into [0, 1].
@@ -98,3 +101,18 @@ def test_explain_all_classes_writes_one_map_per_class(glioma_case, tmp_path, cap
     maps = np.load(out)
     assert maps.shape == (2, 23, 128, 128)
     assert not np.allclose(maps[0], maps[1])
+
+
+def test_explain_quality_reports_faithfulness_localisation_and_sanity(shared_data, tmp_path, capsys):
+    case = shared_data / "glioma-lgg" / "TCGA_HT_7692_19960724"  # held out from the shipped model
+    assert main(["explain", "--bundle", "glioma", "--quality", str(case), "-o", str(tmp_path / "m.npy")]) == 0
+    quality = json.loads(capsys.readouterr().out)["quality"]
+    assert quality["class"] == "FLAIR abnormality"
+    # A faithful map: deleting what it highlights drops the score faster than inserting it raises it.
+    assert quality["deletion"]["auc"] < quality["insertion"]["auc"]
+    # The lesion slice has a mask: the map's energy there beats the mask's share of the slice.
+    assert quality["energy_inside_mask"]["fraction"] > quality["mask_area_fraction"]
+    assert set(quality["pointing_game"]) >= {"hit", "distance"}
+    sanity = quality["sanity"]
+    final = sanity["steps"][-1]["spearman"]
+    assert sanity["trustworthy"] == (final < sanity["threshold"])

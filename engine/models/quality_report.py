@@ -1,0 +1,70 @@
+"""The quality measures a reviewer reads next to a map, for one item (slice) of a volume.
+
+Faithfulness (deletion and insertion AUC: does removing what the map highlights change the
+model's score?), localisation against a mask when the image has one (pointing game, energy
+inside the mask), and the parameter-randomisation sanity check (does the map depend on what the
+model learned at all?).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from engine.explain import quality, upsample
+from engine.imaging.volume import ImageVolume
+from engine.models.inference import explain_with
+from engine.progress import NullProgress, Progress, ScaledProgress
+
+if TYPE_CHECKING:
+    from engine.models.bundle import Bundle
+
+
+def quality_report(
+    bundle: "Bundle",
+    volume: ImageVolume,
+    cam: np.ndarray,
+    *,
+    method: str,
+    class_index: int,
+    item: int,
+    progress: Progress | None = None,
+) -> dict:
+    """Quality of one item's map for one class.
+
+    Args:
+        bundle: the model that produced ``cam``.
+        volume: the image; its ``labels`` (if any) are the reference mask.
+        cam: the raw ``(H, W)`` map of ``item`` on the volume grid.
+        method: the CAM method's name, recomputed on randomised copies for the sanity check.
+        class_index: the class the map explains.
+        item: the slice (or frame) index.
+        progress: told as the three measures finish.
+
+    Returns:
+        A JSON-ready dict: ``deletion``, ``insertion``, ``sanity`` and, with a mask,
+        ``pointing_game`` and ``energy_inside_mask``.
+    """
+    progress = progress or NullProgress()
+    x = bundle.preprocess(volume)[item : item + 1]
+    saliency = upsample(torch.as_tensor(cam, dtype=torch.float32)[None], tuple(x.shape[2:]))[0]
+    positive = torch.clamp(saliency, min=0)  # rank by evidence for the class, as the papers do
+    report: dict = {"item": item, "class": bundle.class_names[class_index], "method": method}
+    report["deletion"] = quality.deletion_curve(bundle.network, x, positive, class_index).to_dict()
+    report["insertion"] = quality.insertion_curve(bundle.network, x, positive, class_index).to_dict()
+    progress.report(0.3, "deletion and insertion")
+    if volume.labels is not None and volume.labels[item].any():
+        mask = volume.labels[item] > 0
+        report["pointing_game"] = quality.pointing_game(np.clip(cam, 0, None), mask).to_dict()
+        report["energy_inside_mask"] = quality.energy_inside_mask(np.clip(cam, 0, None), mask).to_dict()
+        report["mask_area_fraction"] = float(mask.mean())
+
+    def explain(model: torch.nn.Module, image: torch.Tensor) -> np.ndarray:
+        return explain_with(model, image, bundle.target_layer, method, [class_index], tuple(image.shape[2:]))[0, 0]
+
+    report["sanity"] = quality.randomisation_check(
+        bundle.network, x, explain, progress=ScaledProgress(progress, 0.3, 1.0)
+    ).to_dict()
+    return report
