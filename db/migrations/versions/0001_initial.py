@@ -16,6 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from db.errors import MigrationError
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -202,7 +204,8 @@ def _create_audit_table() -> None:
     elif dialect == "postgresql":
         triggers = POSTGRESQL_AUDIT_TRIGGERS
     else:
-        raise NotImplementedError(f"no append-only triggers for audit_events on {dialect}")
+        # The audit log's append-only guarantee lives in triggers; without them, refuse the database.
+        raise MigrationError(f"Salience supports SQLite and PostgreSQL, not {dialect}: the audit log could not be made append-only")
     for statement in triggers:
         op.execute(statement)
 
