@@ -217,7 +217,14 @@ def read_series(folder: str | Path, series_uid: str | None = None, progress: Pro
             header["warnings"] = header.get("warnings", []) + [_left_out_warning(group.left_out)]
             volume = volume.with_(header=header)
         return volume
-    return _read_stack(folder, group, progress)
+    try:
+        return _read_stack(folder, group, progress)
+    except (ImageReadError, Cancelled):
+        raise
+    except MemoryError:
+        raise ImageReadError(folder, "image too large to hold in memory") from None
+    except Exception as exc:  # a damaged header that passed the grouping pass: one line, no values (PHI)
+        raise ImageReadError(folder, f"damaged DICOM header in this series ({type(exc).__name__})") from None
 
 
 def _left_out_warning(count: int) -> str:
