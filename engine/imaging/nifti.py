@@ -15,6 +15,7 @@ import numpy as np
 from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 
 from engine.errors import ImageReadError
+from engine.imaging import quirks
 from engine.imaging.volume import ImageVolume
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -50,7 +51,20 @@ def _load(path: Path) -> nib.Nifti1Image:
         raise ImageReadError(path, f"expected a 2-D, 3-D or 4-D image, found {data.ndim}-D")
     if data.size == 0:
         raise ImageReadError(path, "image has no voxels")
-    return nib.Nifti1Image(data, image.affine, image.header)
+    qform_code = int(image.header["qform_code"]) if "qform_code" in image.header else 0
+    affine, note = quirks.corrected_affine(path, image.affine, qform_code)
+    return nib.Nifti1Image(data, affine, image.header, extra={"geometry_note": note} if note else None)
+
+
+def file_affine(path: str | Path) -> np.ndarray:
+    """The RAS affine of a NIfTI file's voxel grid as Salience reads it (known header faults fixed).
+
+    Writers use it to put a map back into the source file's own voxel order.
+    """
+    path = Path(path)
+    header = nib.load(str(path)).header
+    qform_code = int(header["qform_code"]) if "qform_code" in header else 0
+    return quirks.corrected_affine(path, header.get_best_affine(), qform_code)[0]
 
 
 def _short(exc: BaseException) -> str:
@@ -90,6 +104,7 @@ def _summary(image: nib.Nifti1Image, path: Path) -> dict:
         "zooms": [round(float(z), 4) for z in header.get_zooms()],
         "qform_code": int(header["qform_code"]) if "qform_code" in header else None,
         "sform_code": int(header["sform_code"]) if "sform_code" in header else None,
+        **({"geometry_note": image.extra["geometry_note"]} if image.extra.get("geometry_note") else {}),
     }
 
 

@@ -24,8 +24,11 @@ def bundle() -> Bundle:
 
 
 @pytest.fixture(scope="module")
-def volume(glioma_case: Path) -> ImageVolume:
-    return read_image(glioma_case)
+def volume(shared_data: Path, bundle: Bundle) -> ImageVolume:
+    """A patient the shipped model never saw: held back in its test split."""
+    case = "TCGA_HT_7692_19960724"
+    assert case in bundle.metadata["split"]["test"]
+    return read_image(shared_data / "glioma-lgg" / case)
 
 
 def _positive_slices(volume: ImageVolume) -> np.ndarray:
