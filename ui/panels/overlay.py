@@ -50,7 +50,7 @@ class ColourBar(QWidget):
             painter.drawText(text_area, Qt.AlignmentFlag.AlignLeft, low)
             painter.drawText(text_area, Qt.AlignmentFlag.AlignRight, high)
             painter.drawText(text_area, Qt.AlignmentFlag.AlignHCenter,
-                             "raw CAM value, left | right" if compared else "raw CAM value")
+                             "raw: left | right" if compared else "raw CAM value")  # short: the ends are wide
         painter.end()
 
 
