@@ -106,7 +106,10 @@ def explain(
     if name.endswith(".npy"):
         np.save(output, written)
     else:
-        write_map_nifti(written, volume, output)
+        try:
+            nifti.write_on_grid(written, volume, output)
+        except ValueError as exc:
+            raise SalienceError(f"{output}: {exc}") from None
     payload = {
         "source": volume.source,
         "output": str(output),
@@ -126,35 +129,3 @@ def explain(
         cam = maps[k if all_classes else 0, item]
         payload["quality"] = quality_report(bundle, volume, cam, method=method, class_index=k, item=item)
     return payload
-
-
-_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-def write_map_nifti(cam: np.ndarray, volume: ImageVolume, output: Path) -> None:
-    """Write an ``(N, H, W)`` map on ``volume``'s grid as NIfTI in the input's world space."""
-    import nibabel as nib
-
-    if cam.shape != volume.shape:
-        raise SalienceError(f"{output}: map shape {cam.shape} does not match the image grid {volume.shape}")
-    data = np.transpose(cam, (2, 1, 0))  # (col, row, slice): NIfTI's i, j, k
-    affine = _LPS_TO_RAS @ volume.affine[:, [2, 1, 0, 3]]
-    image = nib.Nifti1Image(data.astype(np.float32), affine)
-    reference = _source_nifti(volume)
-    if reference is not None:
-        # Back into the source file's own voxel order, so the arrays line up voxel for voxel too.
-        source_axes = nib.orientations.io_orientation(nifti.file_affine(reference))
-        here = nib.orientations.io_orientation(affine)
-        image = image.as_reoriented(nib.orientations.ornt_transform(here, source_axes))
-    image.set_qform(image.affine, code=1)
-    image.set_sform(image.affine, code=1)
-    nib.save(image, str(output))
-
-
-def _source_nifti(volume: ImageVolume) -> Path | None:
-    """The NIfTI file whose grid the volume was read from, if it came from NIfTI."""
-    if not str(volume.header.get("format", "")).startswith("NIfTI"):
-        return None
-    source = Path(volume.source)
-    candidate = source / volume.header["file"] if source.is_dir() else source
-    return candidate if candidate.is_file() else None

@@ -51,9 +51,14 @@ def _load(path: Path) -> nib.Nifti1Image:
         raise ImageReadError(path, f"expected a 2-D, 3-D or 4-D image, found {data.ndim}-D")
     if data.size == 0:
         raise ImageReadError(path, "image has no voxels")
-    qform_code = int(image.header["qform_code"]) if "qform_code" in image.header else 0
-    affine, note = quirks.corrected_affine(path, image.affine, qform_code)
+    affine, note = _corrected(path, image.header, image.affine)
     return nib.Nifti1Image(data, affine, image.header, extra={"geometry_note": note} if note else None)
+
+
+def _corrected(path: Path, header, affine: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """The file's affine with known header faults fixed (``engine.imaging.quirks``), and the note."""
+    qform_code = int(header["qform_code"]) if "qform_code" in header else 0
+    return quirks.corrected_affine(path, affine, qform_code)
 
 
 def file_affine(path: str | Path) -> np.ndarray:
@@ -63,8 +68,40 @@ def file_affine(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     header = nib.load(str(path)).header
-    qform_code = int(header["qform_code"]) if "qform_code" in header else 0
-    return quirks.corrected_affine(path, header.get_best_affine(), qform_code)[0]
+    return _corrected(path, header, header.get_best_affine())[0]
+
+
+def write_on_grid(array: np.ndarray, volume: ImageVolume, output: str | Path) -> None:
+    """Write an ``(N, H, W)`` array on ``volume``'s grid (e.g. a CAM) as float32 NIfTI.
+
+    The inverse of the reader's display reorientation: the file lies in the input's world space
+    and, when the volume came from NIfTI, in the source file's own voxel order, so it overlays the
+    input voxel for voxel in any viewer.
+
+    Raises:
+        ValueError: the array does not have the volume's ``(N, H, W)`` shape.
+    """
+    if array.shape != volume.shape:
+        raise ValueError(f"array {array.shape} does not match the image grid {volume.shape}")
+    data = np.transpose(array, (2, 1, 0)).astype(np.float32)  # (col, row, slice): NIfTI's i, j, k
+    affine = _RAS_TO_LPS @ volume.affine[:, [2, 1, 0, 3]]  # the same flip maps LPS back to RAS
+    image = nib.Nifti1Image(data, affine)
+    reference = _source_file(volume)
+    if reference is not None:
+        source_axes = io_orientation(file_affine(reference))
+        image = image.as_reoriented(ornt_transform(io_orientation(affine), source_axes))
+    image.set_qform(image.affine, code=1)
+    image.set_sform(image.affine, code=1)
+    nib.save(image, str(output))
+
+
+def _source_file(volume: ImageVolume) -> Path | None:
+    """The NIfTI file whose grid the volume was read from, if it came from NIfTI."""
+    if not str(volume.header.get("format", "")).startswith("NIfTI"):
+        return None
+    source = Path(volume.source)
+    candidate = source / volume.header["file"] if source.is_dir() else source
+    return candidate if candidate.is_file() else None
 
 
 def _short(exc: BaseException) -> str:
