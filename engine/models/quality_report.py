@@ -57,8 +57,9 @@ def quality_report(
     progress.report(0.3, "deletion and insertion")
     if volume.labels is not None and volume.labels[item].any():
         mask = volume.labels[item] > 0
-        report["pointing_game"] = quality.pointing_game(np.clip(cam, 0, None), mask).to_dict()
-        report["energy_inside_mask"] = quality.energy_inside_mask(np.clip(cam, 0, None), mask).to_dict()
+        evidence = np.clip(cam, 0, None)
+        report["pointing_game"] = quality.pointing_game(evidence, mask).to_dict()
+        report["energy_inside_mask"] = quality.energy_inside_mask(evidence, mask).to_dict()
         report["mask_area_fraction"] = float(mask.mean())
 
     def explain(model: torch.nn.Module, image: torch.Tensor) -> np.ndarray:
