@@ -4,7 +4,7 @@
     salience inspect FILE             what was read: kind, shape, spacing, orientation, modality
     salience predict --bundle NAME FILE
     salience explain --bundle NAME --method gradcam FILE -o OUT.nii.gz|OUT.npy
-    salience train glioma [...]       reproduce the shipped glioma weights
+    salience train TASK [...]         reproduce a shipped bundle (glioma, lung-ultrasound, histopathology)
     salience bench cam|io [...]       benchmarks that print ratios measured side by side
     salience db upgrade               migrate the database to the newest schema
 
@@ -77,13 +77,22 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
-    if args.task != "glioma":
-        print(f"salience: error: no training recipe for task {args.task!r} (known: glioma)", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    from engine.models import train_glioma
+#: ``salience train TASK`` -> the module whose ``main(argv) -> int`` reproduces that shipped bundle.
+TRAINING_RECIPES: dict[str, str] = {
+    "glioma": "engine.models.train_glioma",
+    "lung-ultrasound": "engine.models.train_lung_ultrasound",
+    "histopathology": "engine.models.train_histopathology",
+}
 
-    return train_glioma.main(rest)
+
+def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
+    import importlib
+
+    if args.task not in TRAINING_RECIPES:
+        known = ", ".join(TRAINING_RECIPES)
+        print(f"salience: error: no training recipe for task {args.task!r} (known: {known})", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return importlib.import_module(TRAINING_RECIPES[args.task]).main(rest)
 
 
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
@@ -141,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # train and bench pass their remaining arguments (and -h) on to the recipe or the benchmark.
     train = sub.add_parser("train", help="train a shipped bundle from ../shared/data", add_help=False)
-    train.add_argument("task", help="glioma")
+    train.add_argument("task", help="glioma, lung-ultrasound or histopathology")
 
     bench = sub.add_parser("bench", help="benchmarks: ratios measured side by side in one run", add_help=False)
     bench.add_argument("suite", choices=["cam", "io"])

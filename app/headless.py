@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,13 @@ import numpy as np
 from engine.errors import SalienceError
 from engine.imaging import ImageVolume, nifti, read_image
 from engine.models.classes import finding_class
+
+
+#: Image kinds explained as a whole (a clip verdict over frames, a slide score over tiles), by the
+#: module whose ``explain(path, volume, bundle, method, output, class_name, all_classes,
+#: with_quality) -> dict`` writes the maps and returns the JSON payload. Other kinds are explained
+#: item by item below.
+KIND_EXPLAINERS: dict[str, str] = {"clip": "app.explain_clip", "slide": "app.explain_slide"}
 
 
 def describe(volume: ImageVolume) -> dict:
@@ -94,6 +102,9 @@ def explain(
         raise SalienceError(f"{output.parent}: output folder does not exist")
     volume = read_image(path)
     bundle = load_bundle(bundle_name)
+    if volume.kind in KIND_EXPLAINERS:  # clips and slides: a verdict over frames or tiles
+        module = importlib.import_module(KIND_EXPLAINERS[volume.kind])
+        return module.explain(path, volume, bundle, method, output, class_name, all_classes, with_quality)
     prediction = bundle.predict(volume)
     probabilities = np.asarray(prediction.probabilities)
     k = _class_index(tuple(prediction.class_names), class_name, probabilities)

@@ -28,9 +28,9 @@ from torch import nn
 
 from engine.errors import BundleError
 from engine.imaging.volume import ImageVolume
-from engine.models.glioma_preprocess import glioma_slices
 from engine.models.inference import explain_with, method_names, predict_items
 from engine.models.network_config import build_network
+from engine.models.task_registry import task_names, task_spec
 from engine.progress import Progress
 
 METADATA_FILE = "configs/metadata.json"
@@ -38,26 +38,6 @@ INFERENCE_FILE = "configs/inference.json"
 WEIGHTS_FILE = "models/model.safetensors"
 MODEL_CARD_FILE = "docs/README.md"
 
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """How a task turns an ``ImageVolume`` into network inputs.
-
-    Attributes:
-        preprocess: ``f(array (C, N, H, W), input_size, **parameters) -> (N, C, h, w)`` tensor.
-        parameters: the names allowed in a bundle's ``preprocessing`` section.
-        item_axis: what one item of the volume's second axis is ("slice", "frame", "patch").
-    """
-
-    preprocess: Callable[..., torch.Tensor]
-    parameters: tuple[str, ...]
-    item_axis: str
-
-
-#: Tasks this engine can run, by the ``task`` value in metadata.json.
-TASKS: dict[str, TaskSpec] = {
-    "glioma": TaskSpec(glioma_slices, ("upper_percentile", "clip_max"), "slice"),
-}
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -158,10 +138,9 @@ class Bundle:
                 f"image {volume.source} has channels {list(volume.channel_names)}; "
                 f"this model needs {list(self.input_channels)}",
             )
-        array = np.stack([volume.channel(name) for name in self.input_channels])
-        spec = TASKS[self.task]
+        spec = task_spec(self.task)
         parameters = {k: v for k, v in self.metadata["preprocessing"].items() if k in spec.parameters}
-        return spec.preprocess(array, self.input_size, **parameters)
+        return spec.prepare(volume, self.input_channels, self.input_size, **parameters)
 
     def predict(
         self, volume: ImageVolume, progress: Progress | None = None, batch_size: int = 32
@@ -179,7 +158,7 @@ class Bundle:
         return BundlePrediction(
             probabilities=probabilities,
             class_names=self.class_names,
-            item_axis=TASKS[self.task].item_axis,
+            item_axis=task_spec(self.task).item_axis,
             logits=logits,
             calibrated=self.calibrated,
         )
@@ -292,7 +271,7 @@ def _is_str_list(value: Any) -> bool:
 _REQUIRED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "name": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
     "version": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
-    "task": (lambda v: isinstance(v, str) and v in TASKS, f"one of {sorted(TASKS)}"),
+    "task": (lambda v: isinstance(v, str) and v in task_names(), f"one of {task_names()}"),
     "class_names": (_is_str_list, "a non-empty list of names"),
     "input_channels": (_is_str_list, "a non-empty list of channel names"),
     "input_size": (
@@ -313,7 +292,7 @@ def check_metadata(metadata: dict[str, Any], bundle: Path) -> None:
             raise BundleError(bundle, f"{METADATA_FILE} lacks {key!r}")
         if not valid(metadata[key]):
             raise BundleError(bundle, f"{METADATA_FILE} {key!r} must be {expected}, got {metadata[key]!r}")
-    unknown = set(metadata["preprocessing"]) - set(TASKS[metadata["task"]].parameters) - {"function"}
+    unknown = set(metadata["preprocessing"]) - set(task_spec(metadata["task"]).parameters) - {"function"}
     if unknown:
         raise BundleError(bundle, f"{METADATA_FILE} preprocessing has unknown parameters {sorted(unknown)}")
     numbers = {k: v for k, v in metadata["preprocessing"].items() if k != "function"}

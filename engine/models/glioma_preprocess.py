@@ -12,8 +12,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.imaging.volume import ImageVolume
+
 #: Default intensity parameters; a bundle's ``metadata.json`` ``preprocessing`` overrides them.
 DEFAULT_PARAMS: dict[str, float] = {"upper_percentile": 99.5, "clip_max": 2.0}
+
+#: The task registry's view of this module (see ``engine.models.task_registry``).
+PARAMETERS: tuple[str, ...] = tuple(DEFAULT_PARAMS)
+ITEM_AXIS = "slice"
 
 
 def channel_scale(channel: np.ndarray, upper_percentile: float) -> float:
@@ -69,3 +75,11 @@ def glioma_slices(
     if tuple(slices.shape[2:]) != size:
         slices = F.interpolate(slices, size=size, mode="bilinear", align_corners=False, antialias=True)
     return slices
+
+
+def prepare(
+    volume: ImageVolume, input_channels: Sequence[str], input_size: Sequence[int], **parameters: float
+) -> torch.Tensor:
+    """The task registry's entry point: the named sequences of ``volume`` through ``glioma_slices``."""
+    array = np.stack([volume.channel(name) for name in input_channels])
+    return glioma_slices(array, input_size, **parameters)
