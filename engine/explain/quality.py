@@ -355,11 +355,15 @@ def structural_similarity(
 
 @dataclass
 class RandomisationStep:
-    """One step of a randomisation check: which layers were random, how similar the map stayed."""
+    """One step of a randomisation check: which layers were random, how similar the map stayed.
+
+    ``spearman_in_region`` ranks only the pixels inside the check's region (None without one).
+    """
 
     layers: list[str]
     spearman: float
     ssim: float
+    spearman_in_region: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -376,6 +380,8 @@ class SanityResult:
         mode: "cascading" or "independent".
         threshold: Spearman correlation at or above which a map counts as unchanged.
         steps: one ``RandomisationStep`` per randomised state, top layer first.
+        decided_on: "whole map" or "region" (the pixels the decision ranked).
+        region_fraction: share of the map inside the region (None without one).
     """
 
     trustworthy: bool
@@ -383,6 +389,8 @@ class SanityResult:
     mode: str
     threshold: float
     steps: list[RandomisationStep] = field(default_factory=list)
+    decided_on: str = "whole map"
+    region_fraction: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -390,6 +398,8 @@ class SanityResult:
             "reason": self.reason,
             "mode": self.mode,
             "threshold": self.threshold,
+            "decided_on": self.decided_on,
+            "region_fraction": self.region_fraction,
             "steps": [step.to_dict() for step in self.steps],
         }
 
@@ -430,6 +440,7 @@ def randomisation_check(
     mode: str = "cascading",
     threshold: float = 0.5,
     seed: int = 0,
+    region: np.ndarray | torch.Tensor | None = None,
     progress: Progress | None = None,
 ) -> SanityResult:
     """Sanity check by model parameter randomisation.
@@ -443,6 +454,12 @@ def randomisation_check(
     or above ``threshold`` after every layer is randomised (cascading), or for every single layer
     randomised alone (independent).
 
+    Ranking the whole map rewards a map for following the image's outline: where the input is
+    black background, a randomised network's map is flat too, and those pixels rank alike before
+    and after (Adebayo et al. show random networks acting as edge detectors). With a ``region``
+    (the image's foreground: brain, scan sector, tissue) the decision ranks only the pixels inside
+    it; the whole-map figures are still reported beside it.
+
     Args:
         model: the classifier the map explains.
         x: the input the map was computed for.
@@ -453,16 +470,21 @@ def randomisation_check(
         mode: "cascading" or "independent".
         threshold: Spearman correlation at or above which a map counts as unchanged.
         seed: seed of the random weights, so a check can be repeated.
+        region: boolean mask of the map's shape; the decision then ranks only the pixels inside.
         progress: optional progress sink.
 
     Raises:
-        ValueError: for an unknown mode or a model with no parameters.
+        ValueError: for an unknown mode, a model with no parameters, or a region that does not
+            match the map or holds fewer than 2 pixels.
         KeyError: for a layer name that does not exist.
     """
     if mode not in ("cascading", "independent"):
         raise ValueError(f"mode must be 'cascading' or 'independent', got {mode!r}")
     progress = progress or NullProgress()
     original = as_numpy(explain(model, x)).astype(np.float64)
+    inside = None if region is None else as_numpy(region).astype(bool)
+    if inside is not None and (inside.shape != original.shape or inside.sum() < 2):
+        raise ValueError(f"region {inside.shape} with {int(inside.sum())} pixels does not fit the map {original.shape}")
     trial = copy.deepcopy(model)
     names = list(layers) if layers is not None else layers_in_forward_order(trial, x)
     if not names:
@@ -481,17 +503,24 @@ def randomisation_check(
         randomised = as_numpy(explain(trial, x)).astype(np.float64)
         done = list(reversed(names))[: position + 1] if mode == "cascading" else [name]
         similarity = spearman_similarity(original, randomised), structural_similarity(original, randomised)
-        steps.append(RandomisationStep(done, *similarity))
+        in_region = None if inside is None else spearman_similarity(original[inside], randomised[inside])
+        steps.append(RandomisationStep(done, *similarity, spearman_in_region=in_region))
         if saved is not None:
             module.load_state_dict(saved)
         progress.report((position + 1) / len(names), f"randomised {name}")
-    deciding = steps[-1].spearman if mode == "cascading" else min(step.spearman for step in steps)
+    decided_on = "whole map" if inside is None else "region"
+    scores = [step.spearman if inside is None else step.spearman_in_region for step in steps]
+    deciding = scores[-1] if mode == "cascading" else min(scores)
+    where = "" if inside is None else " inside the image's foreground"
+    region_fraction = None if inside is None else float(inside.mean())
     if deciding >= threshold:
         what = "all layers are randomised" if mode == "cascading" else "any single layer is randomised"
         reason = (
-            f"the map stays similar to the original (Spearman {deciding:.2f} >= {threshold:.2f}) when {what}: "
+            f"the map stays similar to the original{where} (Spearman {deciding:.2f} >= {threshold:.2f}) when {what}: "
             "it does not depend on what the model learned"
         )
-        return SanityResult(False, reason, mode, threshold, steps)
-    reason = f"the map changes when the weights are randomised (Spearman falls to {deciding:.2f} < {threshold:.2f})"
-    return SanityResult(True, reason, mode, threshold, steps)
+        return SanityResult(False, reason, mode, threshold, steps, decided_on, region_fraction)
+    reason = (
+        f"the map changes{where} when the weights are randomised (Spearman falls to {deciding:.2f} < {threshold:.2f})"
+    )
+    return SanityResult(True, reason, mode, threshold, steps, decided_on, region_fraction)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from engine.explain import quality, upsample
 from engine.imaging.volume import ImageVolume
@@ -66,6 +67,31 @@ def quality_report(
         return explain_with(model, image, bundle.target_layer, method, [class_index], tuple(image.shape[2:]))[0, 0]
 
     report["sanity"] = quality.randomisation_check(
-        bundle.network, x, explain, progress=ScaledProgress(progress, 0.3, 1.0)
+        bundle.network, x, explain, region=foreground(x[0]), progress=ScaledProgress(progress, 0.3, 1.0)
     ).to_dict()
     return report
+
+
+def foreground(x: torch.Tensor, max_share: float = 0.98, tolerance: float = 0.03) -> np.ndarray | None:
+    """Pixels of a preprocessed input ``(C, h, w)`` that are not its dark, flat background.
+
+    The background is the value of the image's four corner pixels when they agree on every
+    channel to within ``tolerance`` of the channel's range (MRI outside the head, which carries
+    faint noise; the black around an ultrasound sector). Foreground is where any channel differs
+    from it by more than that, with holes filled (dark structures inside the head belong to it).
+
+    Returns:
+        A boolean ``(h, w)`` mask, or None when the image has no flat background or when the
+        foreground covers more than ``max_share`` of it (a tissue patch): then the sanity check
+        ranks the whole map.
+    """
+    image = x.detach().float().numpy()
+    corners = image[:, [0, 0, -1, -1], [0, -1, 0, -1]]  # (C, 4)
+    span = np.ptp(image.reshape(image.shape[0], -1), axis=1)
+    limit = tolerance * np.where(span > 0, span, 1.0)
+    if (np.ptp(corners, axis=1) > limit).any():
+        return None
+    background = np.median(corners, axis=1)
+    inside = ndimage.binary_fill_holes((np.abs(image - background[:, None, None]) > limit[:, None, None]).any(axis=0))
+    share = float(inside.mean())
+    return inside if 0.0 < share <= max_share and inside.sum() >= 2 else None

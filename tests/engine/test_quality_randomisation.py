@@ -131,3 +131,53 @@ def test_bad_arguments():
         randomisation_check(model, torch.zeros(1, 1, 8, 8), edge_map, mode="shuffled")
     with pytest.raises(KeyError, match="nope"):
         randomisation_check(model, torch.zeros(1, 1, 8, 8), edge_map, layers=["nope"])
+
+
+def weight_hash_inside_square(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """Zero on a black border; inside the central square, values drawn from the weights' sum.
+
+    Inside the square the map depends only on the weights, so after randomisation it is unrelated
+    to the original; the border is zero before and after.
+    """
+    weights_sum = float(sum(p.double().sum() for p in model.parameters()))
+    rng = np.random.default_rng(abs(int(weights_sum * 1e6)) % (2**32))
+    cam = np.zeros(x.shape[2:])
+    cam[4:12, 4:12] = rng.uniform(0.1, 1.0, (8, 8))
+    return cam
+
+
+def test_a_shared_black_border_no_longer_vouches_for_a_map_inside_the_region():
+    model = BlobNet()
+    x = torch.zeros(1, 1, 16, 16)
+    region = np.zeros((16, 16), bool)
+    region[4:12, 4:12] = True
+    whole = randomisation_check(model, x, weight_hash_inside_square)
+    # The border ties at zero in both maps, so the whole-map ranks agree (75 % of the pixels).
+    assert not whole.trustworthy and whole.steps[-1].spearman > 0.5
+    assert whole.decided_on == "whole map" and whole.steps[-1].spearman_in_region is None
+    inside = randomisation_check(model, x, weight_hash_inside_square, region=region)
+    assert inside.trustworthy, inside.reason
+    assert inside.decided_on == "region" and inside.region_fraction == pytest.approx(0.25)
+    assert abs(inside.steps[-1].spearman_in_region) < 0.4
+    assert inside.steps[-1].spearman == pytest.approx(whole.steps[-1].spearman)  # still reported
+    assert "inside the image's foreground" in inside.reason
+    with pytest.raises(ValueError, match="does not fit"):
+        randomisation_check(model, x, weight_hash_inside_square, region=np.ones((8, 8), bool))
+
+
+def test_foreground_is_what_differs_from_flat_corners():
+    from engine.models.quality_report import foreground
+
+    head = torch.zeros(3, 16, 16)
+    head[:, 3:13, 2:14] = torch.rand(3, 10, 12) + 0.1
+    mask = foreground(head)
+    assert mask is not None and mask.sum() == 120 and mask[3:13, 2:14].all()
+    patch = torch.rand(3, 16, 16) + 0.1  # tissue to every edge: no background to exclude
+    assert foreground(patch) is None
+    framed = torch.zeros(3, 16, 16)
+    framed[:, 1:15, 1:15] = 1.0  # a one-pixel black frame: 77 % foreground
+    assert foreground(framed).sum() == 196
+    one_corner_differs = framed.clone()
+    one_corner_differs[0, 15, 15] = 0.5
+    assert foreground(one_corner_differs) is None
+    assert foreground(torch.zeros(3, 16, 16)) is None  # nothing but background
