@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Literal
 
 import numpy as np
+from scipy import ndimage
 
 NormalisationScope = Literal["volume", "slice"]
 
@@ -240,5 +241,25 @@ def render_slice(
     grey = window_to_uint8(image, centre, width)
     if overlay is None or overlay.opacity <= 0.0:
         return grey_to_rgba(grey)
-    normalised = normalise_map(overlay.saliency, overlay.value_range)
+    normalised = fit_to_image(normalise_map(overlay.saliency, overlay.value_range), grey.shape[:2])
     return blend_overlay(grey, normalised, overlay.lut, overlay.opacity)
+
+
+def fit_to_image(normalised: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A map that covers the whole image on a coarser grid, resampled onto the image's pixels.
+
+    Clip maps are kept at a few hundred pixels a side rather than at the frame's full size (a
+    long clip's maps would not fit in memory otherwise). Pixel centres are aligned (the map's
+    first and last pixels sit at the image's corners' centres scaled by the grid ratio), values
+    interpolated bilinearly, so a map on the image's own grid comes back unchanged.
+
+    Args:
+        normalised: ``(h, w)`` values in ``[0, 1]``.
+        shape: the image's ``(H, W)``.
+    """
+    if normalised.shape == tuple(shape):
+        return normalised
+    rows = (np.arange(shape[0]) + 0.5) * (normalised.shape[0] / shape[0]) - 0.5
+    cols = (np.arange(shape[1]) + 0.5) * (normalised.shape[1] / shape[1]) - 0.5
+    grid = np.meshgrid(rows, cols, indexing="ij")
+    return ndimage.map_coordinates(normalised, grid, order=1, mode="nearest").astype(np.float32)

@@ -164,7 +164,8 @@ class ViewerState:
         return self._analysis
 
     def set_analysis(self, analysis: Analysis | None) -> None:
-        """Show a model's output; its maps must lie on the volume's grid. Closes any comparison,
+        """Show a model's output; its maps cover the volume's slices, on the volume's own grid or a
+        coarser one over the same field of view (clips). Closes any comparison,
         which was made against the analysis replaced here.
 
         Raises:
@@ -429,9 +430,9 @@ def _check_analysis(analysis: Analysis, volume: ImageVolume | None) -> None:
     if volume is None:
         raise ValueError("an analysis needs an open volume")
     classes = len(analysis.class_names)
-    expected_maps = (classes,) + volume.shape
-    if analysis.maps.shape != expected_maps:
-        raise ValueError(f"CAM maps {analysis.maps.shape} do not match the volume {expected_maps}")
+    expected_maps = (classes, volume.n_slices)  # then (h, w): the image grid or a coarser one over it
+    if analysis.maps.ndim != 4 or analysis.maps.shape[:2] != expected_maps or min(analysis.maps.shape[2:]) < 1:
+        raise ValueError(f"CAM maps {analysis.maps.shape} do not match the volume {expected_maps + volume.shape[1:]}")
     expected_probabilities = (volume.n_slices, classes)
     if analysis.probabilities.shape != expected_probabilities:
         raise ValueError(

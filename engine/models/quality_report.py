@@ -1,7 +1,7 @@
 """The quality measures a reviewer reads next to a map, for one item (slice) of a volume.
 
 Faithfulness (deletion and insertion AUC: does removing what the map highlights change the
-model's score?), localisation against a mask when the image has one (pointing game, energy
+model's score? average drop and increase in confidence: does what it highlights suffice?), localisation against a mask when the image has one (pointing game, energy
 inside the mask), and the parameter-randomisation sanity check (does the map depend on what the
 model learned at all?).
 """
@@ -45,7 +45,8 @@ def quality_report(
         progress: told as the three measures finish.
 
     Returns:
-        A JSON-ready dict: ``deletion``, ``insertion``, ``sanity`` and, with a mask,
+        A JSON-ready dict: ``deletion``, ``insertion``, ``confidence`` (average drop and
+        increase in confidence), ``sanity`` and, with a mask,
         ``pointing_game`` and ``energy_inside_mask``.
     """
     progress = progress or NullProgress()
@@ -55,6 +56,7 @@ def quality_report(
     report: dict = {"item": item, "class": bundle.class_names[class_index], "method": method}
     report["deletion"] = quality.deletion_curve(bundle.network, x, positive, class_index).to_dict()
     report["insertion"] = quality.insertion_curve(bundle.network, x, positive, class_index).to_dict()
+    report["confidence"] = quality.confidence_change(bundle.network, x, positive[None], class_index).to_dict()
     progress.report(0.3, "deletion and insertion")
     if volume.labels is not None and volume.labels[item].any():
         mask = volume.labels[item] > 0

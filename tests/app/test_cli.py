@@ -110,6 +110,8 @@ def test_explain_quality_reports_faithfulness_localisation_and_sanity(shared_dat
     assert quality["class"] == "FLAIR abnormality"
     # A faithful map: deleting what it highlights drops the score faster than inserting it raises it.
     assert quality["deletion"]["auc"] < quality["insertion"]["auc"]
+    assert 0.0 <= quality["confidence"]["average_drop"] <= 100.0
+    assert quality["confidence"]["masked_scores"][0] != quality["confidence"]["full_scores"][0]
     # The lesion slice has a mask: the map's energy there beats the mask's share of the slice.
     assert quality["energy_inside_mask"]["fraction"] > quality["mask_area_fraction"]
     assert set(quality["pointing_game"]) >= {"hit", "distance"}

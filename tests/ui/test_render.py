@@ -7,7 +7,7 @@ import pytest
 
 from ui.render import (
     MapRange, OverlaySpec, blend_overlay, colormap, inferno_lut, jet_lut, map_range, normalise_map,
-    render_slice, window_to_uint8,
+    fit_to_image, render_slice, window_to_uint8,
 )
 
 
@@ -106,3 +106,20 @@ def test_render_slice_windows_each_colour_channel_and_blends_on_top():
     expected = np.rint(0.5 * np.array([255.0, 0.0, 0.0]) + 0.5 * hot).astype(np.uint8)
     assert tuple(blended[0, 0, :3]) == tuple(expected)
     assert tuple(blended[1, 1, :3]) == (100, 150, 200)
+
+
+def test_a_coarse_map_is_stretched_over_the_whole_image():
+    """A 2x2 map over an 8x8 image: each map pixel colours its own 4x4 quarter's centre, values
+    blend bilinearly between centres, and the image's own grid passes through untouched."""
+    coarse = np.array([[1.0, 0.0], [0.0, 0.0]])
+    fitted = fit_to_image(coarse, (8, 8))
+    assert fitted.shape == (8, 8)
+    assert fitted[:2, :2] == pytest.approx(np.ones((2, 2)))  # up to the first pixel centre: flat
+    assert fitted[6:, 6:] == pytest.approx(np.zeros((2, 2)))
+    assert 0.0 < fitted[3, 3] < 1.0 and fitted[3, 3] > fitted[4, 4]
+    same = np.random.default_rng(0).random((8, 8))
+    assert fit_to_image(same, (8, 8)) is same
+    image = np.zeros((8, 8))
+    spec = OverlaySpec(coarse, MapRange(0.0, 1.0), inferno_lut(), 1.0)
+    rendered = render_slice(image, 0.5, 1.0, spec)
+    assert tuple(rendered[0, 0, :3]) == tuple(inferno_lut()[255]) and tuple(rendered[7, 7, :3]) == (0, 0, 0)

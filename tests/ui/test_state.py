@@ -63,7 +63,14 @@ def test_analysis_must_match_volume_and_picks_the_abnormal_class():
     state = ViewerState()
     state.set_volume(synthetic_volume())
     with pytest.raises(ValueError, match="do not match"):
-        state.set_analysis(_analysis(np.zeros((2, 5, 16, 16))))
+        state.set_analysis(_analysis(np.zeros((2, 4, 32, 32))))  # a slice short
+    with pytest.raises(ValueError, match="do not match"):
+        state.set_analysis(_analysis(np.zeros((2, 5, 32))))
+    coarse = np.zeros((2, 5, 8, 8), np.float32)  # a coarser grid over the same field of view
+    coarse[1, 2, 0, 0] = 1.0
+    state.set_analysis(_analysis(coarse))
+    state.slice_index = 2
+    assert state.overlay_spec().saliency.shape == (8, 8)
     state.set_analysis(_analysis())
     assert state.overlay_class == 1
     assert default_overlay_class(("healthy", "covid", "pneumonia"),
