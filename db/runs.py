@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from db._checks import plain, require_finite, require_sha256, require_text
 from db._rows import fetch, insert_or_fetch
 from db.errors import InvalidInput
-from db.models import Case, Explanation, ModelRun, Prediction
+from db.models import Case, Explanation, MapCheck, ModelRun, Prediction
 
 ITEM_AXES = ("slice", "frame", "patch", "tile", "image")
 PROBABILITY_TOLERANCE = 1e-6
@@ -181,6 +182,55 @@ def add_explanation(
     session.add(explanation)
     session.flush()
     return explanation
+
+
+def add_map_check(session: Session, *, explanation_id: int, item_index: int, report: Mapping[str, Any]) -> MapCheck:
+    """Store the quality measures of an explanation's map on one item.
+
+    Args:
+        session: the caller's session.
+        explanation_id: the checked explanation.
+        item_index: the slice, frame or tile measured (0-based, inside the prediction's rows).
+        report: JSON-ready measures with a ``sanity`` section holding ``trustworthy``
+            (``engine.models.quality_report.quality_report`` output).
+
+    Raises:
+        NotFound: no such explanation.
+        InvalidInput: the item is outside the prediction, or the report lacks the sanity verdict.
+    """
+    explanation = fetch(session, Explanation, explanation_id, "explanation")
+    rows = len(explanation.prediction.probabilities)
+    if isinstance(item_index, bool) or not 0 <= int(item_index) < rows:
+        raise InvalidInput(f"map check item {item_index} outside 0..{rows - 1} of explanation {explanation_id}")
+    content = _json_document(report, f"map check of explanation {explanation_id}")
+    verdict = content.get("sanity", {}).get("trustworthy") if isinstance(content.get("sanity"), dict) else None
+    if not isinstance(verdict, bool):
+        raise InvalidInput(f"map check of explanation {explanation_id}: report lacks sanity.trustworthy")
+    check = MapCheck(explanation_id=explanation_id, item_index=int(item_index), report=content, trustworthy=verdict)
+    session.add(check)
+    session.flush()
+    return check
+
+
+def _json_document(value: Mapping[str, Any], what: str) -> dict:
+    """A plain JSON object from a report holding numpy numbers or arrays; NaN and infinities are
+    refused (PostgreSQL's JSON has no such values)."""
+
+    def builtin(item: Any) -> Any:
+        if hasattr(item, "tolist"):
+            return item.tolist()
+        raise TypeError(type(item).__name__)
+
+    try:
+        return json.loads(json.dumps(dict(value), default=builtin, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{what}: report is not plain JSON ({exc})") from None
+
+
+def map_checks_for(session: Session, explanation_id: int) -> list[MapCheck]:
+    """The checks of one explanation, oldest first."""
+    query = sa.select(MapCheck).where(MapCheck.explanation_id == explanation_id).order_by(MapCheck.id)
+    return list(session.scalars(query))
 
 
 def predictions_for_case(session: Session, case_id: int) -> list[Prediction]:

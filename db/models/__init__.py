@@ -3,7 +3,7 @@
 from db.models.audit_event import AuditEvent
 from db.models.case import Case
 from db.models.model_run import ModelRun
-from db.models.prediction import Explanation, Prediction
+from db.models.prediction import Explanation, MapCheck, Prediction
 from db.models.reader import ROLES, Reader
 from db.models.reading import ANNOTATION_KINDS, INDEX_SPACE, Annotation, Reading
 from db.models.study import AgreementResult, Assignment, Study
@@ -18,6 +18,7 @@ __all__ = [
     "AuditEvent",
     "Case",
     "Explanation",
+    "MapCheck",
     "ModelRun",
     "Prediction",
     "Reader",

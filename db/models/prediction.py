@@ -81,6 +81,38 @@ class Explanation(Base):
     created_at: Mapped[created_at]
 
     prediction: Mapped[Prediction] = relationship(back_populates="explanations")
+    checks: Mapped[list["MapCheck"]] = relationship(
+        back_populates="explanation", cascade="all, delete-orphan", passive_deletes=True, order_by="MapCheck.id"
+    )
 
     def __repr__(self) -> str:
         return f"Explanation(id={self.id}, method={self.method!r}, class_index={self.class_index})"
+
+
+class MapCheck(Base):
+    """Quality measures of one explanation's map on one item, as a reviewer read them.
+
+    Attributes:
+        explanation_id: the checked explanation.
+        item_index: the slice, frame or tile the measures were taken on.
+        report: ``engine.models.quality_report`` output: deletion and insertion curves, average
+            drop and increase in confidence, pointing game and energy inside the image's mask
+            (when it has one) and the parameter-randomisation sanity check.
+        trustworthy: the sanity check's verdict, kept as a column so studies can filter on it.
+    """
+
+    __tablename__ = "map_checks"
+
+    id: Mapped[intpk]
+    explanation_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("explanations.id", ondelete="CASCADE"), index=True
+    )
+    item_index: Mapped[int]
+    report: Mapped[JsonDict]
+    trustworthy: Mapped[bool]
+    created_at: Mapped[created_at]
+
+    explanation: Mapped[Explanation] = relationship(back_populates="checks")
+
+    def __repr__(self) -> str:
+        return f"MapCheck(id={self.id}, explanation_id={self.explanation_id}, item_index={self.item_index})"

@@ -142,3 +142,40 @@ def test_a_case_or_prediction_with_readings_cannot_be_deleted(factory, seeded) -
     with factory() as session:
         assert session.get(Case, seeded.case) is not None
         assert session.get(Prediction, prediction.id) is not None
+
+
+def test_map_checks_keep_the_report_and_its_verdict_and_go_with_their_explanation(factory, seeded) -> None:
+    import numpy as np
+
+    from db.runs import add_map_check, map_checks_for
+
+    with factory.begin() as session:
+        prediction = _prediction(session, seeded.case, [[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+        explanation = add_explanation(
+            session, prediction_id=prediction.id, method="gradcam", target_layer="features", class_index=2,
+            map_path="ab/cd.npy", map_sha256=MAP_SHA, map_stats={"min": -1.0, "max": 2.0, "mean": 0.1},
+        )
+        report = {
+            "deletion": {"auc": np.float32(0.125)},
+            "pointing_game": {"peak": (np.int64(3), np.int64(4)), "hit": np.bool_(True)},
+            "sanity": {"trustworthy": False, "reason": "stays similar"},
+        }
+        check = add_map_check(session, explanation_id=explanation.id, item_index=1, report=report)
+        explanation_id, check_id = explanation.id, check.id
+        with pytest.raises(InvalidInput, match="outside 0..1"):
+            add_map_check(session, explanation_id=explanation.id, item_index=2, report=report)
+        with pytest.raises(InvalidInput, match="lacks sanity.trustworthy"):
+            add_map_check(session, explanation_id=explanation.id, item_index=0, report={"deletion": {}})
+        with pytest.raises(InvalidInput, match="not plain JSON"):
+            add_map_check(session, explanation_id=explanation.id, item_index=0,
+                          report={"auc": float("nan"), "sanity": {"trustworthy": True}})
+        with pytest.raises(NotFound):
+            add_map_check(session, explanation_id=9999, item_index=0, report=report)
+    with factory() as session:
+        [stored] = map_checks_for(session, explanation_id)
+        assert (stored.id, stored.item_index, stored.trustworthy) == (check_id, 1, False)
+        assert stored.report["deletion"]["auc"] == 0.125 and stored.report["pointing_game"]["peak"] == [3, 4]
+    with factory.begin() as session:
+        session.delete(session.get(Explanation, explanation_id))
+    with factory() as session:
+        assert map_checks_for(session, explanation_id) == []
