@@ -205,6 +205,30 @@ class SalienceWorkstation:
             explanation_ids=tuple(explanation_ids),
         )
 
+    def check_map(
+        self, case: OpenedCase, bundle: str, analysis: Analysis, class_index: int, item: int, progress: Progress
+    ) -> dict:
+        from engine.models.quality_report import quality_report
+
+        if case.volume.kind == "slide":
+            raise SalienceError(
+                f"{case.volume.source}: a slide's map is stitched from tiles; its quality is measured per tile, "
+                "which the window does not offer yet (salience explain --quality does it for patches)"
+            )
+        if not 0 <= class_index < len(analysis.class_names) or not 0 <= item < analysis.maps.shape[1]:
+            raise SalienceError(f"no map for class {class_index} on item {item} of this analysis")
+        model = self._bundle(bundle)
+        cam = on_image_grid(analysis.maps[class_index, item], case.volume.shape[1:])
+        report = quality_report(
+            model, case.volume, cam, method=analysis.method, class_index=class_index, item=item, progress=progress
+        )
+        check_cancelled(progress)
+        with user_errors(), self._sessions.begin() as session:
+            runs.add_map_check(
+                session, explanation_id=analysis.explanation_ids[class_index], item_index=item, report=report
+            )
+        return report
+
     # -- readings ------------------------------------------------------------------------------
 
     def save_reading(self, case: OpenedCase, draft: ReadingDraft) -> SavedReading:
@@ -227,6 +251,17 @@ class SalienceWorkstation:
     def my_readings(self, case: OpenedCase) -> list[SavedReading]:
         with self._sessions() as session:
             return [_saved(r) for r in readings.readings_for_reader(session, self._reader.id, case_id=case.case_id)]
+
+
+def on_image_grid(cam: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A map kept on a coarser grid over the image (clips), resampled onto the image's pixels."""
+    if cam.shape == tuple(shape):
+        return cam
+    import torch
+
+    from engine.explain import upsample
+
+    return upsample(torch.as_tensor(cam, dtype=torch.float32)[None], tuple(shape))[0].numpy()
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

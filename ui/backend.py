@@ -132,6 +132,15 @@ class Workstation(Protocol):
     def analyse(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> Analysis:
         """Run the bundle and the CAM method on every slice, store and return the results."""
 
+    def check_map(
+        self, case: OpenedCase, bundle: str, analysis: Analysis, class_index: int, item: int, progress: Progress
+    ) -> dict:
+        """Measure one shown map (class, slice) and store the measures with its explanation.
+
+        Returns ``engine.models.quality_report.quality_report``'s dict. Slow (the sanity check
+        recomputes the map once per layer): run it in a worker.
+        """
+
     def save_reading(self, case: OpenedCase, draft: ReadingDraft) -> SavedReading:
         """Store the reader's reading with its annotations (fast enough for the GUI thread)."""
 

@@ -23,6 +23,7 @@ from engine.errors import SalienceError
 from engine.imaging.dicom_series import MultipleSeriesError, SeriesInfo
 from ui.backend import Analysis, OpenedCase, ReadingDraft, WorklistItem, Workstation
 from ui.panels.analysis import AnalysisPanel
+from ui.panels.map_quality import MapQualityPanel
 from ui.panels.annotations import AnnotationsPanel
 from ui.panels.display_bar import DisplayBar
 from ui.panels.overlay import OverlayPanel
@@ -104,9 +105,11 @@ class MainWindow(QMainWindow):
                        Qt.DockWidgetArea.LeftDockWidgetArea, 260)
         self.analysis_panel = AnalysisPanel(self.state)
         self.overlay_panel = OverlayPanel(self.state)
+        self.quality_panel = MapQualityPanel(self.state)
         self.annotations_panel = AnnotationsPanel(self.state)
         self.reading_form = ReadingForm()
         column = _stacked([("Analysis", self.analysis_panel, 0), ("CAM overlay", self.overlay_panel, 0),
+                           ("Map quality", self.quality_panel, 0),
                            ("Marks on the image", self.annotations_panel, 0),
                            ("Reading", self.reading_form, 0)])
         column.layout().addStretch(1)
@@ -166,6 +169,7 @@ class MainWindow(QMainWindow):
         self.worklist.open_requested.connect(self.open_item)
         self.analysis_panel.analyse_requested.connect(self.analyse)
         self.analysis_panel.compare_requested.connect(self.compare)
+        self.quality_panel.check_requested.connect(self.check_map)
         self.state.events.compare_analysis.connect(
             lambda analysis: self.compare_view.setVisible(analysis is not None))
         self.reading_form.save_requested.connect(self.save_reading)
@@ -329,6 +333,28 @@ class MainWindow(QMainWindow):
         first = self.state.analysis.method
         self.statusBar().showMessage(f"Comparing {first} (left) with {analysis.method} (right)", 8000)
 
+    def check_map(self, class_index: int, item: int) -> Task | None:
+        """Measure the shown map of ``class_index`` on slice ``item`` in a worker thread."""
+        analysis = self.state.analysis
+        if self.case is None or analysis is None:
+            return None
+        case, bundle = self.case, self._analysed_bundle
+        where = (f"{analysis.method} \u00b7 {analysis.class_names[class_index]} \u00b7 "
+                 f"{_item_word(case)} {item + 1}")
+        task = self.runner.start(f"Checking {analysis.method}", self.workstation.check_map,
+                                 case, bundle, analysis, class_index, item)
+        self.quality_panel.set_running(True)
+        self.quality_panel.progress.follow(task)
+
+        def show(report: dict) -> None:
+            if case is self.case and analysis is self.state.analysis:
+                self.quality_panel.show_report(report, where)
+
+        task.finished.connect(show)
+        task.failed.connect(lambda exc: self.show_error("The map could not be checked", exc))
+        task.done.connect(lambda: self.quality_panel.set_running(False))
+        return task
+
     # -- reading -----------------------------------------------------------------------------
     def reading_draft(self) -> ReadingDraft:
         """The reading as the form and the marks hold it now."""
@@ -430,6 +456,11 @@ def _stacked(sections: list[tuple[str, QWidget, int]]) -> QWidget:
         box_layout.addWidget(widget)
         layout.addWidget(box, stretch)
     return column
+
+
+def _item_word(case: OpenedCase) -> str:
+    """What one step of the slider is for this case: "slice", "frame" or "image"."""
+    return {"clip": "frame", "image": "image", "slide": "view"}.get(case.volume.kind, "slice")
 
 
 def _case_name(source: str) -> str:

@@ -120,3 +120,19 @@ def test_a_refused_reading_loses_nothing_already_saved(analysed):
     with pytest.raises(SalienceError, match="point"):
         workstation.save_reading(case, ReadingDraft("Indeterminate", 3, annotations=(off_image,)))
     assert workstation.my_readings(case) == before
+
+
+def test_checking_a_map_measures_it_against_the_mask_and_stores_the_measures(analysed):
+    settings, workstation, case, analysis = analysed
+    lesion = int(case.volume.labels.reshape(case.volume.n_slices, -1).sum(axis=1).argmax())
+    abnormal = len(analysis.class_names) - 1
+    report = workstation.check_map(case, "glioma", analysis, abnormal, lesion, NullProgress())
+    assert report["item"] == lesion and report["class"] == "FLAIR abnormality"
+    assert report["mask_area_fraction"] > 0 and "pointing_game" in report
+    assert report["sanity"]["decided_on"] == "region"  # ranked inside the head, not the background
+    with workstation._sessions() as session:
+        [check] = runs.map_checks_for(session, analysis.explanation_ids[abnormal])
+        assert check.item_index == lesion and check.trustworthy == report["sanity"]["trustworthy"]
+        assert check.report["deletion"]["auc"] == pytest.approx(report["deletion"]["auc"])
+    with pytest.raises(SalienceError, match="no map for class 5"):
+        workstation.check_map(case, "glioma", analysis, 5, lesion, NullProgress())

@@ -55,10 +55,12 @@ class FakeWorkstation:
     open_error: Exception | None = None
     analyse_error: Exception | None = None
     save_error: Exception | None = None
+    check_error: Exception | None = None
     analyse_gate: threading.Event | None = None  # analyse waits here (checking cancel) if set
     readings: list[tuple[OpenedCase, ReadingDraft]] = field(default_factory=list)
     saved: list[SavedReading] = field(default_factory=list)
     analyse_calls: list[tuple[str, str]] = field(default_factory=list)
+    check_calls: list[tuple[str, str, int, int]] = field(default_factory=list)
     installed_bundles: tuple[str, ...] = ("glioma 1.0.0",)
     cam_methods: tuple[str, ...] = ("gradcam", "gradcam++")
     method_maps: dict[str, np.ndarray] = field(default_factory=dict)  # maps per method, else synthetic_maps()
@@ -115,6 +117,26 @@ class FakeWorkstation:
                         method=method, maps=self.method_maps.get(method, synthetic_maps()).copy(),
                         prediction_id=7,
                         explanation_ids=(11, 12))
+
+    def check_map(self, case: OpenedCase, bundle: str, analysis: Analysis, class_index: int, item: int,
+                  progress: Progress) -> dict:
+        """A report shaped like ``quality_report``'s whose figures say what was measured."""
+        self.check_calls.append((bundle, analysis.method, class_index, item))
+        progress.report(0.5, "sanity check")
+        if self.check_error is not None:
+            raise self.check_error
+        trustworthy = item != 0
+        return {
+            "item": item, "class": analysis.class_names[class_index], "method": analysis.method,
+            "deletion": {"auc": 0.1 + 0.01 * item}, "insertion": {"auc": 0.8},
+            "confidence": {"average_drop": 12.5, "increase_in_confidence": 0.0},
+            "pointing_game": {"hit": True}, "energy_inside_mask": {"fraction": 0.4},
+            "mask_area_fraction": 0.05,
+            "sanity": {"trustworthy": trustworthy, "threshold": 0.5, "decided_on": "region",
+                       "reason": "the map changes" if trustworthy else "the map stays similar",
+                       "steps": [{"layers": ["fc"], "spearman": 0.7, "ssim": 0.5,
+                                  "spearman_in_region": 0.1 if trustworthy else 0.9}]},
+        }
 
     def save_reading(self, case: OpenedCase, draft: ReadingDraft) -> SavedReading:
         if self.save_error is not None:

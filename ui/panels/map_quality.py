@@ -1,0 +1,100 @@
+"""Map quality: the measures a reviewer reads next to the map before trusting it.
+
+"Check this map" measures the shown map (class, slice, method) in a worker: faithfulness
+(deletion and insertion AUC, average drop and increase in confidence), localisation against the
+image's mask when it has one (pointing game, energy inside), and the parameter-randomisation
+sanity check. The result stays labelled with what was measured, so moving to another slice
+never passes one slice's figures off as another's.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+
+from ui.panels.task_progress import TaskProgress
+from ui.state import ViewerState
+
+
+class MapQualityPanel(QWidget):
+    """A button that asks for the shown map's quality and the report it gets back.
+
+    Signals:
+        check_requested(class_index, item): the reader asked to measure the shown map.
+    """
+
+    check_requested = Signal(int, int)
+
+    def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.check_button = QPushButton("Check this map")
+        self.check_button.setToolTip(
+            "Measure the shown map on this slice: deletion/insertion, confidence drop, "
+            "mask localisation and the weight-randomisation sanity check (takes a few seconds)")
+        self.progress = TaskProgress()
+        self.report = QLabel()
+        self.report.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.check_button)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.report)
+        self._running = False
+        self.check_button.clicked.connect(
+            lambda: self.check_requested.emit(self.state.overlay_class, self.state.slice_index))
+        state.events.analysis.connect(lambda _analysis: self.clear())
+        state.events.volume.connect(lambda _volume: self.clear())
+        state.events.analysis.connect(self._update_button)
+        self.clear()
+
+    def clear(self) -> None:
+        self.report.setText("")
+        self._update_button()
+
+    def set_running(self, running: bool) -> None:
+        self._running = running
+        self._update_button()
+
+    def _update_button(self, *_args: object) -> None:
+        self.check_button.setEnabled(self.state.analysis is not None and not self._running)
+
+    def show_report(self, report: dict, where: str) -> None:
+        """Show a quality report (``engine.models.quality_report`` output) measured at ``where``."""
+        self.report.setText(report_html(report, where))
+
+
+def _row(name: str, value: str, hint: str = "") -> str:
+    hint_html = f"<br><small>{escape(hint)}</small>" if hint else ""
+    return f"<tr><td>{escape(name)}{hint_html}</td><td align='right'>{value}</td></tr>"
+
+
+def report_html(report: dict, where: str) -> str:
+    """The reader-facing summary of a quality report: verdict first, then the figures."""
+    sanity = report["sanity"]
+    verdict = ("<span style='color:#7fd17f'>\u2714 depends on the model's weights</span>"
+               if sanity["trustworthy"] else
+               "<span style='color:#ff8a80'>\u2718 untrustworthy: does not depend on the weights</span>")
+    last = sanity["steps"][-1]
+    spearman = f"{last['spearman']:.2f} (whole map)"
+    if last.get("spearman_in_region") is not None:
+        spearman = f"{last['spearman_in_region']:.2f} in the foreground, {last['spearman']:.2f} whole map"
+    rows = [
+        _row("Deletion AUC", f"{report['deletion']['auc']:.3f}", "lower is better"),
+        _row("Insertion AUC", f"{report['insertion']['auc']:.3f}", "higher is better"),
+    ]
+    if "confidence" in report:
+        rows.append(_row("Average drop", f"{report['confidence']['average_drop']:.1f}%", "lower is better"))
+    if "pointing_game" in report:
+        hit = report["pointing_game"]["hit"]
+        rows.append(_row("Pointing game", "hit" if hit else "miss", "map peak inside the image's mask"))
+        energy = report["energy_inside_mask"]["fraction"]
+        area = report.get("mask_area_fraction", 0.0)
+        rows.append(_row("Energy inside mask", f"{100 * energy:.1f}%", f"the mask covers {100 * area:.1f}%"))
+    rows.append(_row("Rank correlation after randomising all weights", escape(spearman),
+                     f"flagged at \u2265 {sanity['threshold']:.2f}"))
+    return (f"<div><b>{escape(where)}</b></div><div>{verdict}</div>"
+            f"<table width='100%' cellspacing='2'>{''.join(rows)}</table>"
+            f"<div><small>{escape(sanity['reason'])}</small></div>")
