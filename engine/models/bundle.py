@@ -14,12 +14,14 @@ bundle. The weights' SHA-256 is checked against the metadata before they are rea
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.resources
 import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -28,9 +30,10 @@ from torch import nn
 
 from engine.errors import BundleError
 from engine.imaging.volume import ImageVolume
+from engine.models.crop_box import CropBox, scaled_shape
 from engine.models.inference import explain_with, method_names, predict_items
 from engine.models.network_config import build_network
-from engine.models.task_registry import task_names, task_spec
+from engine.models.task_registry import TASK_MODULES, task_names, task_spec
 from engine.progress import Progress
 
 METADATA_FILE = "configs/metadata.json"
@@ -131,7 +134,11 @@ class Bundle:
         Raises:
             BundleError: the volume lacks a channel the model needs.
         """
-        missing = [name for name in self.input_channels if name not in volume.channel_names]
+        module = _task_module(self.task)
+        if hasattr(module, "missing_channels"):  # e.g. an RGB clip gives a grey channel as its luma
+            missing = module.missing_channels(volume, self.input_channels)
+        else:
+            missing = [name for name in self.input_channels if name not in volume.channel_names]
         if missing:
             raise BundleError(
                 self.name,
@@ -171,8 +178,12 @@ class Bundle:
         slices: Sequence[int] | None = None,
         progress: Progress | None = None,
         batch_size: int = 32,
+        max_map_side: int | None = None,
     ) -> np.ndarray:
         """Raw, signed class-activation maps on the volume's own ``(H, W)`` grid.
+
+        When the task feeds the network a window of each frame (``crop_box``), maps are computed
+        on that window and pasted back: zero outside it and outside the window's mask.
 
         Args:
             volume: an image with the channels named in ``input_channels``.
@@ -182,13 +193,15 @@ class Bundle:
             slices: item indices to explain; None means every item.
             progress: told after each batch; cancellation raises ``engine.progress.Cancelled``.
             batch_size: items per capture.
+            max_map_side: when given and smaller than the longer side of the frame, maps are
+                made on a grid scaled down to that longer side (the viewer resizes them).
 
         Returns:
             float32 ``(K, N, H, W)`` for the ``K`` chosen classes and ``N`` chosen slices; gradients
             are of the raw logits (temperature does not change where a map points).
 
         Raises:
-            ValueError: unknown method, class or slice index.
+            ValueError: unknown method, class or slice index, or a bad ``max_map_side``.
         """
         if method not in method_names():
             raise ValueError(f"unknown CAM method {method!r}; available: {method_names()}")
@@ -203,16 +216,24 @@ class Bundle:
             if bad:
                 raise ValueError(f"slice indices {bad} out of range for {inputs.shape[0]} slices")
             inputs = inputs[index]
-        return explain_with(
-            self.network,
-            inputs,
-            self.target_layer,
-            method,
-            chosen_classes,
-            tuple(volume.shape[1:]),  # type: ignore[arg-type]
-            batch_size,
-            progress,
+        grid, scale = scaled_shape(volume.shape[1:], max_map_side)
+        box = self.crop_box(volume)
+        window = grid if box is None else box.window_shape(scale)
+        maps = explain_with(
+            self.network, inputs, self.target_layer, method, chosen_classes, window, batch_size, progress
         )
+        return maps if box is None else box.paste(maps, scale)
+
+    def crop_box(self, volume: ImageVolume) -> CropBox | None:
+        """The window of each frame the network sees, when the task crops (None: the whole frame)."""
+        module = _task_module(self.task)
+        return module.crop_box(volume) if hasattr(module, "crop_box") else None
+
+
+def _task_module(task: str) -> ModuleType:
+    """The module that prepares a task's inputs; it may also define ``missing_channels`` and
+    ``crop_box`` (see ``engine.models.lung_ultrasound_preprocess``)."""
+    return importlib.import_module(TASK_MODULES[task])
 
 
 def bundles_root() -> Path:

@@ -1,0 +1,169 @@
+"""Preprocessing of a lung ultrasound clip (or a still frame) into per-frame network inputs.
+
+One plain, deterministic function used by training, inference and the tests alike. Each clip is
+cropped to its scan region (``engine.imaging.sector.find_scan_region``: one region per clip, from
+the speckle that moves while text and scales stay still), everything outside the region is zeroed
+so burned-in text cannot become a shortcut, the crop is padded to a square around the region (so
+convex and linear probes keep their aspect), turned to grey, resized, and scaled by a high
+percentile of the clip's own echo (gain differs between machines and presets).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.imaging.sector import ScanRegion, find_scan_region
+from engine.imaging.video import luma
+from engine.imaging.volume import ImageVolume
+from engine.models.crop_box import CropBox
+
+#: Default intensity parameters; a bundle's ``metadata.json`` ``preprocessing`` overrides them.
+DEFAULT_PARAMS: dict[str, float] = {"upper_percentile": 99.0, "clip_max": 1.5}
+
+#: The task registry's view of this module (see ``engine.models.task_registry``).
+PARAMETERS: tuple[str, ...] = tuple(DEFAULT_PARAMS)
+ITEM_AXIS = "frame"
+
+#: The channel ``engine.imaging.video`` gives a grey (B-mode) clip; colour clips are turned to it.
+GREY_CHANNEL = "intensity"
+RGB_CHANNELS = ("R", "G", "B")
+#: Frames sampled (evenly) to find the intensity scale; frames resized per chunk to bound memory.
+SCALE_SAMPLE_FRAMES = 16
+CHUNK_FRAMES = 32
+
+_regions: "weakref.WeakKeyDictionary[ImageVolume, ScanRegion]" = weakref.WeakKeyDictionary()
+
+
+def scan_region(volume: ImageVolume) -> ScanRegion:
+    """The clip's scan region, found once per volume object and remembered while it lives."""
+    region = _regions.get(volume)
+    if region is None:
+        region = find_scan_region(volume)
+        _regions[volume] = region
+    return region
+
+
+def missing_channels(volume: ImageVolume, input_channels: Sequence[str]) -> list[str]:
+    """Channels the model needs that ``volume`` cannot give (an RGB clip gives grey as its luma)."""
+    available = set(volume.channel_names)
+    if volume.is_rgb:
+        available.add(GREY_CHANNEL)
+    return [name for name in input_channels if name not in available]
+
+
+def crop_box(volume: ImageVolume) -> CropBox:
+    """The square window around the scan region that the network sees, in frame pixels.
+
+    The region's bounding box is grown on its shorter side, centred, to a square, then slid back
+    inside the frame where the frame is large enough (it still holds the whole region); only a
+    square larger than the frame reaches past its edge (those pixels are zeros). The box carries
+    the region mask, so maps pasted back through it are zero outside the scan region.
+    """
+    region = scan_region(volume)
+    height, width = region.mask.shape
+    r0, r1, c0, c1 = region.bbox
+    side = max(r1 - r0, c1 - c0)
+    top = _inside(r0 - (side - (r1 - r0)) // 2, side, height)
+    left = _inside(c0 - (side - (c1 - c0)) // 2, side, width)
+    return CropBox(top, left, side, side, (height, width), region.mask)
+
+
+def _inside(start: int, side: int, extent: int) -> int:
+    """``start`` moved so that ``[start, start + side)`` lies in ``[0, extent)``, when it fits."""
+    if side > extent:
+        return start
+    return min(max(start, 0), extent - side)
+
+
+def grey_frames(volume: ImageVolume) -> np.ndarray:
+    """``(T, H, W)`` grey levels: the grey channel, or BT.601 luma of an RGB clip.
+
+    Raises:
+        ValueError: the volume is neither grey (one channel) nor RGB.
+    """
+    if volume.is_rgb:
+        return luma(np.moveaxis(np.asarray(volume.array), 0, -1))
+    if volume.array.shape[0] == 1:
+        return np.asarray(volume.array[0])
+    raise ValueError(f"{volume.source}: expected a grey or RGB clip, got channels {list(volume.channel_names)}")
+
+
+def intensity_scale(grey: np.ndarray, box: CropBox, upper_percentile: float) -> float:
+    """The grey level that maps to 1.0: a high percentile of the scan region's pixels.
+
+    Taken over up to ``SCALE_SAMPLE_FRAMES`` evenly spaced frames of the clip.
+
+    Returns:
+        A positive scale; 1.0 for an all-black region.
+    """
+    index = evenly_spaced(grey.shape[0], SCALE_SAMPLE_FRAMES)
+    mask = box.mask if box.mask is not None else np.ones(grey.shape[1:], bool)
+    pixels = grey[index][:, mask]
+    if pixels.size == 0:
+        return 1.0
+    scale = float(np.percentile(pixels, upper_percentile))
+    return scale if scale > 0 else 1.0
+
+
+def evenly_spaced(count: int, most: int) -> np.ndarray:
+    """Up to ``most`` distinct indices spread evenly over ``range(count)``, first and last included."""
+    if count <= most:
+        return np.arange(count)
+    return np.unique(np.round(np.linspace(0, count - 1, most)).astype(np.int64))
+
+
+def prepare_frames(
+    volume: ImageVolume,
+    frames: Sequence[int] | np.ndarray | None,
+    input_size: Sequence[int],
+    upper_percentile: float = DEFAULT_PARAMS["upper_percentile"],
+    clip_max: float = DEFAULT_PARAMS["clip_max"],
+) -> torch.Tensor:
+    """Network inputs ``(len(frames), 1, h, w)`` for some frames of a clip.
+
+    The region and the intensity scale are always those of the whole clip, so a frame prepared
+    here is exactly the frame ``prepare`` gives for the full clip.
+
+    Args:
+        volume: a grey or RGB clip or still image.
+        frames: frame indices, or None for every frame.
+        input_size: the network's ``(h, w)``.
+        upper_percentile: percentile (0-100) of the region's grey levels taken as 1.0.
+        clip_max: upper clip after scaling.
+
+    Returns:
+        float32 tensor ``(N, 1, h, w)``, zero outside the scan region.
+    """
+    box = crop_box(volume)
+    grey = grey_frames(volume)
+    scale = intensity_scale(grey, box, upper_percentile)
+    index = np.arange(grey.shape[0]) if frames is None else np.asarray(frames, dtype=np.int64)
+    size = (int(input_size[0]), int(input_size[1]))
+    out = torch.empty((len(index), 1) + size, dtype=torch.float32)
+    for start in range(0, len(index), CHUNK_FRAMES):
+        chunk = index[start : start + CHUNK_FRAMES]
+        cropped = box.crop(grey[chunk]).astype(np.float32)
+        np.clip(cropped / scale, 0.0, clip_max, out=cropped)
+        tensor = torch.from_numpy(cropped)[:, None]
+        if tuple(tensor.shape[2:]) != size:
+            tensor = F.interpolate(tensor, size=size, mode="bilinear", align_corners=False, antialias=True)
+        out[start : start + len(chunk)] = tensor
+    return out
+
+
+def prepare(
+    volume: ImageVolume, input_channels: Sequence[str], input_size: Sequence[int], **parameters: float
+) -> torch.Tensor:
+    """The task registry's entry point: every frame of ``volume`` through ``prepare_frames``.
+
+    Raises:
+        ValueError: the model asks for channels other than the one grey channel.
+    """
+    if tuple(input_channels) != (GREY_CHANNEL,):
+        raise ValueError(f"lung ultrasound models take the one grey channel {GREY_CHANNEL!r}, not {list(input_channels)}")
+    return prepare_frames(volume, None, input_size, **parameters)
