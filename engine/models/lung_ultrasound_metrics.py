@@ -1,0 +1,89 @@
+"""Multi-class metrics for frames and clips, with the counts behind them and honest intervals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.stats import norm
+
+from engine.models.evaluation import roc_auc
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (Wilson, JASA 1927), good for small ``n``.
+
+    Returns:
+        ``(low, high)``; ``(nan, nan)`` when ``n`` is 0.
+    """
+    if n == 0:
+        return (math.nan, math.nan)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def multiclass_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: tuple[str, ...]) -> dict:
+    """Accuracy (argmax), per-class sensitivity, one-vs-rest AUC per class and their mean.
+
+    Args:
+        labels: ``(N,)`` true class indices.
+        probabilities: ``(N, K)`` class probabilities.
+        class_names: the ``K`` names.
+
+    Returns:
+        JSON-ready dict: ``n``, ``accuracy`` with its Wilson 95% interval and count, per class
+        ``n``, ``sensitivity`` (with count) and ``auc``, ``macro_auc`` over classes whose AUC is
+        defined, and the confusion matrix (rows true, columns predicted).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    predicted = probabilities.argmax(axis=1)
+    k = len(class_names)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    correct = int(np.trace(confusion))
+    n = int(labels.size)
+    per_class = {}
+    aucs = []
+    for c, name in enumerate(class_names):
+        members = int((labels == c).sum())
+        hits = int(confusion[c, c])
+        auc = roc_auc(labels == c, probabilities[:, c])
+        if not math.isnan(auc):
+            aucs.append(auc)
+        per_class[name] = {
+            "n": members,
+            "correct": hits,
+            "sensitivity": hits / members if members else math.nan,
+            "auc": auc,
+        }
+    return {
+        "n": n,
+        "correct": correct,
+        "accuracy": correct / n if n else math.nan,
+        "accuracy_95ci": list(wilson_interval(correct, n)),
+        "macro_auc": float(np.mean(aucs)) if aucs else math.nan,
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+    }
+
+
+def clip_verdicts(frame_probabilities: np.ndarray, owners: np.ndarray, count: int) -> np.ndarray:
+    """Each clip's verdict: the mean of its frames' probabilities.
+
+    Args:
+        frame_probabilities: ``(N, K)``.
+        owners: ``(N,)`` clip index of each frame, in ``range(count)``.
+        count: number of clips.
+
+    Returns:
+        ``(count, K)`` float64; NaN rows for clips without frames.
+    """
+    sums = np.zeros((count, frame_probabilities.shape[1]))
+    np.add.at(sums, owners, frame_probabilities)
+    frames = np.bincount(owners, minlength=count)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / frames
