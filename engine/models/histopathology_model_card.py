@@ -64,7 +64,8 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         "circular shift, a mirror image a reversal and the crop-and-rescale of a rotation a radial",
         "stretch; two patches of a class are copies when their best normalised circular correlation",
         f"over all shifts, both mirror senses and 4 stretches reaches {g['threshold']}. Groups are the",
-        "connected components of the copy pairs.",
+        "connected components of the copy pairs. On LC25000 unrelated patches score below about 0.4",
+        "and pairs checked by eye between 0.43 and 0.6 were copies; the threshold sits in that gap.",
         "",
         f"- Found {g['groups']} groups in {g['patches']} patches (" + ", ".join(f"{k}: {v}" for k, v in g["groups_per_class"].items())
         + f"); {g['singletons']} patches have no copy, the largest group has {g['largest_group']} patches.",

@@ -1,0 +1,170 @@
+"""Whole-slide analysis: a real pyramidal TIFF of held-out LC25000 patches laid out in class regions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from engine.imaging.open import read_image
+from engine.imaging.slide import SlideReader
+from engine.models import load_bundle
+from engine.models.histopathology_data import CLASS_FOLDERS
+from engine.models.slide_analysis import analyse_slide, plan_tiles, thumbnail_grid
+from engine.progress import Cancelled
+from tests.engine.test_histopathology import lc25000  # noqa: F401 (fixture)
+
+CELL = 224
+MPP = 0.5
+#: Class region per cell: folder name, or None for glass. Two cells of each class, glass between.
+LAYOUT = (
+    ("lung_aca", "lung_aca", None, "lung_scc", "lung_scc", None, "lung_n", "lung_n"),
+    ("lung_aca", "lung_aca", None, "lung_scc", "lung_scc", None, "lung_n", "lung_n"),
+)
+
+
+@dataclass
+class Mosaic:
+    path: Path
+    cells: dict[tuple[int, int], Path]  # (row, col) -> the patch file placed there
+    labels: dict[tuple[int, int], int]  # (row, col) -> class index
+
+
+def _halve(rgb: np.ndarray) -> np.ndarray:
+    h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
+    return ((rgb[:h, :w].reshape(h // 2, 2, w // 2, 2, 3).astype(np.uint16).sum(axis=(1, 3)) + 2) // 4).astype(np.uint8)
+
+
+def held_out_patches(lc25000: Path, per_class: int) -> dict[str, list[Path]]:
+    """The first ``per_class`` test-split patches of each class folder of the shipped bundle."""
+    names = load_bundle("histopathology").metadata["split"]["test"]
+    found: dict[str, list[Path]] = {folder: [] for folder in CLASS_FOLDERS}
+    for name in names:
+        folder = next(f for f in CLASS_FOLDERS if f.replace("_", "") == re.match(r"[a-z]+", name).group())
+        if len(found[folder]) < per_class:
+            found[folder].append(lc25000 / folder / name)
+    return found
+
+
+def build_slide(path: Path, lc25000: Path, layout=LAYOUT, levels: int = 3) -> Mosaic:
+    """Write a tiled pyramidal TIFF (subIFDs, zlib, 0.5 um/px) of held-out patches on white glass."""
+    rng = np.random.default_rng(11)
+    level0 = np.clip(rng.normal(243, 3, (len(layout) * CELL, len(layout[0]) * CELL, 3)), 0, 255).astype(np.uint8)
+    pool = held_out_patches(lc25000, per_class=max(sum(row.count(f) for row in layout) for f in CLASS_FOLDERS))
+    cells, labels = {}, {}
+    for r, row in enumerate(layout):
+        for c, folder in enumerate(row):
+            if folder is None:
+                continue
+            source = pool[folder].pop(0)
+            level0[r * CELL : (r + 1) * CELL, c * CELL : (c + 1) * CELL] = np.asarray(Image.open(source).convert("RGB"))
+            cells[(r, c)], labels[(r, c)] = source, list(CLASS_FOLDERS).index(folder)
+    pyramid = [level0]
+    for _ in range(levels - 1):
+        pyramid.append(_halve(pyramid[-1]))
+    options = dict(tile=(256, 256), compression="zlib", photometric="rgb", resolutionunit="CENTIMETER", metadata=None)
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(pyramid[0], subifds=len(pyramid) - 1, resolution=(1e4 / MPP, 1e4 / MPP), **options)
+        for k, level in enumerate(pyramid[1:], start=1):
+            tif.write(level, subfiletype=1, resolution=(1e4 / (MPP * 2**k),) * 2, **options)
+    return Mosaic(path, cells, labels)
+
+
+@pytest.fixture(scope="module")
+def mosaic(lc25000: Path, tmp_path_factory) -> Mosaic:
+    return build_slide(tmp_path_factory.mktemp("slide") / "regions.tif", lc25000)
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    return load_bundle("histopathology")
+
+
+@pytest.fixture(scope="module")
+def analysis(bundle, mosaic):
+    return analyse_slide(bundle, mosaic.path, grid_shape=(112, 448), batch_size=5)
+
+
+def test_tiles_are_the_tissue_cells_read_at_the_training_magnification(analysis, mosaic):
+    cells = sorted((int(r) // CELL, int(c) // CELL) for r, c in analysis.tile_boxes[:, :2])
+    assert cells == sorted(mosaic.cells)
+    assert (analysis.tile_boxes[:, 2:] == CELL).all() and analysis.level == 0 and analysis.tile_mpp == MPP
+    assert analysis.tile_probabilities.shape == (len(mosaic.cells), 3)
+    np.testing.assert_allclose(analysis.tile_probabilities.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(analysis.slide_scores, analysis.tile_probabilities.mean(axis=0), atol=1e-6)
+
+
+def test_tile_probabilities_equal_the_patch_predictions(analysis, mosaic, bundle):
+    """A tile that is exactly a patch gets exactly the patch's probabilities."""
+    for (row0, col0), probabilities in zip(analysis.tile_boxes[:, :2], analysis.tile_probabilities):
+        patch = read_image(mosaic.cells[(row0 // CELL, col0 // CELL)])
+        np.testing.assert_allclose(probabilities, bundle.predict(patch).probabilities[0], atol=1e-4)
+
+
+def test_probability_map_puts_each_class_where_its_patches_are(analysis):
+    # 112 x 448 grid: each cell is 56 x 56 grid pixels; class regions are columns 0-1, 3-4, 6-7.
+    regions = {0: slice(0, 112), 1: slice(168, 280), 2: slice(336, 448)}
+    for k, columns in regions.items():
+        region = analysis.probability_maps[:, :, columns]
+        assert np.isfinite(region).all()
+        assert int(np.argmax(region.mean(axis=(1, 2)))) == k
+    for glass in (slice(112, 168), slice(280, 336)):
+        assert np.isnan(analysis.probability_maps[:, :, glass]).all()
+
+
+def test_stitched_maps_land_on_tissue_only(analysis):
+    assert analysis.maps.shape == (3, 112, 448) and analysis.classes == [0, 1, 2]
+    tissue = np.zeros((112, 448), dtype=bool)
+    tissue[:, :112] = tissue[:, 168:280] = tissue[:, 336:] = True
+    assert np.isfinite(analysis.maps[:, tissue]).all()
+    assert np.isnan(analysis.maps[:, ~tissue]).all()
+    assert analysis.tile_maps.shape[:2] == (3, 12) and min(analysis.tile_maps.shape[2:]) >= 7
+    assert float(np.nanstd(analysis.maps[0])) > 0
+
+
+def test_default_grid_is_the_thumbnail_and_one_class_can_be_asked_for(bundle, mosaic):
+    volume = read_image(mosaic.path)
+    try:
+        with SlideReader(mosaic.path) as slide:
+            assert thumbnail_grid(slide) == volume.shape[1:]
+    finally:
+        volume.extras["slide"].close()
+    one = analyse_slide(bundle, mosaic.path, classes=[1], tile_mpp=1.0)
+    assert one.maps.shape == (1,) + tuple(volume.shape[1:]) and one.classes == [1]
+    # At 1.0 um/px a 224-px tile covers 448 level-0 pixels, read from level 1 (half resolution).
+    assert one.level == 1 and (one.tile_boxes[:, 2:] == 2 * CELL).all()
+
+
+def test_slide_without_pixel_size_is_tiled_at_level_zero(tmp_path, lc25000):
+    path = tmp_path / "nompp.tif"
+    rgb = np.asarray(Image.open(next((lc25000 / "lung_scc").iterdir())).convert("RGB"))
+    tifffile.imwrite(path, np.tile(rgb, (1, 2, 1)), tile=(256, 256), photometric="rgb", metadata=None)
+    with SlideReader(path) as slide:
+        plan, mpp, notes = plan_tiles(slide, 224, 0.5)
+    assert plan == {"tile_size": 224, "level": 0} and mpp is None and "no pixel size" in notes[0]
+
+
+def test_progress_is_reported_per_batch_and_cancellation_stops(bundle, mosaic):
+    class Recorder:
+        def __init__(self, cancel_after: int | None = None):
+            self.fractions, self.cancel_after = [], cancel_after
+
+        def report(self, fraction, message=""):
+            self.fractions.append(fraction)
+
+        def cancelled(self):
+            return self.cancel_after is not None and len(self.fractions) >= self.cancel_after
+
+    recorder = Recorder()
+    analyse_slide(bundle, mosaic.path, classes=[0], batch_size=4, grid_shape=(28, 112), progress=recorder)
+    batch_reports = [f for f in recorder.fractions if 0.05 < f < 1.0]
+    assert len(batch_reports) >= 3 and recorder.fractions == sorted(recorder.fractions) and recorder.fractions[-1] == 1.0
+    with pytest.raises(Cancelled):
+        analyse_slide(bundle, mosaic.path, batch_size=4, progress=Recorder(cancel_after=2))
+    with pytest.raises(ValueError, match="unknown CAM method"):
+        analyse_slide(bundle, mosaic.path, method="nonsense")
