@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--summary", action="store_true", help="omit per-slice probabilities")
     predict.add_argument("file")
 
-    explain = sub.add_parser("explain", help="write a CAM aligned with FILE (NIfTI or .npy)")
+    explain = sub.add_parser("explain", help="write a CAM aligned with FILE (NIfTI, .npy, or a PNG/MP4 overlay)")
     explain.add_argument("--bundle", required=True, help="bundle name (e.g. glioma) or folder")
     explain.add_argument("--method", default="gradcam", help="CAM method (see `salience explain --list`)")
     explain.add_argument("--class", dest="target_class", help="class name or index (default: the most likely)")
@@ -145,7 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also measure the map on the most likely slice: deletion/insertion AUC, pointing game and "
         "energy inside the image's mask, and the weight-randomisation sanity check",
     )
-    explain.add_argument("-o", "--output", required=True, help="OUT.nii.gz, OUT.nii or OUT.npy")
+    explain.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="OUT.nii.gz, OUT.nii or OUT.npy for volumes; OUT.npy or OUT.png (overlay) for a patch or a "
+        "slide; OUT.npy or OUT.mp4 (overlay video) for a clip",
+    )
     explain.add_argument("file")
 
     # train and bench pass their remaining arguments (and -h) on to the recipe or the benchmark.

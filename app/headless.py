@@ -94,17 +94,22 @@ def explain(
     from engine.models.bundle import load_bundle
 
     name = output.name.lower()
-    if not name.endswith((".nii", ".nii.gz", ".npy")):
-        raise SalienceError(f"{output}: output must end in .nii.gz, .nii or .npy")
-    if all_classes and not name.endswith(".npy"):
-        raise SalienceError(f"{output}: --all-classes writes (classes, slices, rows, cols) and needs .npy")
     if not output.parent.exists():
         raise SalienceError(f"{output.parent}: output folder does not exist")
     volume = read_image(path)
     bundle = load_bundle(bundle_name)
-    if volume.kind in KIND_EXPLAINERS:  # clips and slides: a verdict over frames or tiles
+    if volume.kind in KIND_EXPLAINERS:  # clips and slides: a verdict over frames or tiles; they check `output`
         module = importlib.import_module(KIND_EXPLAINERS[volume.kind])
         return module.explain(path, volume, bundle, method, output, class_name, all_classes, with_quality)
+    if name.endswith(".png") and volume.kind == "image" and not (all_classes or with_quality):
+        from app.explain_slide import explain_patch_png
+
+        return explain_patch_png(volume, bundle, method, output, class_name)
+    if not name.endswith((".nii", ".nii.gz", ".npy")):
+        also = ", or .png for a single image without --all-classes or --quality" if volume.kind == "image" else ""
+        raise SalienceError(f"{output}: output must end in .nii.gz, .nii or .npy{also}")
+    if all_classes and not name.endswith(".npy"):
+        raise SalienceError(f"{output}: --all-classes writes (classes, slices, rows, cols) and needs .npy")
     prediction = bundle.predict(volume)
     probabilities = np.asarray(prediction.probabilities)
     k = _class_index(tuple(prediction.class_names), class_name, probabilities)

@@ -19,15 +19,19 @@ def is_no_finding(name: str) -> bool:
 def finding_class(class_names: Sequence[str], probabilities: np.ndarray) -> int:
     """The class to show (or explain) first: the most likely finding anywhere in the image.
 
-    The class with the highest per-item probability anywhere (any slice or frame), ignoring
-    classes whose names mean "nothing found" unless every class is such a class. A reviewer
-    wants to see where the model sees the finding, even when most slices are normal.
+    Among the finding classes (names that do not mean "nothing found") that the model ranks first
+    on at least one item (slice, frame, patch), the one with the highest per-item probability
+    anywhere: a reviewer wants to see where the model sees the finding, even when most slices
+    are normal. When no finding is ranked first anywhere, the model's own answer is shown instead
+    (the class with the highest probability anywhere), never a finding it gives 1e-9.
 
     Args:
         class_names: the model's classes, in output order.
         probabilities: ``(N, K)`` per-item probabilities.
     """
-    peaks = np.asarray(probabilities, dtype=float).reshape(-1, len(class_names)).max(axis=0)
-    candidates = [k for k, name in enumerate(class_names) if not is_no_finding(name)]
-    candidates = candidates or list(range(len(class_names)))
+    table = np.asarray(probabilities, dtype=float).reshape(-1, len(class_names))
+    peaks = table.max(axis=0)
+    ranked_first = set(np.argmax(table, axis=1).tolist())
+    findings = [k for k, name in enumerate(class_names) if not is_no_finding(name) and k in ranked_first]
+    candidates = findings or list(range(len(class_names)))
     return max(candidates, key=lambda k: peaks[k])

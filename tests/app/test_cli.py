@@ -122,3 +122,21 @@ def test_explain_quality_reports_faithfulness_localisation_and_sanity(shared_dat
     final = sanity["steps"][-1]
     assert sanity["trustworthy"] == (final["spearman_in_region"] < sanity["threshold"])
     assert final["spearman"] > final["spearman_in_region"]
+
+
+def test_explain_writes_a_patch_overlay_png(shared_data, tmp_path, capsys):
+    """A histopathology patch explained to a PNG: the overlay has the patch's size and is not the
+    patch itself (the map was blended on)."""
+    import imageio.v3 as iio
+
+    patch = shared_data / "histopathology-lc25000" / "lung_n" / sorted(
+        p.name for p in (shared_data / "histopathology-lc25000" / "lung_n").iterdir())[0]
+    out = tmp_path / "overlay.png"
+    assert main(["explain", "--bundle", "histopathology", str(patch), "-o", str(out)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["class"] in ("Adenocarcinoma", "Squamous cell carcinoma", "Benign")
+    overlay, original = iio.imread(out), iio.imread(patch)
+    assert overlay.shape[:2] == original.shape[:2]
+    assert np.abs(overlay[..., :3].astype(int) - original.astype(int)).mean() > 1.0
+    bad = run_cli("explain", "--bundle", "histopathology", "--all-classes", str(patch), "-o", str(tmp_path / "a.png"))
+    assert bad.returncode == EXIT_BAD_INPUT and ".png for a single image" in bad.stderr

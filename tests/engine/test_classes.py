@@ -20,3 +20,13 @@ def test_among_findings_the_highest_peak_wins_and_all_normal_falls_back():
     probabilities = np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]])
     assert finding_class(("healthy", "covid", "pneumonia"), probabilities) == 2
     assert finding_class(("normal", "background"), np.array([[0.4, 0.6]])) == 1
+
+
+def test_a_finding_the_model_never_ranks_first_is_not_shown_first():
+    """A benign patch (P(benign) = 1.0) shows the benign map, not a carcinoma at 4e-9; a normal
+    clip shows "Healthy"; one frame ranked COVID-19 is enough to show COVID-19."""
+    names = ("Adenocarcinoma", "Squamous cell carcinoma", "Benign")
+    assert finding_class(names, np.array([[4e-9, 1e-11, 1.0]])) == 2
+    clip = ("COVID-19", "Bacterial pneumonia", "Healthy")
+    assert finding_class(clip, np.array([[0.3, 0.2, 0.5]] * 10)) == 2
+    assert finding_class(clip, np.array([[0.3, 0.2, 0.5]] * 9 + [[0.6, 0.1, 0.3]])) == 0

@@ -74,7 +74,10 @@ def test_analysis_must_match_volume_and_picks_the_abnormal_class():
     state.set_analysis(_analysis())
     assert state.overlay_class == 1
     assert default_overlay_class(("healthy", "covid", "pneumonia"),
-                                 np.array([[0.9, 0.04, 0.06]])) == 2
+                                 np.array([[0.9, 0.04, 0.06], [0.3, 0.2, 0.5]])) == 2
+    # No finding ranked first anywhere: the model's own answer, not a 6 % finding.
+    assert default_overlay_class(("healthy", "covid", "pneumonia"),
+                                 np.array([[0.9, 0.04, 0.06]])) == 0
     # "abnormality" contains "normal": the shipped glioma bundle's classes must still pick it.
     assert default_overlay_class(("no FLAIR abnormality", "FLAIR abnormality"),
                                  np.array([[0.999, 0.001], [0.002, 0.998]])) == 1
