@@ -58,8 +58,30 @@ def predict(path: str | Path, bundle_name: str, per_item: bool = True) -> dict:
 
     volume = read_image(path)
     bundle = load_bundle(bundle_name)
+    if volume.kind == "slide":
+        return _predict_slide(path, volume, bundle, per_item)
     result = bundle.predict(volume)
-    probabilities = np.asarray(result.probabilities)
+    return _prediction_payload(volume, bundle, result.class_names, result.item_axis, result.probabilities, per_item)
+
+
+def _predict_slide(path: str | Path, volume: ImageVolume, bundle, per_item: bool) -> dict:
+    """A slide is classified tile by tile over its tissue at the model's magnification (the
+    opened volume is only its thumbnail); the slide score is the mean tile probability."""
+    from engine.models.slide_analysis import analyse_slide
+
+    analysis = analyse_slide(bundle, path, classes=[])
+    payload = _prediction_payload(volume, bundle, analysis.class_names, "tile", analysis.tile_probabilities, per_item)
+    payload["slide_scores"] = {name: float(p) for name, p in zip(analysis.class_names, analysis.slide_scores)}
+    payload["tiling"] = {"level": analysis.level, "tile_mpp": analysis.tile_mpp, "tile_size_level0": analysis.tile_size0,
+                         "notes": analysis.notes}
+    if per_item:
+        payload["tile_boxes_level0"] = analysis.tile_boxes.tolist()  # (row, col, rows, cols) per tile
+    return payload
+
+
+def _prediction_payload(volume: ImageVolume, bundle, class_names, item_axis: str, probabilities: np.ndarray,
+                        per_item: bool) -> dict:
+    probabilities = np.asarray(probabilities).reshape(-1, len(class_names))
     top = probabilities.argmax(axis=1)
     summary = {
         name: {
@@ -67,13 +89,13 @@ def predict(path: str | Path, bundle_name: str, per_item: bool = True) -> dict:
             "at_item": int(probabilities[:, k].argmax()),
             "items_predicted": int((top == k).sum()),
         }
-        for k, name in enumerate(result.class_names)
-    }
+        for k, name in enumerate(class_names)
+    } if len(probabilities) else {}
     payload = {
         "source": volume.source,
         "bundle": {"name": bundle.name, "version": bundle.version, "weights_sha256": bundle.weights_sha256},
-        "classes": list(result.class_names),
-        "item_axis": result.item_axis,
+        "classes": list(class_names),
+        "item_axis": item_axis,
         "n_items": int(probabilities.shape[0]),
         "summary": summary,
     }

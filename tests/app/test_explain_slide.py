@@ -95,3 +95,16 @@ def test_a_single_patch_is_written_as_an_overlay_png(shared_data: Path, tmp_path
     assert not changed[cam <= 0].any()  # negative evidence is not drawn
     assert changed.mean() > 0.5 * (cam > 0.1 * cam.max()).mean()  # clear positive evidence is
     assert sum(payload["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_on_a_slide_scores_its_tissue_tiles_not_its_thumbnail(slide_path: Path, capsys):
+    assert main(["predict", "--bundle", "histopathology", str(slide_path)]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["item_axis"] == "tile" and payload["n_items"] == 2  # two tissue cells, glass skipped
+    rows = np.array(payload["probabilities"])
+    assert rows.shape == (2, 3)
+    aca, scc = payload["classes"].index("Adenocarcinoma"), payload["classes"].index("Squamous cell carcinoma")
+    boxes = payload["tile_boxes_level0"]
+    left, right = (0, 1) if boxes[0][1] < boxes[1][1] else (1, 0)
+    assert rows[left].argmax() == aca and rows[right].argmax() == scc
+    assert payload["slide_scores"]["Adenocarcinoma"] == pytest.approx(rows[:, aca].mean(), abs=1e-5)
