@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from ui.backend import (
     ReaderInfo,
     ReadingDraft,
     SavedReading,
+    Verdict,
     WorklistItem,
 )
 
@@ -156,28 +158,22 @@ class SalienceWorkstation:
     def analyse(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> Analysis:
         model = self._bundle(bundle)
         progress.report(0.0, f"running {model.name} {model.version}")
-        prediction = model.predict(case.volume, progress=ScaledProgress(progress, 0.0, 0.4))
+        run = self._run_model(case, model, method, progress)
         check_cancelled(progress)
-        maps = np.asarray(
-            model.explain(case.volume, method=method, classes=None, progress=ScaledProgress(progress, 0.4, 0.9)),
-            dtype=np.float32,
-        )
-        check_cancelled(progress)
-        probabilities = np.asarray(prediction.probabilities, dtype=np.float32)
-        class_names = tuple(prediction.class_names)
-        stored = [self._blobs.put(_npy_bytes(maps[k]), ".npy") for k in range(len(class_names))]
+        class_names = tuple(model.class_names)
+        stored = [self._blobs.put(_npy_bytes(run.maps[k]), ".npy") for k in range(len(class_names))]
         with user_errors(), self._sessions.begin() as session:
-            run = runs.get_or_create_model_run(
+            model_run = runs.get_or_create_model_run(
                 session, bundle_name=model.name, version=model.version, weights_sha256=model.weights_sha256, device="cpu"
             )
             row = runs.add_prediction(
                 session,
                 case_id=case.case_id,
-                model_run_id=run.id,
-                probabilities=probabilities.tolist(),
+                model_run_id=model_run.id,
+                probabilities=run.stored_probabilities.tolist(),
                 class_names=list(class_names),
-                item_axis=prediction.item_axis,
-                calibrated=bool(getattr(prediction, "calibrated", False)),
+                item_axis=run.item_axis,
+                calibrated=model.calibrated,
             )
             explanation_ids = []
             for k, (path, sha) in enumerate(stored):
@@ -187,10 +183,10 @@ class SalienceWorkstation:
                     method=method,
                     target_layer=model.target_layer,
                     class_index=k,
-                    params={"reduction": "mean over batch of slices", "upsampling": "bilinear"},
+                    params=run.params,
                     map_path=path,
                     map_sha256=sha,
-                    map_stats=_stats(maps[k]),
+                    map_stats=_stats(run.maps[k]),
                 )
                 explanation_ids.append(explanation.id)
             prediction_id = row.id
@@ -198,11 +194,31 @@ class SalienceWorkstation:
         return Analysis(
             bundle=f"{model.name} {model.version}",
             class_names=class_names,
-            probabilities=probabilities,
+            probabilities=run.probabilities,
             method=method,
-            maps=maps,
+            maps=run.maps,
             prediction_id=prediction_id,
             explanation_ids=tuple(explanation_ids),
+            verdict=run.verdict,
+        )
+
+    def _run_model(self, case: OpenedCase, model, method: str, progress: Progress) -> "_ModelRun":
+        """Predict and explain the case the way its kind needs: item by item, or a slide by tiles."""
+        if case.volume.kind == "slide":
+            return _run_on_slide(case, model, method, progress)
+        prediction = model.predict(case.volume, progress=ScaledProgress(progress, 0.0, 0.4))
+        check_cancelled(progress)
+        maps = np.asarray(
+            model.explain(case.volume, method=method, classes=None, progress=ScaledProgress(progress, 0.4, 0.9)),
+            dtype=np.float32,
+        )
+        probabilities = np.asarray(prediction.probabilities, dtype=np.float32)
+        return _ModelRun(
+            probabilities=probabilities,
+            stored_probabilities=probabilities,
+            item_axis=prediction.item_axis,
+            maps=maps,
+            params={"reduction": f"per {prediction.item_axis}", "upsampling": "bilinear"},
         )
 
     def check_map(
@@ -253,6 +269,46 @@ class SalienceWorkstation:
             return [_saved(r) for r in readings.readings_for_reader(session, self._reader.id, case_id=case.case_id)]
 
 
+@dataclass(frozen=True)
+class _ModelRun:
+    """What one model run on a case produced, before it is stored.
+
+    ``probabilities`` are per item of the opened volume (what the viewer plots);
+    ``stored_probabilities`` are the rows the Prediction keeps (a slide's tiles).
+    """
+
+    probabilities: np.ndarray
+    stored_probabilities: np.ndarray
+    item_axis: str
+    maps: np.ndarray
+    params: dict
+    verdict: Verdict | None = None
+
+
+def _run_on_slide(case: OpenedCase, model, method: str, progress: Progress) -> _ModelRun:
+    """Tiles over the slide's tissue at the model's magnification; maps stitched on the thumbnail."""
+    from engine.models.slide_analysis import analyse_slide
+
+    slide = analyse_slide(model, case.volume.source, method=method, grid_shape=case.volume.shape[1:], progress=progress)
+    if not slide.tiles:
+        raise SalienceError(f"{case.volume.source}: no tissue found to classify (every tile is glass)")
+    scores = np.asarray(slide.slide_scores, dtype=np.float32)
+    verdict = Verdict(
+        label=f"Slide score: mean of {len(slide.tiles)} tissue tiles",
+        probabilities=scores,
+        notes=tuple(slide.notes),
+    )
+    return _ModelRun(
+        probabilities=scores[None, :],
+        stored_probabilities=np.asarray(slide.tile_probabilities, dtype=np.float32),
+        item_axis="tile",
+        maps=np.asarray(slide.maps, dtype=np.float32)[:, None],
+        params={"tiles": len(slide.tiles), "level": slide.level, "tile_mpp": slide.tile_mpp,
+                "tile_size_level0": slide.tile_size0, "stitching": "mean where tiles overlap, NaN off tissue"},
+        verdict=verdict,
+    )
+
+
 def on_image_grid(cam: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A map kept on a coarser grid over the image (clips), resampled onto the image's pixels."""
     if cam.shape == tuple(shape):
@@ -276,7 +332,12 @@ def load_map(blob_store: blobs.BlobStore, path: str, sha256: str) -> np.ndarray:
 
 
 def _stats(cam: np.ndarray) -> dict:
-    return {"min": float(cam.min()), "max": float(cam.max()), "mean": float(cam.mean()), "std": float(cam.std())}
+    """Statistics of a raw map over its finite values (a slide's map is NaN off tissue)."""
+    finite = cam[np.isfinite(cam)]
+    if finite.size == 0:
+        return {"min": 0.0, "max": 0.0, "mean": 0.0, "std": 0.0, "finite_fraction": 0.0}
+    return {"min": float(finite.min()), "max": float(finite.max()), "mean": float(finite.mean()),
+            "std": float(finite.std()), "finite_fraction": float(finite.size / cam.size)}
 
 
 def _saved(row) -> SavedReading:

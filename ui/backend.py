@@ -47,6 +47,23 @@ class OpenedCase:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """One answer for the whole case, pooled from its items (a clip's frames, a slide's tiles).
+
+    Attributes:
+        label: what was pooled and how, e.g. "Clip verdict: mean of 120 frames".
+        probabilities: ``(K,)`` pooled class probabilities.
+        key_items: per class index, the items (frames) that matter most, most important first.
+        notes: assumptions a reviewer should know (e.g. an assumed magnification).
+    """
+
+    label: str
+    probabilities: np.ndarray
+    key_items: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Analysis:
     """A model's output on an opened case, aligned with the volume's grid.
 
@@ -55,9 +72,11 @@ class Analysis:
         class_names: the model's classes, in output order.
         probabilities: ``(N, K)`` per-slice (or per-frame) class probabilities.
         method: CAM method name, e.g. "gradcam".
-        maps: ``(K, N, H, W)`` raw signed maps, one per class, on the volume grid.
+        maps: ``(K, N, h, w)`` raw signed maps, one per class, on the volume grid or on a coarser
+            grid over the same field of view (long clips).
         prediction_id: database id of the stored Prediction.
         explanation_ids: database ids of the stored Explanations, one per class.
+        verdict: the pooled whole-case answer of a clip or a slide; None for per-slice tasks.
     """
 
     bundle: str
@@ -67,6 +86,7 @@ class Analysis:
     maps: np.ndarray
     prediction_id: int
     explanation_ids: tuple[int, ...]
+    verdict: Verdict | None = None
 
 
 @dataclass(frozen=True)

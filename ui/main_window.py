@@ -340,7 +340,7 @@ class MainWindow(QMainWindow):
             return None
         case, bundle = self.case, self._analysed_bundle
         where = (f"{analysis.method} \u00b7 {analysis.class_names[class_index]} \u00b7 "
-                 f"{_item_word(case)} {item + 1}")
+                 f"{self.state.item_word()} {item + 1}")
         task = self.runner.start(f"Checking {analysis.method}", self.workstation.check_map,
                                  case, bundle, analysis, class_index, item)
         self.quality_panel.set_running(True)
@@ -456,11 +456,6 @@ def _stacked(sections: list[tuple[str, QWidget, int]]) -> QWidget:
         box_layout.addWidget(widget)
         layout.addWidget(box, stretch)
     return column
-
-
-def _item_word(case: OpenedCase) -> str:
-    """What one step of the slider is for this case: "slice", "frame" or "image"."""
-    return {"clip": "frame", "image": "image", "slide": "view"}.get(case.volume.kind, "slice")
 
 
 def _case_name(source: str) -> str:

@@ -325,6 +325,11 @@ class ViewerState:
         return (f"{analysis.method} \u00b7 {analysis.class_names[self._overlay_class]}\n"
                 f"normalised over {scope} (max {value_range.high:.3g})")
 
+    def item_word(self) -> str:
+        """What one step along the volume's second axis is called: "slice", "frame" or "image"."""
+        kind = self._volume.kind if self._volume is not None else "volume"
+        return {"clip": "frame", "image": "image", "slide": "view"}.get(kind, "slice")
+
     def current_probabilities(self) -> dict[str, float]:
         """Class name to probability at the shown slice; empty without an analysis."""
         if self._analysis is None:

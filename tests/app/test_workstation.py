@@ -136,3 +136,29 @@ def test_checking_a_map_measures_it_against_the_mask_and_stores_the_measures(ana
         assert check.report["deletion"]["auc"] == pytest.approx(report["deletion"]["auc"])
     with pytest.raises(SalienceError, match="no map for class 5"):
         workstation.check_map(case, "glioma", analysis, 5, lesion, NullProgress())
+
+
+def test_a_slide_is_analysed_tile_by_tile_with_its_score_and_stitched_maps(settings, tmp_path):
+    """A pyramid built from held-out LC25000 patches: the window gets one slide score, the maps on
+    the thumbnail it shows, and the database keeps one probability row per tissue tile."""
+    from tests.engine.test_slide_analysis import build_slide
+
+    mosaic = build_slide(tmp_path / "slide.tif", settings.demo_data / "histopathology-lc25000", levels=2)
+    workstation = open_workstation(settings)
+    case = workstation.open_path(str(mosaic.path), NullProgress())
+    assert case.task == "histopathology" and case.volume.kind == "slide"
+    analysis = workstation.analyse(case, "histopathology", "gradcam", NullProgress())
+    n_classes = len(analysis.class_names)
+    assert analysis.maps.shape == (n_classes, 1) + case.volume.shape[1:]
+    assert analysis.probabilities.shape == (1, n_classes)
+    verdict = analysis.verdict
+    assert verdict is not None and verdict.label == f"Slide score: mean of {len(mosaic.cells)} tissue tiles"
+    np.testing.assert_allclose(verdict.probabilities, analysis.probabilities[0])
+    with workstation._sessions() as session:
+        prediction = runs.predictions_for_case(session, case.case_id)[0]
+        assert prediction.item_axis == "tile" and len(prediction.probabilities) == len(mosaic.cells)
+        np.testing.assert_allclose(np.mean(prediction.probabilities, axis=0), verdict.probabilities, atol=1e-5)
+        assert 0 < prediction.explanations[0].map_stats["finite_fraction"] < 1  # glass between cells has no map
+    with pytest.raises(SalienceError, match="measured per tile"):
+        workstation.check_map(case, "histopathology", analysis, 0, 0, NullProgress())
+    case.volume.extras["slide"].close()

@@ -11,7 +11,7 @@ from engine.errors import ImageReadError
 from engine.imaging.volume import ImageVolume, plain_affine
 from engine.progress import Progress, check_cancelled
 from ui.backend import (
-    Analysis, OpenedCase, ReaderInfo, ReadingDraft, SavedReading, WorklistItem,
+    Analysis, OpenedCase, ReaderInfo, ReadingDraft, SavedReading, Verdict, WorklistItem,
 )
 
 SLICES, ROWS, COLS = 5, 32, 32
@@ -64,6 +64,7 @@ class FakeWorkstation:
     installed_bundles: tuple[str, ...] = ("glioma 1.0.0",)
     cam_methods: tuple[str, ...] = ("gradcam", "gradcam++")
     method_maps: dict[str, np.ndarray] = field(default_factory=dict)  # maps per method, else synthetic_maps()
+    verdict: Verdict | None = None  # the pooled answer analyse returns (as for a clip or a slide)
 
     @property
     def reader(self) -> ReaderInfo:
@@ -116,7 +117,7 @@ class FakeWorkstation:
         return Analysis(bundle=bundle, class_names=CLASS_NAMES, probabilities=PROBABILITIES.copy(),
                         method=method, maps=self.method_maps.get(method, synthetic_maps()).copy(),
                         prediction_id=7,
-                        explanation_ids=(11, 12))
+                        explanation_ids=(11, 12), verdict=self.verdict)
 
     def check_map(self, case: OpenedCase, bundle: str, analysis: Analysis, class_index: int, item: int,
                   progress: Progress) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget,
 )
@@ -41,6 +41,8 @@ class AnalysisPanel(QWidget):
         self.close_compare_button = QPushButton("Close comparison")
         self.probabilities = QLabel()
         self.probabilities.setWordWrap(True)
+        self.probabilities.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        self.probabilities.linkActivated.connect(self._jump_to)
         form = QFormLayout()
         form.addRow("Model", self.bundle)
         form.addRow("CAM method", self.method)
@@ -114,6 +116,11 @@ class AnalysisPanel(QWidget):
                                        and second != analysis.method)
         self.close_compare_button.setVisible(self.state.compare_analysis is not None)
 
+    def _jump_to(self, link: str) -> None:
+        """A key-frame link ("item:12") shows that frame."""
+        if link.startswith("item:"):
+            self.state.slice_index = int(link.split(":", 1)[1])
+
     def _show_probabilities(self, *_args: object) -> None:
         probabilities = self.state.current_probabilities()
         analysis = self.state.analysis
@@ -122,15 +129,30 @@ class AnalysisPanel(QWidget):
                                        if self.state.volume is not None else "")
             return
         shown = analysis.class_names[self.state.overlay_class]
-        rows = "".join(
-            f"<tr><td>{'<b>' if name == shown else ''}{escape(name)}</td>"
-            f"<td align='right'>{'<b>' if name == shown else ''}{100 * p:.1f}%</td></tr>"
-            for name, p in probabilities.items()
-        )
         compared = self.state.compare_analysis
         versus = f" (left) vs {escape(compared.method)} (right)" if compared is not None else ""
-        self.probabilities.setText(
-            f"<div>{escape(analysis.bundle)} \u00b7 {escape(analysis.method)}{versus}</div>"
-            f"<div><b>Slice {self.state.slice_index + 1}</b></div>"
-            f"<table width='100%' cellspacing='2'>{rows}</table>"
-        )
+        parts = [f"<div>{escape(analysis.bundle)} \u00b7 {escape(analysis.method)}{versus}</div>"]
+        verdict = analysis.verdict
+        if verdict is not None:
+            pooled = dict(zip(analysis.class_names, (float(p) for p in verdict.probabilities)))
+            parts.append(f"<div><b>{escape(verdict.label)}</b></div>{_table(pooled, shown)}")
+            keys = verdict.key_items.get(self.state.overlay_class, ())
+            if keys:
+                word = self.state.item_word()
+                links = " \u00b7 ".join(f"<a href='item:{i}'>{i + 1}</a>" for i in keys)
+                parts.append(f"<div>Key {word}s for {escape(shown)}: {links}</div>")
+            parts.extend(f"<div><small>{escape(note)}</small></div>" for note in verdict.notes)
+        if verdict is None or self.state.volume.n_slices > 1:
+            parts.append(f"<div><b>{self.state.item_word().capitalize()} {self.state.slice_index + 1}</b></div>"
+                         f"{_table(probabilities, shown)}")
+        self.probabilities.setText("".join(parts))
+
+
+def _table(probabilities: dict[str, float], shown: str) -> str:
+    """Class probabilities as rows, the class on the overlay in bold."""
+    rows = "".join(
+        f"<tr><td>{'<b>' if name == shown else ''}{escape(name)}</td>"
+        f"<td align='right'>{'<b>' if name == shown else ''}{100 * p:.1f}%</td></tr>"
+        for name, p in probabilities.items()
+    )
+    return f"<table width='100%' cellspacing='2'>{rows}</table>"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPen
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QLabel, QSlider, QHBoxLayout, QVBoxLayout, QWidget
 
 from ui.render import colormap
 from ui.state import ViewerState
 
 CURSOR_COLOUR = QColor(64, 224, 208)
+KEY_ITEM_COLOUR = QColor(245, 245, 245)
 
 
 class ProbabilityStrip(QWidget):
@@ -64,11 +65,23 @@ class ProbabilityStrip(QWidget):
             painter.setPen(QPen(QColor(90, 90, 90), 1, Qt.PenStyle.DotLine))
             middle = self.height() / 2.0
             painter.drawLine(0, int(middle), self.width(), int(middle))  # p = 0.5
+        if analysis is not None and analysis.verdict is not None:
+            self._draw_key_items(painter, analysis.verdict.key_items.get(self.state.overlay_class, ()))
         current = self.bar_rect(self.state.slice_index)
         painter.setPen(QPen(CURSOR_COLOUR, 2))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRect(current.adjusted(1, 1, -1, -1))
         painter.end()
+
+    def _draw_key_items(self, painter: QPainter, items: tuple[int, ...]) -> None:
+        """A white triangle above each key frame of the shown class (the frames that matter most)."""
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(KEY_ITEM_COLOUR)
+        for index in items:
+            cell = self.bar_rect(index)
+            centre, half = cell.center().x(), max(3.0, min(cell.width() / 2, 6.0))
+            painter.drawPolygon(QPolygonF([QPointF(centre - half, 0.0), QPointF(centre + half, 0.0),
+                                           QPointF(centre, 1.6 * half)]))
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self.state.volume is not None:
@@ -126,5 +139,9 @@ class SliceNavigator(QWidget):
         self.slider.blockSignals(True)
         self.slider.setValue(index)
         self.slider.blockSignals(False)
-        count = self.state.volume.n_slices if self.state.volume is not None else 0
-        self.label.setText(f"Slice {index + 1} / {count}" if count else "")
+        volume = self.state.volume
+        count = volume.n_slices if volume is not None else 0
+        text = f"{self.state.item_word().capitalize()} {index + 1} / {count}" if count else ""
+        if count and volume.kind == "clip" and volume.frame_time_ms:
+            text += f"  ({index * volume.frame_time_ms / 1000:.2f} s)"
+        self.label.setText(text)

@@ -1,0 +1,39 @@
+"""A clip's or a slide's pooled verdict and key frames, as the analysis panel and strip show them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.ui.test_compare import finish
+from ui.backend import Verdict
+from ui.panels.slice_navigator import KEY_ITEM_COLOUR
+
+
+def test_the_verdict_and_key_frames_are_shown_and_a_key_frame_is_one_click_away(qtbot, opened, workstation):
+    workstation.verdict = Verdict("Clip verdict: mean of 5 frames", np.array([0.3, 0.7]),
+                                  key_items={1: (2, 4)}, notes=("frames cropped to the scan sector",))
+    opened.analysis_panel.analyse_button.click()
+    finish(qtbot, opened._analysis_task)
+    text = opened.analysis_panel.probabilities.text()
+    assert "Clip verdict: mean of 5 frames" in text and "70.0%" in text
+    assert "<a href='item:2'>3</a>" in text and "<a href='item:4'>5</a>" in text  # 1-based for the reader
+    assert "frames cropped to the scan sector" in text
+    opened.analysis_panel.probabilities.linkActivated.emit("item:4")
+    assert opened.state.slice_index == 4
+    strip = opened.navigator.strip
+    image = strip.grab().toImage()
+    tip = strip.bar_rect(2).center().x()
+    top = image.pixelColor(round(tip * image.devicePixelRatio()), 1)
+    assert (top.red(), top.green(), top.blue()) == (KEY_ITEM_COLOUR.red(), KEY_ITEM_COLOUR.green(),
+                                                    KEY_ITEM_COLOUR.blue())
+    plain = strip.bar_rect(1).center().x()
+    assert image.pixelColor(round(plain * image.devicePixelRatio()), 1) != top
+    opened.state.overlay_class = 0  # no key frames listed for this class: no links
+    assert "Key" not in opened.analysis_panel.probabilities.text()
+
+
+def test_without_a_verdict_the_panel_shows_the_slice_only(qtbot, opened):
+    opened.analysis_panel.analyse_button.click()
+    finish(qtbot, opened._analysis_task)
+    text = opened.analysis_panel.probabilities.text()
+    assert "verdict" not in text.lower() and "<b>Slice 3</b>" in text
