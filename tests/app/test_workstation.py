@@ -162,3 +162,31 @@ def test_a_slide_is_analysed_tile_by_tile_with_its_score_and_stitched_maps(setti
     with pytest.raises(SalienceError, match="measured per tile"):
         workstation.check_map(case, "histopathology", analysis, 0, 0, NullProgress())
     case.volume.extras["slide"].close()
+
+
+def test_a_clip_is_analysed_frame_by_frame_with_a_verdict_and_key_frames(settings):
+    """A real lung-ultrasound clip in the window: per-frame probabilities, maps on a grid of at
+    most CLIP_MAP_SIDE over the whole frame, the verdict as the mean frame probability, and key
+    frames per class stored with the explanations."""
+    from app.workstation import CLIP_MAP_SIDE
+
+    workstation = open_workstation(settings)
+    clips = sorted((settings.demo_data / "lung-ultrasound" / "pocus_videos" / "convex").glob("Reg*"))
+    case = workstation.open_path(str(clips[0]), NullProgress())
+    assert case.task == "lung-ultrasound" and case.volume.kind == "clip"
+    analysis = workstation.analyse(case, "lung-ultrasound", "gradcam", NullProgress())
+    frames = case.volume.n_slices
+    assert analysis.probabilities.shape == (frames, len(analysis.class_names))
+    assert analysis.maps.shape[:2] == (len(analysis.class_names), frames)
+    assert max(analysis.maps.shape[2:]) <= CLIP_MAP_SIDE
+    verdict = analysis.verdict
+    np.testing.assert_allclose(verdict.probabilities, analysis.probabilities.mean(axis=0), atol=1e-6)
+    assert set(verdict.key_items) == set(range(len(analysis.class_names)))
+    assert all(0 <= i < frames for items in verdict.key_items.values() for i in items)
+    with workstation._sessions() as session:
+        prediction = runs.predictions_for_case(session, case.case_id)[0]
+        assert prediction.item_axis == "frame" and len(prediction.probabilities) == frames
+        assert prediction.explanations[0].params["key_frames"]["0"] == list(verdict.key_items[0])
+    # The map quality of a frame is measured on the frame grid (the coarse map is stretched first).
+    report = workstation.check_map(case, "lung-ultrasound", analysis, 0, verdict.key_items[0][0], NullProgress())
+    assert report["item"] == verdict.key_items[0][0] and "pointing_game" not in report
