@@ -48,13 +48,62 @@ def user_errors() -> Iterator[None]:
 
 
 def demo_worklist(demo_data: Path) -> list[WorklistItem]:
-    """Glioma patients from ``<demo_data>/glioma-lgg``, one worklist row per patient folder."""
+    """The demo cases of every task found under ``demo_data`` (``../shared/data``).
+
+    Glioma: one row per patient folder. Lung ultrasound: every clip and still frame. Histopathology:
+    the shipped model's held-out test patches (at most ``PATCHES_PER_CLASS`` per class), so the
+    demo never shows the model the images it learned from.
+    """
+    return _glioma_cases(demo_data) + _ultrasound_cases(demo_data) + _histopathology_cases(demo_data)
+
+
+#: Histopathology patches per class in the demo worklist.
+PATCHES_PER_CLASS = 15
+_VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mpeg", ".mpg", ".gif")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _glioma_cases(demo_data: Path) -> list[WorklistItem]:
     root = demo_data / "glioma-lgg"
     if not root.is_dir():
         return []
+    return [
+        WorklistItem(key=str(folder), title=folder.name, source=str(folder), task="glioma")
+        for folder in sorted(p for p in root.iterdir() if p.is_dir())
+    ]
+
+
+def _ultrasound_cases(demo_data: Path) -> list[WorklistItem]:
+    root = demo_data / "lung-ultrasound"
+    if not root.is_dir():
+        return []
+    items = []
+    for folder, suffixes in (("pocus_videos", _VIDEO_SUFFIXES), ("pocus_images", _IMAGE_SUFFIXES)):
+        files = sorted(p for p in (root / folder).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        for path in files:
+            probe = path.parent.name if path.parent.name in ("convex", "linear") else "still"
+            items.append(WorklistItem(key=str(path), title=f"{path.name} ({probe})", source=str(path),
+                                      task="lung-ultrasound"))
+    return items
+
+
+def _histopathology_cases(demo_data: Path) -> list[WorklistItem]:
+    root = demo_data / "histopathology-lc25000"
+    if not root.is_dir():
+        return []
+    try:
+        from engine.models.bundle import read_metadata
+
+        held_out = set(read_metadata("histopathology").get("split", {}).get("test", []))
+    except SalienceError:
+        held_out = set()
     items = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        items.append(WorklistItem(key=str(folder), title=folder.name, source=str(folder), task="glioma"))
+        names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+        chosen = [n for n in names if n in held_out] if held_out else names
+        for name in chosen[:PATCHES_PER_CLASS]:
+            path = folder / name
+            items.append(WorklistItem(key=str(path), title=name, source=str(path), task="histopathology"))
     return items
 
 

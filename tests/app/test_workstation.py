@@ -35,13 +35,22 @@ def analysed(tmp_path_factory, shared_data):
     return settings, workstation, case, analysis
 
 
-def test_worklist_lists_the_demo_glioma_patients(settings):
+def test_worklist_lists_the_demo_cases_of_every_task(settings):
+    from engine.models.bundle import read_metadata
+
     workstation = open_workstation(settings)
     items = workstation.worklist()
-    assert len(items) == len([p for p in (settings.demo_data / "glioma-lgg").iterdir() if p.is_dir()])
-    assert {i.task for i in items} == {"glioma"}
+    by_task = {task: [i for i in items if i.task == task] for task in ("glioma", "lung-ultrasound", "histopathology")}
+    assert len(items) == sum(len(v) for v in by_task.values())
+    assert len(by_task["glioma"]) == len([p for p in (settings.demo_data / "glioma-lgg").iterdir() if p.is_dir()])
+    assert len(by_task["lung-ultrasound"]) == 101 + 26  # every clip and still frame of the data README
+    # Histopathology: only patches the shipped model never trained on, 15 per class.
+    held_out = set(read_metadata("histopathology")["split"]["test"])
+    patches = by_task["histopathology"]
+    assert len(patches) == 45 and all(i.title in held_out for i in patches)
     assert all(i.status == "new" for i in items)
-    assert "glioma" in workstation.bundles("glioma")
+    for task in by_task:
+        assert task in workstation.bundles(task)
 
 
 def test_opening_a_case_shows_flair_and_registers_it_once(settings):
