@@ -217,7 +217,7 @@ class SliceView(QWidget):
         painter.setFont(QFont(self.font().family(), 10))
         margin = self.rect().adjusted(8, 6, -8, -6)
         top_left = (f"{self.state.channel.upper()}\n"
-                    f"Slice {self.state.slice_index + 1} / {volume.n_slices}")
+                    f"{self.state.item_word().capitalize()} {self.state.slice_index + 1} / {volume.n_slices}")
         painter.drawText(margin, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, top_left)
         painter.drawText(margin, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
                          f"W {width:.0f}  L {centre:.0f}")

@@ -51,7 +51,7 @@ class ProbabilityStrip(QWidget):
         if analysis is None:
             painter.setPen(QColor(120, 120, 120))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
-                             "Per-slice probabilities appear here after Analyse")
+                             "Probabilities per slice or frame appear here after Analyse")
             painter.end()
             return
         else:
@@ -99,7 +99,7 @@ class SliceNavigator(QWidget):
         self.state = state
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setPageStep(5)
-        self.slider.setToolTip("Slice (mouse wheel, Up/Down, PageUp/PageDown)")
+        self.slider.setToolTip("Slice or frame (mouse wheel, Up/Down, PageUp/PageDown)")
         self.label = QLabel()
         self.label.setMinimumWidth(90)
         self.strip = ProbabilityStrip(state)
