@@ -1,0 +1,189 @@
+"""Lung ultrasound: preprocessing of real clips, the group split, the training recipe, the shipped
+bundle's clip verdicts, and maps put back on the full frame inside the scan region."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from engine.imaging import read_image
+from engine.models.bundle import load_bundle
+from engine.models.clip_analysis import analyse_clip
+from engine.models.crop_box import CropBox, scaled_shape
+from engine.models.lung_ultrasound_data import CLASS_NAMES, class_of, list_items, split_items
+from engine.models.lung_ultrasound_preprocess import DEFAULT_PARAMS, crop_box, prepare, scan_region
+from engine.models.train_lung_ultrasound import main as train_main
+
+SMALL_CLIP = "pocus_videos/convex/Pneu_liftl_pneu_case3_clip5.mp4"  # 26 frames, 272 x 272
+CROPPED_CLIP = "pocus_videos/convex/Pneu_basalpneumonia_liftle_case1.mp4"  # 42 frames, 340 x 340, fan narrower
+
+
+@pytest.fixture(scope="module")
+def lus_dir(shared_data: Path) -> Path:
+    folder = shared_data / "lung-ultrasound"
+    if not (folder / "pocus_videos").is_dir():
+        pytest.skip(f"{folder} is missing")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_clip(lus_dir: Path):
+    return read_image(lus_dir / SMALL_CLIP)
+
+
+def test_prepare_crops_a_real_clip_to_its_scan_region(lus_dir):
+    """Every frame becomes one 128 x 128 grey input; the crop box lies in the frame around the
+    region, and what lies outside the region is black."""
+    clip = read_image(lus_dir / CROPPED_CLIP)
+    box = crop_box(clip)
+    region = scan_region(clip)
+    r0, r1, c0, c1 = box.bounds
+    assert (r0, r1, c0, c1) != (0, 340, 0, 340)  # the fan does not fill the frame: a real crop
+    assert 0 <= r0 < r1 <= 340 and 0 <= c0 < c1 <= 340
+    rr0, rr1, rc0, rc1 = region.bbox
+    assert r0 <= rr0 and rr1 <= r1 and c0 <= rc0 and rc1 <= c1  # the window holds the region
+    assert r1 - r0 == c1 - c0  # square: the probe's aspect is kept
+
+    x = prepare(clip, ["intensity"], (128, 128), **DEFAULT_PARAMS)
+    assert x.shape == (42, 1, 128, 128) and x.dtype == torch.float32
+    assert float(x.min()) >= 0.0 and float(x.max()) <= DEFAULT_PARAMS["clip_max"]
+    assert float(x.mean()) > 0.05  # echo is there
+    # Input pixels well outside the region (beyond the resize kernel's reach) are black in every
+    # frame, and those well inside are not all black.
+    distance_out = ndimage.distance_transform_edt(~region.mask[r0:r1, c0:c1])
+    distance_in = ndimage.distance_transform_edt(region.mask[r0:r1, c0:c1])
+    step = (r1 - r0) / 128
+    centres = ((np.arange(128) + 0.5) * step).astype(int)
+    far_out = distance_out[np.ix_(centres, centres)] > 4 * step
+    far_in = distance_in[np.ix_(centres, centres)] > 4 * step
+    assert far_out.sum() > 100 and far_in.sum() > 1000
+    assert float(x[:, 0][:, torch.from_numpy(far_out)].abs().max()) == 0.0
+    assert float(x[:, 0][:, torch.from_numpy(far_in)].mean()) > 0.05
+
+
+def test_an_rgb_clip_gives_the_same_inputs_as_its_grey_version(small_clip):
+    """Colour clips are turned to luma inside the preprocessing, so a bundle declaring the grey
+    channel accepts them (``Bundle.preprocess`` asks the task which channels are missing)."""
+    from engine.models.lung_ultrasound_preprocess import missing_channels
+
+    rgb = small_clip.with_(array=np.repeat(small_clip.array, 3, axis=0), channel_names=("R", "G", "B"))
+    grey = prepare(small_clip, ["intensity"], (64, 64))
+    colour = prepare(rgb, ["intensity"], (64, 64))
+    assert torch.equal(grey, colour)
+    assert missing_channels(rgb, ["intensity"]) == []
+    assert missing_channels(small_clip.with_(array=small_clip.array[:1], channel_names=("flair",)), ["intensity"]) == ["intensity"]
+
+
+def test_crop_box_pastes_maps_back_where_they_were_cut_from():
+    """A box reaching past the frame's top edge: cropping pads with zeros, pasting keeps only the
+    part inside the frame and the mask, also on a grid scaled down by half."""
+    mask = np.zeros((10, 8), bool)
+    mask[:, 2:] = True
+    box = CropBox(top=-2, left=1, height=8, width=8, frame_shape=(10, 8), mask=mask)
+    frame = np.arange(80, dtype=np.float32).reshape(10, 8) + 1
+    cut = box.crop(frame)
+    assert cut.shape == (8, 8)
+    assert np.all(cut[:2] == 0)  # rows above the frame
+    assert np.all(cut[2:, 0] == 0)  # column 1 lies outside the mask
+    assert np.array_equal(cut[2:, 1:7], frame[0:6, 2:8])
+    pasted = box.paste(np.ones((8, 8), np.float32))
+    expected = np.zeros((10, 8), np.float32)
+    expected[0:6, 2:8] = 1
+    assert np.array_equal(pasted, expected)
+    (shape, scale) = scaled_shape((10, 8), 5)
+    assert shape == (5, 4) and scale == 0.5
+    half = box.paste(np.ones(box.window_shape(scale), np.float32), scale)
+    assert half.shape == (5, 4)
+    assert half[:3, 1:].min() == 1 and half[3:].max() == 0 and half[:, 0].max() == 0
+
+
+def test_split_keeps_groups_together_and_every_class_in_every_part(lus_dir):
+    items, excluded = list_items(lus_dir)
+    assert {class_of("Vir_whitelung_h1n1.mp4"), class_of("pneu-radiopaeda.mp4"), class_of("Reg_Avi_Image001.jpg")} == {None, 1, 2}
+    assert any("Vir_" in path for path, _ in excluded)
+    assert not any("/Vir_" in item.path for item in items)
+    split = split_items(items, seed=0)
+    assert split == split_items(items, seed=0)
+    part_of_group: dict[str, str] = {}
+    for part, chosen in split.items():
+        for item in chosen:
+            assert part_of_group.setdefault(item.group, part) == part, f"{item.path} straddles parts"
+        labels = {item.label for item in chosen if item.is_clip}
+        assert labels == {0, 1, 2}, part
+    assert sum(len(chosen) for chosen in split.values()) == len(items)
+    # Clips of one patient (the Neuruppin pat4 series) share a group.
+    pat4 = {item.group for item in items if "pat4Image" in item.path}
+    assert len(pat4) == 1
+
+
+def test_training_recipe_runs_one_epoch_on_a_tiny_subset(lus_dir, tmp_path):
+    """The recipe end to end on one small clip per class and part: a bundle that loads and a card
+    whose per-clip verdicts are probabilities."""
+    out = tmp_path / "bundle"
+    code = train_main(["--data", str(lus_dir), "--out", str(out), "--epochs", "1", "--limit", "1", "--frames-per-clip", "2"])
+    assert code == 0
+    bundle = load_bundle(out)
+    assert bundle.task == "lung-ultrasound" and bundle.class_names == CLASS_NAMES
+    verdicts = bundle.metadata["eval_metrics"]["test_clip_verdicts"]
+    assert len(verdicts) == 3 and {v["class"] for v in verdicts} == set(CLASS_NAMES)
+    for v in verdicts:
+        assert abs(sum(v["verdict"]) - 1) < 1e-4
+    metrics = json.loads((out / "docs" / "training_metrics.json").read_text())
+    assert metrics["frames"]["train"] == 2 * 3
+    assert "tiny" in (out / "docs" / "README.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_bundle("lung-ultrasound")
+
+
+def test_shipped_bundle_is_small_with_a_usable_cam_grid(shipped):
+    assert (shipped.path / "models" / "model.safetensors").stat().st_size < 2 * 1024 * 1024
+    grid = shipped.metadata["target_layer_grid"]
+    assert min(grid) >= 8
+    assert shipped.input_channels == ("intensity",)
+    assert set(shipped.metadata["split"]["test"]).isdisjoint(shipped.metadata["split"]["train"])
+
+
+def _smallest_test_clips(bundle, lus_dir: Path, count: int) -> list[dict]:
+    verdicts = bundle.metadata["eval_metrics"]["test_clip_verdicts"]
+    return sorted(verdicts, key=lambda v: (lus_dir / v["path"]).stat().st_size)[:count]
+
+
+def test_shipped_clip_verdicts_are_what_the_model_card_says(shipped, lus_dir):
+    """The clip verdict (mean frame probability) on held-out clips reproduces the card's figures,
+    and the maps cover the full frame, zero outside the scan region."""
+    for record in _smallest_test_clips(shipped, lus_dir, 2):
+        volume = read_image(lus_dir / record["path"])
+        analysis = analyse_clip(shipped, volume, max_map_side=96)
+        assert np.allclose(analysis.verdict, record["verdict"], atol=2e-4), record["path"]
+        assert CLASS_NAMES[analysis.verdict_class] == record["predicted"]
+        grid, _ = scaled_shape(volume.shape[1:], 96)
+        assert analysis.maps.shape == (3, volume.n_slices) + grid
+        region = analysis.crop_box.scaled_mask(grid)
+        assert np.abs(analysis.maps[:, :, ~region]).max() == 0.0
+        inside = analysis.maps[:, :, region]
+        assert np.abs(inside).max() > 0
+        k = analysis.verdict_class
+        explanation = analysis.key_frames[k]
+        assert len(explanation.key_frames) == 3
+        assert explanation.key_frames[0] == int(np.argmax(explanation.importance))
+
+
+def test_analyse_clip_downsamples_maps_and_keeps_them_in_the_region(shipped, small_clip):
+    analysis = analyse_clip(shipped, small_clip, classes=[1], max_map_side=68)
+    assert analysis.maps.shape == (1, 26, 68, 68)
+    assert analysis.classes == (1,)
+    mask = analysis.crop_box.scaled_mask((68, 68))
+    assert np.abs(analysis.maps[0][:, ~mask]).max() == 0.0
+    full = analyse_clip(shipped, small_clip, classes=[1])
+    # The downsampled map is the full one seen coarser: it matches the full map averaged in 4 x 4 blocks.
+    pooled = full.maps[0].reshape(26, 68, 4, 68, 4).mean(axis=(2, 4))
+    assert np.corrcoef(pooled.ravel(), analysis.maps[0].ravel())[0, 1] > 0.95
+    assert np.array_equal(full.verdict, analysis.verdict)
