@@ -70,3 +70,27 @@ def test_cancel_stops_the_work_and_signals_cancelled(qtbot, runner):
     with qtbot.waitSignal(task.cancelled, timeout=5000):
         task.cancel()
     assert finished == [] and not task.is_running
+
+
+def test_thousands_of_progress_reports_leave_python_singletons_alone(qtbot, runner):
+    """PySide6 6.12.0's ``Signal.emit`` returned a borrowed ``True``: each emit dropped its
+    refcount by one and the window aborted ("deallocating True") after a few hundred progress
+    reports on Python 3.11. A long analysis reports thousands."""
+    import sys
+
+    before = sys.getrefcount(True), sys.getrefcount(False), sys.getrefcount(None)
+    reports = 3000
+
+    def work(progress):
+        for step in range(reports):
+            progress.report(step / reports, "")
+        return step
+
+    task = runner.start("reporting", work)
+    seen = []
+    task.progressed.connect(lambda f, _m: seen.append(f))
+    with qtbot.waitSignal(task.finished, timeout=20000):
+        pass
+    qtbot.waitUntil(lambda: len(seen) == reports, timeout=5000)
+    after = sys.getrefcount(True), sys.getrefcount(False), sys.getrefcount(None)
+    assert all(abs(a - b) < reports // 10 for a, b in zip(after, before)), (before, after)
