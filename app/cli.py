@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -180,15 +181,22 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if command in ("train", "bench"):
-            return {"train": cmd_train, "bench": cmd_bench}[command](args, rest)
-        handlers = {"inspect": cmd_inspect, "predict": cmd_predict, "explain": cmd_explain, "db": cmd_db, "gui": cmd_gui}
-        return handlers[command](args)
+            code = {"train": cmd_train, "bench": cmd_bench}[command](args, rest)
+        else:
+            handlers = {"inspect": cmd_inspect, "predict": cmd_predict, "explain": cmd_explain, "db": cmd_db, "gui": cmd_gui}
+            code = handlers[command](args)
+        sys.stdout.flush()  # a closed pipe shows up here, where it can be handled, not at exit
+        return code
     except SalienceError as exc:
         print(f"salience: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("salience: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (``salience predict ... | head``)
+        devnull = open(os.devnull, "w")  # noqa: SIM115 - stdout must stay valid until exit
+        os.dup2(devnull.fileno(), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # one line for the user, the traceback for the log
         where = _log_traceback()
         print(f"salience: internal error: {type(exc).__name__}: {exc} (details in {where})", file=sys.stderr)

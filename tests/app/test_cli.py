@@ -140,3 +140,18 @@ def test_explain_writes_a_patch_overlay_png(shared_data, tmp_path, capsys):
     assert np.abs(overlay[..., :3].astype(int) - original.astype(int)).mean() > 1.0
     bad = run_cli("explain", "--bundle", "histopathology", "--all-classes", str(patch), "-o", str(tmp_path / "a.png"))
     assert bad.returncode == EXIT_BAD_INPUT and ".png for a single image" in bad.stderr
+
+
+def test_a_closed_pipe_ends_quietly(glioma_case):
+    """``salience predict ... | head -1``: the reader leaves early; no "internal error", no traceback,
+    and the shell's usual status for a closed pipe (128 + SIGPIPE)."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "app.cli", "predict", "--bundle", "glioma", str(glioma_case)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        process.stdout.close()  # the pipe's reader is gone before the first line is written
+        error = process.stderr.read().decode()
+        code = process.wait(timeout=120)
+    assert "internal error" not in error and "Traceback" not in error and "BrokenPipe" not in error
+    assert code == 141
