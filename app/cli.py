@@ -118,6 +118,30 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return gui.run(reader=args.reader, open_path=args.path)
 
 
+class _ListMethods(argparse.Action):
+    """``--list``: print every CAM method with its paper and exit (before the required arguments
+    are checked, like ``--help``)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from engine.explain import METHODS
+        from engine.explain.perturbation import PERTURBATION_METHODS
+        from engine.models.inference import method_names
+
+        for name in method_names():
+            if name in METHODS:
+                print(f"{name:16} {'one capture':14} {METHODS[name].paper}")
+            else:
+                print(f"{name:16} {'many passes':14} {_first_line(PERTURBATION_METHODS[name].__doc__)}")
+        parser.exit(0)
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if text else ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="salience", description="Review what a medical-imaging AI sees.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
@@ -137,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = sub.add_parser("explain", help="write a CAM aligned with FILE (NIfTI, .npy, or a PNG/MP4 overlay)")
     explain.add_argument("--bundle", required=True, help="bundle name (e.g. glioma) or folder")
-    explain.add_argument("--method", default="gradcam", help="CAM method (see `salience explain --list`)")
+    explain.add_argument("--method", default="gradcam", help="CAM method, default gradcam (`salience explain --list` lists them)")
+    explain.add_argument("--list", action=_ListMethods, help="list the CAM methods with their papers and exit")
     explain.add_argument("--class", dest="target_class", help="class name or index (default: the most likely)")
     explain.add_argument("--all-classes", action="store_true", help="write one map per class (.npy only)")
     explain.add_argument(

@@ -14,9 +14,6 @@ from torch import nn
 
 from engine.progress import NullProgress, Progress, ScaledProgress, check_cancelled
 
-CamMethod = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
 def batches(count: int, batch_size: int) -> list[range]:
     """Consecutive index ranges covering ``range(count)``, each at most ``batch_size`` long."""
     if batch_size < 1:
@@ -59,11 +56,40 @@ def predict_items(
     return raw.numpy().astype(np.float32), probabilities.numpy().astype(np.float32)
 
 
+#: Noisy copies per item for Smooth Grad-CAM++ (Omeiza et al. use a few tens; 8 keeps a batch small).
+SMOOTH_SAMPLES = 8
+
+
+def capture_maps(network: nn.Module, inputs: torch.Tensor, target_layer: str, method: str,
+                 classes: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One capture of a batch and one gradient-family method's raw maps from it.
+
+    Works for every method in ``engine.explain.METHODS``: CAM takes the network's final linear
+    weight, Smooth Grad-CAM++ rides ``SMOOTH_SAMPLES`` noisy copies in the same pass.
+
+    Returns:
+        ``(logits (b, K), maps (len(classes), b, *layer_spatial))``.
+
+    Raises:
+        ValueError: CAM on a network whose head is not pooling then one linear layer.
+    """
+    from engine.explain import METHODS, CamCapture, compute_maps, final_linear_weight
+
+    noisy = SMOOTH_SAMPLES if METHODS[method].needs == "noisy_gradients" else 0
+    with CamCapture(network, [target_layer]) as cam:
+        capture = cam.run(inputs, classes=list(classes), noise_samples=noisy)
+    weight = None
+    if method == "cam":
+        weight = final_linear_weight(network, capture.activations[target_layer].shape[1])
+    maps = compute_maps(capture, target_layer, [method], fc_weight=weight)[method]
+    return capture.logits, maps
+
+
 def explain_items(
     network: nn.Module,
     inputs: torch.Tensor,
     target_layer: str,
-    method: CamMethod,
+    method: str,
     classes: Sequence[int],
     output_size: tuple[int, int],
     batch_size: int = 32,
@@ -71,15 +97,14 @@ def explain_items(
 ) -> np.ndarray:
     """Raw, signed CAMs of every item for each class, resized to ``output_size``.
 
-    One ``CamCapture`` hooks ``target_layer``; each batch is one capture (one forward pass, one
-    partial backward for all ``classes`` together); ``method`` turns the captured activations and
-    gradients into maps, and ``engine.explain.upsample`` brings them to the image grid.
+    One ``CamCapture`` per batch (one forward pass, one partial backward for all ``classes``
+    together, see ``capture_maps``); ``engine.explain.upsample`` brings the maps to the image grid.
 
     Args:
         network: classifier returning ``(B, K)`` logits.
         inputs: ``(N, C, h, w)`` preprocessed items.
         target_layer: dotted path of the explained layer.
-        method: a function of ``(activations, gradients)`` from ``engine.explain.GRADIENT_METHODS``.
+        method: a name in ``engine.explain.METHODS``.
         classes: class indices to explain.
         output_size: ``(H, W)`` of the image the maps are drawn on.
         batch_size: items per capture.
@@ -88,23 +113,19 @@ def explain_items(
     Returns:
         float32 array ``(len(classes), N, H, W)``; no ReLU and no normalisation applied.
     """
-    from engine.explain import CamCapture, upsample
+    from engine.explain import upsample
 
     progress = progress or NullProgress()
     chunks = batches(inputs.shape[0], batch_size)
     maps = np.zeros((len(classes), inputs.shape[0]) + tuple(output_size), dtype=np.float32)
     if not classes:
         return maps
-    with CamCapture(network, [target_layer]) as cam:
-        for done, chunk in enumerate(chunks, start=1):
-            check_cancelled(progress)
-            capture = cam.run(inputs[chunk.start : chunk.stop], classes=classes)
-            activations = capture.activations[target_layer]
-            gradients = capture.gradients[target_layer]
-            for t in range(len(classes)):
-                layer_maps = method(activations, gradients[t])
-                maps[t, chunk.start : chunk.stop] = upsample(layer_maps, output_size).float().numpy()
-            progress.report(done / len(chunks), f"explained {chunk.stop} of {inputs.shape[0]}")
+    for done, chunk in enumerate(chunks, start=1):
+        check_cancelled(progress)
+        _, layer_maps = capture_maps(network, inputs[chunk.start : chunk.stop], target_layer, method, classes)
+        for t in range(len(classes)):
+            maps[t, chunk.start : chunk.stop] = upsample(layer_maps[t], output_size).float().numpy()
+        progress.report(done / len(chunks), f"explained {chunk.stop} of {inputs.shape[0]}")
     return maps
 
 
@@ -155,11 +176,12 @@ def perturb_items(
 
 
 def method_names() -> list[str]:
-    """Every CAM method a bundle can run: the gradient family, then the perturbation methods."""
-    from engine.explain import GRADIENT_METHODS
+    """Every CAM method a bundle can run: Grad-CAM first (the default everywhere), the rest of the
+    gradient family (CAM and Smooth Grad-CAM++ included), then the perturbation methods."""
+    from engine.explain import METHODS
     from engine.explain.perturbation import PERTURBATION_METHODS
 
-    return list(GRADIENT_METHODS) + list(PERTURBATION_METHODS)
+    return ["gradcam"] + [name for name in METHODS if name != "gradcam"] + list(PERTURBATION_METHODS)
 
 
 def explain_with(
@@ -177,15 +199,13 @@ def explain_with(
     Raises:
         ValueError: ``method`` is not a known method (the message lists the known ones).
     """
-    from engine.explain import GRADIENT_METHODS  # looked up now: methods are registered at import
+    from engine.explain import METHODS  # looked up now: methods are registered at import
     from engine.explain.perturbation import PERTURBATION_METHODS
 
     if method in PERTURBATION_METHODS:
         return perturb_items(
             network, inputs, target_layer, PERTURBATION_METHODS[method], classes, output_size, batch_size, progress
         )
-    if method in GRADIENT_METHODS:
-        return explain_items(
-            network, inputs, target_layer, GRADIENT_METHODS[method], classes, output_size, batch_size, progress
-        )
+    if method in METHODS:
+        return explain_items(network, inputs, target_layer, method, classes, output_size, batch_size, progress)
     raise ValueError(f"unknown CAM method {method!r}; available: {method_names()}")

@@ -23,7 +23,7 @@ from engine.imaging.slide import THUMBNAIL_SIZE, SlideReader
 from engine.imaging.tissue import Tile, detect_tissue, read_tile, tile_grid
 from engine.models.bundle import Bundle
 from engine.models.histopathology_preprocess import PARAMETERS, prepare_tiles
-from engine.models.inference import batches, method_names, predict_items, perturb_items
+from engine.models.inference import batches, capture_maps, method_names, perturb_items, predict_items
 from engine.progress import NullProgress, Progress, ScaledProgress, check_cancelled
 
 #: Used when a bundle's metadata has no ``slide`` section: LC25000-like 224-px patches at 0.5 um/px.
@@ -129,15 +129,11 @@ def _stitch(boxes: np.ndarray, tile_values: np.ndarray, slide_shape: tuple[int, 
 
 def _explain_batch(bundle: Bundle, inputs: torch.Tensor, method: str, classes: list[int], progress: Progress):
     """Logits ``(b, K)`` and raw maps ``(K', b, h, w)`` of one batch of tiles."""
-    from engine.explain import GRADIENT_METHODS, CamCapture
+    from engine.explain import METHODS
 
-    if method in GRADIENT_METHODS:
-        with CamCapture(bundle.network, [bundle.target_layer]) as cam:
-            capture = cam.run(inputs, classes=classes)
-        activations = capture.activations[bundle.target_layer]
-        gradients = capture.gradients[bundle.target_layer]
-        maps = [GRADIENT_METHODS[method](activations, gradients[t]).float().numpy() for t in range(len(classes))]
-        return capture.logits.float().numpy(), np.stack(maps) if maps else np.zeros((0, len(inputs), 1, 1), np.float32)
+    if method in METHODS:
+        logits, maps = capture_maps(bundle.network, inputs, bundle.target_layer, method, classes)
+        return logits.float().numpy(), maps.float().numpy()
     from engine.explain.perturbation import PERTURBATION_METHODS
 
     logits, _ = predict_items(bundle.network, inputs, batch_size=len(inputs))

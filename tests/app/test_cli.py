@@ -155,3 +155,14 @@ def test_a_closed_pipe_ends_quietly(glioma_case):
         code = process.wait(timeout=120)
     assert "internal error" not in error and "Traceback" not in error and "BrokenPipe" not in error
     assert code == 141
+
+
+def test_explain_lists_every_method_without_needing_a_file(capsys):
+    from engine.models.inference import method_names
+
+    with pytest.raises(SystemExit) as stop:
+        main(["explain", "--list"])
+    assert stop.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == method_names()
+    assert any("Zhou et al. CVPR 2016" in line for line in lines)  # each with its paper
