@@ -249,6 +249,7 @@ class SalienceWorkstation:
             prediction_id=prediction_id,
             explanation_ids=tuple(explanation_ids),
             verdict=run.verdict,
+            probability_maps=run.probability_maps,
         )
 
     def _run_model(self, case: OpenedCase, model, method: str, progress: Progress) -> "_ModelRun":
@@ -334,6 +335,7 @@ class _ModelRun:
     maps: np.ndarray
     params: dict
     verdict: Verdict | None = None
+    probability_maps: np.ndarray | None = None
 
 
 def _run_on_slide(case: OpenedCase, model, method: str, progress: Progress) -> _ModelRun:
@@ -357,6 +359,7 @@ def _run_on_slide(case: OpenedCase, model, method: str, progress: Progress) -> _
         params={"tiles": len(slide.tiles), "level": slide.level, "tile_mpp": slide.tile_mpp,
                 "tile_size_level0": slide.tile_size0, "stitching": "mean where tiles overlap, NaN off tissue"},
         verdict=verdict,
+        probability_maps=np.asarray(slide.probability_maps, dtype=np.float32)[:, None],
     )
 
 

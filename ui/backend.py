@@ -77,6 +77,8 @@ class Analysis:
         prediction_id: database id of the stored Prediction.
         explanation_ids: database ids of the stored Explanations, one per class.
         verdict: the pooled whole-case answer of a clip or a slide; None for per-slice tasks.
+        probability_maps: ``(K, N, h, w)`` each pixel's tile probability (a slide: NaN off
+            tissue), shown instead of the CAM on request; None where there are no tiles.
     """
 
     bundle: str
@@ -87,6 +89,7 @@ class Analysis:
     prediction_id: int
     explanation_ids: tuple[int, ...]
     verdict: Verdict | None = None
+    probability_maps: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from ui.render import COLORMAPS, MapRange, NormalisationScope, OverlaySpec, colo
 RGB_CHANNEL = "RGB (colour)"  # the channel choice that shows an RGB volume's three channels as colour
 Tool = Literal["navigate", "point", "box"]
 TOOLS: tuple[Tool, ...] = ("navigate", "point", "box")
+MapSource = Literal["cam", "probability"]  # the CAM, or a slide's tile-probability heatmap
+MAP_SOURCES: tuple[MapSource, ...] = get_args(MapSource)
 MapRole = Literal["main", "compare"]  # which analysis a view shows: the first, or the one compared
 MAP_ROLES: tuple[MapRole, ...] = get_args(MapRole)
 _MIN_WINDOW_WIDTH = 1e-6
@@ -63,6 +65,7 @@ class ViewerState:
         self._normalisation: NormalisationScope = "volume"
         self._show_negative = False
         self._colormap = "inferno"
+        self._map_source: MapSource = "cam"
         self._tool: Tool = "navigate"
         self._annotation_label = ""
         self._annotations: tuple[AnnotationDraft, ...] = ()
@@ -177,6 +180,8 @@ class ViewerState:
                 analysis.class_names, analysis.probabilities
             )
         had_comparison = self._compare_analysis is not None
+        if analysis is None or analysis.probability_maps is None:
+            self._map_source = "cam"
         self._analysis = analysis
         self._compare_analysis = None
         self._range_cache.clear()
@@ -250,6 +255,19 @@ class ViewerState:
         self._set_overlay("_overlay_class", int(min(max(int(index), 0), count - 1)))
 
     @property
+    def map_source(self) -> MapSource:
+        """What the overlay shows: the CAM, or (when the analysis has one) the tile probabilities."""
+        return self._map_source
+
+    @map_source.setter
+    def map_source(self, source: MapSource) -> None:
+        if source not in MAP_SOURCES:
+            raise ValueError(f"map source must be one of {MAP_SOURCES}, got {source!r}")
+        if source == "probability" and (self._analysis is None or self._analysis.probability_maps is None):
+            raise ValueError("this analysis has no tile probabilities to show")
+        self._set_overlay("_map_source", source)
+
+    @property
     def normalisation(self) -> NormalisationScope:
         return self._normalisation
 
@@ -295,7 +313,7 @@ class ViewerState:
             return None
         value_range = self.overlay_range(role)
         return OverlaySpec(
-            saliency=analysis.maps[self._overlay_class][self._slice_index],
+            saliency=self._shown_maps(analysis)[self._overlay_class][self._slice_index],
             value_range=value_range,
             lut=colormap(self._colormap),
             opacity=self._overlay_opacity,
@@ -306,6 +324,8 @@ class ViewerState:
         analysis = self.analysis_for(role)
         if analysis is None:
             return None
+        if self._map_source == "probability" and role == "main":
+            return MapRange(0.0, 1.0)  # probabilities share one scale: a colour means the same everywhere
         slice_key = self._slice_index if self._normalisation == "slice" else -1
         key = (role, self._overlay_class, self._normalisation, slice_key, self._show_negative)
         if key not in self._range_cache:
@@ -313,6 +333,12 @@ class ViewerState:
                                                self._slice_index, self._normalisation,
                                                self._show_negative)
         return self._range_cache[key]
+
+    def _shown_maps(self, analysis: Analysis) -> np.ndarray:
+        """The maps the overlay draws for ``analysis``: its CAMs or its tile probabilities."""
+        if self._map_source == "probability" and analysis is self._analysis and analysis.probability_maps is not None:
+            return analysis.probability_maps
+        return analysis.maps
 
     def method_caption(self, role: MapRole) -> str:
         """The label a view prints on its image while comparing: method, class and how the map
@@ -438,6 +464,9 @@ def _check_analysis(analysis: Analysis, volume: ImageVolume | None) -> None:
     expected_maps = (classes, volume.n_slices)  # then (h, w): the image grid or a coarser one over it
     if analysis.maps.ndim != 4 or analysis.maps.shape[:2] != expected_maps or min(analysis.maps.shape[2:]) < 1:
         raise ValueError(f"CAM maps {analysis.maps.shape} do not match the volume {expected_maps + volume.shape[1:]}")
+    tiles = analysis.probability_maps
+    if tiles is not None and (tiles.ndim != 4 or tiles.shape[:2] != expected_maps or min(tiles.shape[2:]) < 1):
+        raise ValueError(f"probability maps {tiles.shape} do not match the volume {expected_maps + volume.shape[1:]}")
     expected_probabilities = (volume.n_slices, classes)
     if analysis.probabilities.shape != expected_probabilities:
         raise ValueError(

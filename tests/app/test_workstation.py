@@ -160,6 +160,11 @@ def test_a_slide_is_analysed_tile_by_tile_with_its_score_and_stitched_maps(setti
     n_classes = len(analysis.class_names)
     assert analysis.maps.shape == (n_classes, 1) + case.volume.shape[1:]
     assert analysis.probabilities.shape == (1, n_classes)
+    # Tile probabilities on the same grid: each class is likeliest where its patches lie.
+    assert analysis.probability_maps.shape == analysis.maps.shape
+    for (row, col), label in mosaic.labels.items():
+        cell = analysis.probability_maps[:, 0, row * 224 + 112, col * 224 + 112]
+        assert int(np.argmax(cell)) == label, (row, col)
     verdict = analysis.verdict
     assert verdict is not None and verdict.label == f"Slide score: mean of {len(mosaic.cells)} tissue tiles"
     np.testing.assert_allclose(verdict.probabilities, analysis.probabilities[0])

@@ -65,6 +65,7 @@ class FakeWorkstation:
     cam_methods: tuple[str, ...] = ("gradcam", "gradcam++")
     method_maps: dict[str, np.ndarray] = field(default_factory=dict)  # maps per method, else synthetic_maps()
     verdict: Verdict | None = None  # the pooled answer analyse returns (as for a clip or a slide)
+    probability_maps: np.ndarray | None = None  # tile probabilities analyse returns (as for a slide)
 
     @property
     def reader(self) -> ReaderInfo:
@@ -117,7 +118,8 @@ class FakeWorkstation:
         return Analysis(bundle=bundle, class_names=CLASS_NAMES, probabilities=PROBABILITIES.copy(),
                         method=method, maps=self.method_maps.get(method, synthetic_maps()).copy(),
                         prediction_id=7,
-                        explanation_ids=(11, 12), verdict=self.verdict)
+                        explanation_ids=(11, 12), verdict=self.verdict,
+                        probability_maps=self.probability_maps)
 
     def check_map(self, case: OpenedCase, bundle: str, analysis: Analysis, class_index: int, item: int,
                   progress: Progress) -> dict:

@@ -37,3 +37,31 @@ def test_without_a_verdict_the_panel_shows_the_slice_only(qtbot, opened):
     finish(qtbot, opened._analysis_task)
     text = opened.analysis_panel.probabilities.text()
     assert "verdict" not in text.lower() and "<b>Slice 3</b>" in text
+
+
+def test_a_slide_can_show_its_tile_probabilities_instead_of_the_cam(qtbot, opened, workstation):
+    """With tile probabilities the overlay panel offers them; they span 0..1 whatever the CAM's
+    raw scale, and the colour bar says what it shows. Without them the choice is hidden."""
+    panel = opened.overlay_panel
+    opened.analysis_panel.analyse_button.click()
+    finish(qtbot, opened._analysis_task)
+    assert panel.source.isHidden()
+    tiles = np.full((2, 5, 32, 32), np.nan, np.float32)
+    tiles[1, :, :, :16] = 0.25  # left half of every slice: P(tumour) = 0.25; right half: no tile
+    workstation.probability_maps = tiles
+    opened.analysis_panel.analyse_button.click()
+    finish(qtbot, opened._analysis_task)
+    assert not panel.source.isHidden()
+    state = opened.state
+    state.overlay_class = 1
+    cam_spec = state.overlay_spec()
+    panel.source.setCurrentIndex(panel.source.findData("probability"))
+    assert state.map_source == "probability"
+    spec = state.overlay_spec()
+    assert (spec.value_range.low, spec.value_range.high) == (0.0, 1.0)
+    assert np.nanmax(spec.saliency) == 0.25 and np.isnan(spec.saliency[:, 16:]).all()
+    assert not np.array_equal(spec.saliency, cam_spec.saliency, equal_nan=True)
+    workstation.probability_maps = None
+    opened.analysis_panel.analyse_button.click()  # an analysis without tiles falls back to the CAM
+    finish(qtbot, opened._analysis_task)
+    assert state.map_source == "cam" and panel.source.isHidden()

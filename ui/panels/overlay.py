@@ -49,8 +49,11 @@ class ColourBar(QWidget):
             high = " | ".join(f"{end.high:.3g}" for end in ends)
             painter.drawText(text_area, Qt.AlignmentFlag.AlignLeft, low)
             painter.drawText(text_area, Qt.AlignmentFlag.AlignRight, high)
-            painter.drawText(text_area, Qt.AlignmentFlag.AlignHCenter,
-                             "raw: left | right" if compared else "raw CAM value")  # short: the ends are wide
+            if compared:
+                middle = "raw: left | right"  # short: the ends are wide
+            else:
+                middle = "tile probability" if self.state.map_source == "probability" else "raw CAM value"
+            painter.drawText(text_area, Qt.AlignmentFlag.AlignHCenter, middle)
         painter.end()
 
 
@@ -66,6 +69,10 @@ class OverlayPanel(QWidget):
         self.opacity_label = QLabel()
         self.opacity_label.setMinimumWidth(36)
         self.class_box = QComboBox()
+        self.source = QComboBox()
+        self.source.addItem("CAM (where the model looked)", "cam")
+        self.source.addItem("Tile probability", "probability")
+        self.source.setToolTip("A slide: the CAM stitched from its tiles, or each tile's probability")
         self.scope = QComboBox()
         for key, text in SCOPES:
             self.scope.addItem(text, key)
@@ -79,6 +86,8 @@ class OverlayPanel(QWidget):
         form = QFormLayout()
         form.addRow("Opacity", opacity_row)
         form.addRow("Class", self.class_box)
+        form.addRow("Show", self.source)
+        self._form = form
         form.addRow("Normalise", self.scope)
         form.addRow("Colours", self.colormap_box)
         layout = QVBoxLayout(self)
@@ -91,6 +100,8 @@ class OverlayPanel(QWidget):
         self.visible.toggled.connect(lambda on: setattr(state, "overlay_visible", on))
         self.opacity.valueChanged.connect(lambda value: setattr(state, "overlay_opacity", value / 100.0))
         self.class_box.currentIndexChanged.connect(self._class_picked)
+        self.source.currentIndexChanged.connect(
+            lambda index: setattr(state, "map_source", self.source.itemData(index)))
         self.scope.currentIndexChanged.connect(
             lambda index: setattr(state, "normalisation", self.scope.itemData(index)))
         self.negative.toggled.connect(lambda on: setattr(state, "show_negative", on))
@@ -110,6 +121,8 @@ class OverlayPanel(QWidget):
             self.class_box.addItems(list(analysis.class_names))
         self.class_box.blockSignals(False)
         self.setEnabled(analysis is not None)
+        has_tiles = analysis is not None and analysis.probability_maps is not None
+        self._form.setRowVisible(self.source, has_tiles)
         self._sync()
 
     def _sync(self) -> None:
@@ -120,6 +133,7 @@ class OverlayPanel(QWidget):
             (self.opacity, lambda: self.opacity.setValue(round(state.overlay_opacity * 100))),
             (self.class_box, lambda: self.class_box.setCurrentIndex(
                 state.overlay_class if state.analysis is not None else -1)),
+            (self.source, lambda: self.source.setCurrentIndex(self.source.findData(state.map_source))),
             (self.scope, lambda: self.scope.setCurrentIndex(self.scope.findData(state.normalisation))),
             (self.negative, lambda: self.negative.setChecked(state.show_negative)),
             (self.colormap_box, lambda: self.colormap_box.setCurrentText(state.colormap)),
