@@ -1,8 +1,10 @@
-"""Slice-level metrics, temperature calibration and a CAM localisation check for a bundle."""
+"""Item-level metrics, temperature calibration and a CAM localisation check for a bundle."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -49,6 +51,38 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.
         "tn": tn,
         "fp": fp,
     }
+
+
+def per_class_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]
+) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
+    """The confusion matrix of argmax predictions and each class's counts, sensitivity and AUC.
+
+    Args:
+        labels: ``(N,)`` true class indices.
+        probabilities: ``(N, K)`` class probabilities.
+        class_names: the ``K`` names.
+
+    Returns:
+        ``(confusion, per_class)``: ``confusion[i][j]`` counts items of true class i predicted as
+        j; ``per_class[name]`` holds ``n``, ``correct``, ``sensitivity`` (NaN without items) and
+        the one-vs-rest ``auc`` (``roc_auc``).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    k = len(class_names)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (labels, probabilities.argmax(axis=1)), 1)
+    per_class = {}
+    for c, name in enumerate(class_names):
+        members, hits = int(confusion[c].sum()), int(confusion[c, c])
+        per_class[name] = {
+            "n": members,
+            "correct": hits,
+            "sensitivity": hits / members if members else math.nan,
+            "auc": roc_auc(labels == c, probabilities[:, c]),
+        }
+    return confusion, per_class
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:

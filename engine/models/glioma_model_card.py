@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+from engine.models.shared_model_card import (
+    FIGURES_LINE,
+    calibration_lines,
+    cam_layer_lines,
+    card_opening,
+    network_summary,
+    optimiser_lines,
+    percent,
+    reproduce_lines,
+)
 
 
 def _ids(ids: list[str]) -> str:
@@ -26,16 +33,13 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
     training = metadata["training"]
     split = metrics["split"]
     grid, size = metadata["target_layer_grid"], metadata["input_size"]
-    arguments = ", ".join(f"{k}={v}" for k, v in network_def.items() if k != "_target_")
-    net = f"`{network_def['_target_']}({arguments})`, {metrics['parameters']:,} parameters"
-    lines = [
-        f"# {metadata['name']} {metadata['version']}: FLAIR abnormality per MRI slice",
-        "",
-        metadata["description"],
-        "",
+    net = network_summary(network_def, metrics["parameters"])
+    opening = card_opening(metadata, "FLAIR abnormality per MRI slice", [
         "**Intended use: research and demonstration, not for clinical decisions.** The model shows",
         "how a reviewer inspects a classifier's class-activation maps in Salience.",
-        "",
+    ])
+    lines = [
+        *opening,
         "## Data and licence",
         "",
         "- Images: TCGA-LGG (lower-grade glioma) from The Cancer Imaging Archive (TCIA), shared under",
@@ -58,25 +62,22 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         f"- Preprocessing: `{metadata['preprocessing']['function']}`: each sequence of each volume is",
         f"  divided by the {metadata['preprocessing']['upper_percentile']}th percentile of its non-zero voxels and clipped to",
         f"  [0, {metadata['preprocessing']['clip_max']}]; slices are resized to the input size when the grid differs.",
-        f"- CAM target layer: `{metadata['target_layer']}`, the last activation before global pooling:",
-        f"  {grid[0]} x {grid[1]} cells for a {size[0]} x {size[1]} slice ({size[0] // grid[0]} x {size[1] // grid[1]} pixels per cell).",
-        f"- Calibration: temperature scaling fitted on the validation patients, T = {metrics['temperature']:.3f}",
-        f"  (test ECE {metrics['test_ece_uncalibrated']:.3f} before, {metrics['test_ece']:.3f} after).",
+        *cam_layer_lines(metadata, "slice"),
+        *calibration_lines("validation patients", metrics["temperature"], metrics["test_ece_uncalibrated"], metrics["test_ece"]),
         "",
         "## Training",
         "",
-        f"- Patients split by patient (never by slice) with split seed {training.get('split_seed', training['seed'])}:",
+        f"- Patients split by patient (never by slice) with split seed {training['split_seed']}:",
         f"  {len(split['train'])} train ({metrics['slices']['train']} slices, {metrics['positive_slices']['train']} positive),",
         f"  {len(split['val'])} validation ({metrics['slices']['val']} slices, {metrics['positive_slices']['val']} positive),",
         f"  {len(split['test'])} test ({metrics['slices']['test']} slices, {metrics['positive_slices']['test']} positive).",
-        f"- AdamW, one-cycle learning rate (peak {training['learning_rate']}), batch {training['batch_size']}, {training['epochs']} epochs;",
-        f"  the epoch with the lowest validation loss was kept (epoch {metrics['best_epoch']}).",
+        *optimiser_lines(training, metrics["best_epoch"]),
         "  Augmentation: random left-right flip, per-channel intensity scale +-10% and shift +-0.05.",
         f"- Measured time: {metrics['seconds_training'] / 60:.1f} min wall-clock training ({metrics['cpu_seconds_training'] / 60:.1f} min CPU),",
         f"  {metrics['seconds_total'] / 60:.1f} min in all, on a 2-core CPU shared with other work, {training['torch_threads']} torch",
         f"  thread(s) (PyTorch {metadata['pytorch_version']}, MONAI {metadata['monai_version']}).",
-        "- Reproduce: `salience train glioma --data ../shared/data/glioma-lgg --out engine/bundles/glioma",
-        f"  --epochs {training['epochs']} --seed {training['seed']} --split-seed {training.get('split_seed', training['seed'])} --threads {training['torch_threads']}` (another thread count or library",
+        *reproduce_lines("glioma", "--data ../shared/data/glioma-lgg --out engine/bundles/glioma", training,
+                         " (another thread count or library"),
         "  version changes the weights in the last bits).",
         "",
         "## Results on the held-back test patients (slice level)",
@@ -84,18 +85,18 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         "| metric | value | counts |",
         "| --- | --- | --- |",
         f"| ROC AUC | {t['auc']:.3f} | {t['positives']} positive, {t['negatives']} negative slices |",
-        f"| accuracy (p >= {t['threshold']}) | {_pct(t['accuracy'])} | {t['tp'] + t['tn']} of {t['n']} |",
-        f"| sensitivity | {_pct(t['sensitivity'])} | {t['tp']} of {t['positives']} |",
-        f"| specificity | {_pct(t['specificity'])} | {t['tn']} of {t['negatives']} |",
+        f"| accuracy (p >= {t['threshold']}) | {percent(t['accuracy'])} | {t['tp'] + t['tn']} of {t['n']} |",
+        f"| sensitivity | {percent(t['sensitivity'])} | {t['tp']} of {t['positives']} |",
+        f"| specificity | {percent(t['specificity'])} | {t['tn']} of {t['negatives']} |",
         "",
         f"Grad-CAM check (`{cam['method']}`, abnormality class, raw map's positive part) on the",
-        f"{cam['slices']} mask-positive test slices: on average {_pct(cam['mean_energy_inside_mask'])} of the map's",
-        f"energy falls inside the mask, which covers {_pct(cam['mean_mask_area_fraction'])} of the slice; energy share",
-        f"exceeds area share on {_pct(cam['share_energy_above_area'])} of slices, and the map's peak lies inside the",
-        f"mask on {_pct(cam['share_peak_inside_mask'])} of slices (pointing game). On each test patient's",
-        f"largest-mask slice: {_pct(cam['largest_mask_slice_mean_energy'])} of energy in {_pct(cam['largest_mask_slice_mean_area'])} of the area.",
+        f"{cam['slices']} mask-positive test slices: on average {percent(cam['mean_energy_inside_mask'])} of the map's",
+        f"energy falls inside the mask, which covers {percent(cam['mean_mask_area_fraction'])} of the slice; energy share",
+        f"exceeds area share on {percent(cam['share_energy_above_area'])} of slices, and the map's peak lies inside the",
+        f"mask on {percent(cam['share_peak_inside_mask'])} of slices (pointing game). On each test patient's",
+        f"largest-mask slice: {percent(cam['largest_mask_slice_mean_energy'])} of energy in {percent(cam['largest_mask_slice_mean_area'])} of the area.",
         "",
-        "Per-epoch losses, validation metrics and all figures above: `docs/training_metrics.json`.",
+        FIGURES_LINE,
         "",
         "## Known limits",
         "",

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def _confusion_table(test: dict[str, Any]) -> list[str]:
-    names = test["class_names"]
-    lines = ["| true \\ predicted | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
-    for name, row in zip(names, test["confusion"]):
-        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
-    return lines
+from engine.models.shared_model_card import (
+    FIGURES_LINE,
+    calibration_lines,
+    cam_layer_lines,
+    card_opening,
+    confusion_table,
+    network_summary,
+    optimiser_lines,
+    percent,
+    reproduce_lines,
+)
 
 
 def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: dict[str, Any]) -> str:
@@ -31,21 +31,18 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
     grid, size = metadata["target_layer_grid"], metadata["input_size"]
     slide = metadata["slide"]
     pre = metadata["preprocessing"]
-    arguments = ", ".join(f"{k}={v}" for k, v in network_def.items() if k != "_target_")
-    net = f"`{network_def['_target_']}({arguments})`, {metrics['parameters']:,} parameters"
+    net = network_summary(network_def, metrics["parameters"])
     per_class = [
-        f"| {name} | {_pct(v['sensitivity'])} ({v['correct']} of {v['n']}) | {v['auc']:.3f} |"
+        f"| {name} | {percent(v['sensitivity'])} ({v['correct']} of {v['n']}) | {v['auc']:.3f} |"
         for name, v in t["per_class"].items()
     ]
-    lines = [
-        f"# {metadata['name']} {metadata['version']}: lung H&E patch classifier",
-        "",
-        metadata["description"],
-        "",
+    opening = card_opening(metadata, "lung H&E patch classifier", [
         "**Intended use: research and demonstration, not for clinical decisions.** The model shows",
         "how a reviewer inspects a classifier's class-activation maps on patches and, tile by tile,",
         "on whole-slide images in Salience.",
-        "",
+    ])
+    lines = [
+        *opening,
         "## Data and licence",
         "",
         "- LC25000 (Borkowski, Bui, Thomas, Wilson, DeLand and Mastorides, \"Lung and Colon Cancer",
@@ -82,30 +79,26 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         f"- Network: {net}, trained from scratch ({size[0]} x {size[1]} RGB input), weights in safetensors.",
         f"- Preprocessing: `{pre['function']}`: RGB / 255, resized to {size[0]} x {size[1]} (bilinear, antialiased),",
         f"  then fixed per-channel normalisation, mean ({pre['mean_r']}, {pre['mean_g']}, {pre['mean_b']}), SD ({pre['std_r']}, {pre['std_g']}, {pre['std_b']}).",
-        f"- CAM target layer: `{metadata['target_layer']}`, the last activation before global pooling:",
-        f"  {grid[0]} x {grid[1]} cells for a {size[0]} x {size[1]} patch ({size[0] // grid[0]} x {size[1] // grid[1]} input pixels per cell).",
-        f"- Calibration: temperature scaling fitted on the validation groups, T = {metrics['temperature']:.3f}",
-        f"  (test ECE {metrics['test_ece_uncalibrated']:.3f} before, {metrics['test_ece']:.3f} after).",
+        *cam_layer_lines(metadata, "patch", "input pixels"),
+        *calibration_lines("validation groups", metrics["temperature"], metrics["test_ece_uncalibrated"], metrics["test_ece"]),
         f"- Whole slides: tissue tiles of {slide['tile_size']} px are read at {slide['tile_mpp']} um/px (an ASSUMPTION:",
         "  LC25000 states no pixel size; 0.5 um/px is the usual 20x scan) from the nearest pyramid level",
         "  and resized like a patch; a slide without a pixel size is tiled at level 0. The slide score",
         f"  of a class is the {slide['slide_score']} over tissue tiles (tiles with at least",
-        f"  {_pct(slide['min_tissue_fraction'])} tissue: benign lung is airy and its alveoli look like glass).",
+        f"  {percent(slide['min_tissue_fraction'])} tissue: benign lung is airy and its alveoli look like glass).",
         "",
         "## Training",
         "",
-        f"- AdamW, one-cycle learning rate (peak {training['learning_rate']}), batch {training['batch_size']}, {training['epochs']} epochs;",
-        f"  the epoch with the lowest validation loss was kept (epoch {metrics['best_epoch']}).",
+        *optimiser_lines(training, metrics["best_epoch"]),
         "  Augmentation: the 8 rotations/flips of the square and a per-channel shift of +-0.1 SD.",
         f"- Measured time: {metrics['seconds_training'] / 60:.1f} min wall-clock training ({metrics['cpu_seconds_training'] / 60:.1f} min CPU),",
         f"  {metrics['seconds_total'] / 60:.1f} min in all with reading and grouping, on a 2-core CPU shared with other work,",
         f"  {training['torch_threads']} torch thread(s) (PyTorch {metadata['pytorch_version']}, MONAI {metadata['monai_version']}).",
-        "- Reproduce: `salience train histopathology --out engine/bundles/histopathology",
-        f"  --epochs {training['epochs']} --seed {training['seed']} --split-seed {training['split_seed']} --threads {training['torch_threads']}`.",
+        *reproduce_lines("histopathology", "--out engine/bundles/histopathology", training, "."),
         "",
         f"## Results on the held-out test groups ({t['n']} patches)",
         "",
-        f"Accuracy {_pct(t['accuracy'])} ({sum(t['confusion'][i][i] for i in range(len(t['confusion'])))} of {t['n']}), macro one-vs-rest ROC AUC {t['macro_auc']:.3f}.",
+        f"Accuracy {percent(t['accuracy'])} ({sum(t['confusion'][i][i] for i in range(len(t['confusion'])))} of {t['n']}), macro one-vs-rest ROC AUC {t['macro_auc']:.3f}.",
         "",
         "| class | sensitivity | one-vs-rest AUC |",
         "| --- | --- | --- |",
@@ -113,9 +106,9 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         "",
         "Confusion matrix (rows: true class, columns: predicted):",
         "",
-        *_confusion_table(t),
+        *confusion_table(t["class_names"], t["confusion"]),
         "",
-        "Per-epoch losses, validation metrics and all figures above: `docs/training_metrics.json`.",
+        FIGURES_LINE,
         "",
         "## Known limits",
         "",

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from scipy.stats import norm
 
-from engine.models.evaluation import roc_auc
+from engine.models.evaluation import per_class_metrics
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -38,28 +38,10 @@ def multiclass_metrics(labels: np.ndarray, probabilities: np.ndarray, class_name
         ``n``, ``sensitivity`` (with count) and ``auc``, ``macro_auc`` over classes whose AUC is
         defined, and the confusion matrix (rows true, columns predicted).
     """
-    labels = np.asarray(labels, dtype=np.int64)
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    predicted = probabilities.argmax(axis=1)
-    k = len(class_names)
-    confusion = np.zeros((k, k), dtype=np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
+    confusion, per_class = per_class_metrics(labels, probabilities, class_names)
     correct = int(np.trace(confusion))
-    n = int(labels.size)
-    per_class = {}
-    aucs = []
-    for c, name in enumerate(class_names):
-        members = int((labels == c).sum())
-        hits = int(confusion[c, c])
-        auc = roc_auc(labels == c, probabilities[:, c])
-        if not math.isnan(auc):
-            aucs.append(auc)
-        per_class[name] = {
-            "n": members,
-            "correct": hits,
-            "sensitivity": hits / members if members else math.nan,
-            "auc": auc,
-        }
+    n = int(np.asarray(labels).size)
+    aucs = [c["auc"] for c in per_class.values() if not math.isnan(c["auc"])]
     return {
         "n": n,
         "correct": correct,

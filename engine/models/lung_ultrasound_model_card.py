@@ -6,10 +6,15 @@ from collections import Counter
 from typing import Any
 
 from engine.models.lung_ultrasound_data import CLASS_NAMES, Item
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+from engine.models.shared_model_card import (
+    FIGURES_LINE,
+    cam_layer_lines,
+    card_opening,
+    confusion_table,
+    network_summary,
+    percent,
+    reproduce_lines,
+)
 
 
 def _results_table(m: dict, unit: str) -> list[str]:
@@ -17,18 +22,11 @@ def _results_table(m: dict, unit: str) -> list[str]:
     lines = [
         "| metric | value | counts |",
         "| --- | --- | --- |",
-        f"| accuracy (argmax) | {_pct(m['accuracy'])} (95% CI {_pct(low)}-{_pct(high)}, Wilson) | {m['correct']} of {m['n']} {unit} |",
+        f"| accuracy (argmax) | {percent(m['accuracy'])} (95% CI {percent(low)}-{percent(high)}, Wilson) | {m['correct']} of {m['n']} {unit} |",
         f"| macro one-vs-rest ROC AUC | {m['macro_auc']:.3f} | |",
     ]
     for name, c in m["per_class"].items():
-        lines.append(f"| sensitivity {name} | {_pct(c['sensitivity'])} | {c['correct']} of {c['n']} {unit} (AUC {c['auc']:.3f}) |")
-    return lines
-
-
-def _confusion(m: dict) -> list[str]:
-    lines = ["| true \\ predicted | " + " | ".join(CLASS_NAMES) + " |", "| --- |" + " --- |" * len(CLASS_NAMES)]
-    for name, row in zip(CLASS_NAMES, m["confusion"]):
-        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+        lines.append(f"| sensitivity {name} | {percent(c['sensitivity'])} | {c['correct']} of {c['n']} {unit} (AUC {c['auc']:.3f}) |")
     return lines
 
 
@@ -55,19 +53,16 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
     split = metrics["split"]
     grid, size = metadata["target_layer_grid"], metadata["input_size"]
     params = metadata["preprocessing"]
-    arguments = ", ".join(f"{k}={v}" for k, v in network_def.items() if k != "_target_")
     clips, frames = metrics["test_clips"], metrics["test_frames"]
     used = {path for part in split.values() for path in part}
     used_items = [item for item in items if item.path in used]
     counts = Counter((CLASS_NAMES[i.label], i.is_clip) for i in used_items)
-    lines = [
-        f"# {metadata['name']} {metadata['version']}: COVID-19, bacterial pneumonia or healthy lung ultrasound",
-        "",
-        metadata["description"],
-        "",
+    opening = card_opening(metadata, "COVID-19, bacterial pneumonia or healthy lung ultrasound", [
         "**Intended use: research and demonstration, not for clinical decisions.** The model shows how",
         "a reviewer inspects a clip classifier's class-activation maps, frame by frame, in Salience.",
-        "",
+    ])
+    lines = [
+        *opening,
         "## Data and licences",
         "",
         "- Source: the POCOVID-Net lung ultrasound collection (Born et al., \"Accelerating Detection of",
@@ -91,7 +86,7 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         "",
         "## Model",
         "",
-        f"- Network: `{network_def['_target_']}({arguments})`, {metrics['parameters']:,} parameters,",
+        f"- Network: {network_summary(network_def, metrics['parameters'])},",
         f"  {size[0]} x {size[1]} grey input (channel `{metadata['input_channels'][0]}`, what Salience's clip reader gives a grey clip;",
         "  colour clips are turned to BT.601 luma inside the preprocessing), weights in safetensors.",
         f"- Preprocessing: `{params['function']}`: the clip's scan region (`engine.imaging.sector`, one per",
@@ -99,8 +94,7 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         "  else zeroed; its bounding box is grown to a square (centred, slid back inside the frame),",
         "  cropped, resized, and divided",
         f"  by the {params['upper_percentile']}th percentile of the region's grey levels, clipped to [0, {params['clip_max']}].",
-        f"- CAM target layer: `{metadata['target_layer']}`, the last activation before global pooling:",
-        f"  {grid[0]} x {grid[1]} cells for a {size[0]} x {size[1]} input ({size[0] // grid[0]} x {size[1] // grid[1]} pixels per cell). Maps are put back",
+        *cam_layer_lines(metadata, "input", more=" Maps are put back"),
         "  on the full frame through the crop box and are zero outside the scan region.",
         f"- Calibration: temperature scaling on the validation frames, T = {metrics['temperature']:.3f} (test frame ECE",
         f"  {metrics['test_frame_ece_uncalibrated']:.3f} before, {metrics['test_frame_ece']:.3f} after).",
@@ -121,8 +115,7 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         f"- Measured time: {metrics['seconds_loading'] / 60:.1f} min reading and preparing the clips, {metrics['seconds_training'] / 60:.1f} min wall-clock",
         f"  training ({metrics['cpu_seconds_training'] / 60:.1f} min CPU), {metrics['seconds_total'] / 60:.1f} min in all, on a 2-core CPU shared with other",
         f"  work, {training['torch_threads']} torch thread(s) (PyTorch {metadata['pytorch_version']}, MONAI {metadata['monai_version']}).",
-        "- Reproduce: `salience train lung-ultrasound --out engine/bundles/lung-ultrasound",
-        f"  --epochs {training['epochs']} --seed {training['seed']} --split-seed {training['split_seed']} --threads {training['torch_threads']}`.",
+        *reproduce_lines("lung-ultrasound", "--out engine/bundles/lung-ultrasound", training, "."),
         "",
         f"## Results on the held-out test clips ({clips['n']} clips)",
         "",
@@ -136,7 +129,7 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         "",
     ]
     lines += _results_table(clips, "clips")
-    lines += ["", "Confusion matrix (clips):", ""] + _confusion(clips)
+    lines += ["", "Confusion matrix (clips):", ""] + confusion_table(CLASS_NAMES, clips["confusion"])
     lines += ["", f"Frame level (every frame of the test clips; long clips weigh more):", ""]
     lines += _results_table(frames, "frames")
     lines += [
@@ -151,7 +144,7 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         lines.append(f"| `{clip['path'].rsplit('/', 1)[-1]}` | {clip['class']} | {clip['frames']} | {verdict} | {clip['predicted']} |")
     lines += [
         "",
-        "Per-epoch losses, validation metrics and all figures above: `docs/training_metrics.json`.",
+        FIGURES_LINE,
         "",
         "## Known limits",
         "",

@@ -16,31 +16,23 @@ Reproduce the shipped weights (same library versions) with::
 
 from __future__ import annotations
 
-import argparse
-import copy
-import json
-import math
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from engine.errors import SalienceError
-from engine.models.bundle import load_bundle
-from engine.models.bundle_writer import write_bundle
-from engine.models.evaluation import expected_calibration_error, fit_temperature, nll
-from engine.models.inference import batches, predict_items
+from engine.models.bundle_writer import BundleSpec
+from engine.models.evaluation import fit_temperature, nll
 from engine.models.lung_ultrasound_data import CLASS_NAMES, FrameSet, Item, list_items, load_frames, split_items
 from engine.models.lung_ultrasound_metrics import clip_verdicts, multiclass_metrics
 from engine.models.lung_ultrasound_model_card import model_card
 from engine.models.lung_ultrasound_preprocess import DEFAULT_PARAMS, GREY_CHANNEL
-from engine.models.network_config import build_network
-from engine.models.train_glioma import _PrintProgress, layer_grid
-from engine.progress import NullProgress, Progress, check_cancelled
+from engine.models.training import EpochScore, FitSettings, RecipeRun, network_logits
+from engine.models.training_cli import SHARED_DATA, run_training, training_parser
+from engine.progress import Progress
 
 #: Two dense blocks: the stem and one transition take 128 x 128 to a 16 x 16 map (8 pixels per
 #: cell), fine enough for Grad-CAM to tell the pleural line from the B-lines below it.
@@ -58,13 +50,27 @@ TARGET_LAYER = "class_layers.relu"
 INPUT_SIZE = (128, 128)
 FRAMES_PER_CLIP = 24
 DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "lung-ultrasound"
-BUNDLE_VERSION = "1.0.0"
-TRAINING_METRICS_FILE = "docs/training_metrics.json"
+DEFAULT_DATA = SHARED_DATA / "lung-ultrasound"
 DATA_LICENSE = (
     "POCOVID-Net lung ultrasound collection (Born et al. 2021); licence per file as in "
     "dataset_metadata.csv: CC BY 4.0, CC BY 2.0, CC BY-NC 4.0, CC BY-NC-SA 3.0/4.0 and a COVID-19 "
     "emergency licence; non-commercial terms apply to part of the data"
+)
+SPEC = BundleSpec(
+    name="lung-ultrasound",
+    description="Per frame of a lung ultrasound clip or still: COVID-19, bacterial pneumonia or healthy; "
+    "the clip verdict is the mean of the frame probabilities.",
+    class_names=tuple(CLASS_NAMES),
+    input_channels=(GREY_CHANNEL,),
+    input_size=INPUT_SIZE,
+    item_axis="frame",
+    target_layer=TARGET_LAYER,
+    preprocessing_function="engine.models.lung_ultrasound_preprocess.prepare_frames",
+    calibration_data="validation frames",
+    data_license=DATA_LICENSE,
+    data_source="POCOVID-Net lung ultrasound collection (github.com/jannisborn/covid19_ultrasound), "
+    "as in ../shared/data/lung-ultrasound",
+    output_notes={"clip_verdict": "mean of calibrated frame probabilities over every frame"},
 )
 #: Largest shift (pixels of the 128 x 128 input) of the translation augmentation.
 MAX_SHIFT = 8
@@ -85,80 +91,28 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.stack([padded[i, :, r : r + h, c : c + w] for i, (r, c) in enumerate(shifts.tolist())])
 
 
-def _class_weights(labels: torch.Tensor) -> torch.Tensor:
+def class_weights(labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy weight of each class, inversely proportional to its count (mean weight per item 1)."""
     counts = torch.bincount(labels, minlength=len(CLASS_NAMES)).float()
     return counts.sum() / (len(CLASS_NAMES) * counts.clamp(min=1))
 
 
-def _logits(network: torch.nn.Module, frames: FrameSet) -> np.ndarray:
-    network.eval()
-    logits, _ = predict_items(network, frames.inputs, batch_size=64)
-    return logits
-
-
-def _softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    return torch.softmax(torch.from_numpy(logits) / temperature, 1).numpy()
-
-
-def fit_network(
-    network: torch.nn.Module,
-    train: FrameSet,
-    val: FrameSet,
-    *,
-    epochs: int,
-    seed: int,
-    batch_size: int,
-    learning_rate: float,
-    progress: Progress,
-) -> tuple[list[dict], int]:
-    """AdamW, one-cycle schedule, class-weighted cross-entropy; keep the epoch with the lowest
-    validation NLL after temperature scaling.
+def epoch_score(network: nn.Module, val: FrameSet) -> EpochScore:
+    """An epoch is judged by its validation NLL after temperature scaling (lower is better).
 
     The calibrated NLL judges how well an epoch ranks and separates the classes, not how
     over-confident it is (the temperature fitted afterwards removes that); raw NLL on ~20
     validation clips kept the second epoch of a run that went on to separate the classes better.
-
-    Returns:
-        ``(history, best_epoch)``; ``network`` holds the best epoch's weights, in eval mode.
     """
-    optimiser = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=1e-4)
-    steps = epochs * len(batches(len(train.labels), batch_size))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=learning_rate, total_steps=steps, pct_start=0.2)
-    generator = torch.Generator().manual_seed(seed)
-    weights = _class_weights(train.labels)
-    history, best = [], (math.inf, -1, None)
-    for epoch in range(epochs):
-        network.train()
-        order = torch.randperm(len(train.labels), generator=generator)
-        total = 0.0
-        for chunk in batches(len(order), batch_size):
-            check_cancelled(progress)
-            index = order[chunk.start : chunk.stop]
-            loss = F.cross_entropy(network(augment(train.inputs[index], generator)), train.labels[index], weight=weights)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            scheduler.step()
-            total += float(loss.detach()) * len(index)
-        val_logits = _logits(network, val)
-        labels = val.labels.numpy()
-        val_nll = nll(val_logits, labels)
-        calibrated_nll = nll(val_logits, labels, fit_temperature(val_logits, labels))
-        val_accuracy = float((val_logits.argmax(1) == labels).mean())
-        history.append({
-            "epoch": epoch + 1, "train_loss": total / len(order), "val_nll": val_nll,
-            "val_nll_calibrated": calibrated_nll, "val_accuracy": val_accuracy,
-        })
-        progress.report(
-            0.9 * (epoch + 1) / epochs,
-            f"epoch {epoch + 1}/{epochs}: loss {total / len(order):.3f}, val NLL {val_nll:.3f} "
-            f"(calibrated {calibrated_nll:.3f}), val frame accuracy {val_accuracy:.3f}",
-        )
-        if calibrated_nll < best[0]:
-            best = (calibrated_nll, epoch + 1, copy.deepcopy(network.state_dict()))
-    network.load_state_dict(best[2])
-    network.eval()
-    return history, best[1]
+    logits, labels = network_logits(network, val.inputs), val.labels.numpy()
+    val_nll = nll(logits, labels)
+    calibrated_nll = nll(logits, labels, fit_temperature(logits, labels))
+    val_accuracy = float((logits.argmax(1) == labels).mean())
+    return EpochScore(
+        calibrated_nll,
+        {"val_nll": val_nll, "val_nll_calibrated": calibrated_nll, "val_accuracy": val_accuracy},
+        f"val NLL {val_nll:.3f} (calibrated {calibrated_nll:.3f}), val frame accuracy {val_accuracy:.3f}",
+    )
 
 
 def _test_clips(items: tuple[Item, ...], verdicts: np.ndarray, frames: np.ndarray) -> list[dict]:
@@ -172,32 +126,6 @@ def _test_clips(items: tuple[Item, ...], verdicts: np.ndarray, frames: np.ndarra
         }
         for item, verdict, n in zip(items, verdicts, frames)
     ]
-
-
-def _metadata(params: dict, temperature: float, training: dict, split: dict[str, tuple[Item, ...]]) -> dict[str, Any]:
-    return {
-        "name": "lung-ultrasound",
-        "version": BUNDLE_VERSION,
-        "task": "lung-ultrasound",
-        "description": "Per frame of a lung ultrasound clip or still: COVID-19, bacterial pneumonia or healthy; "
-        "the clip verdict is the mean of the frame probabilities.",
-        "class_names": list(CLASS_NAMES),
-        "input_channels": [GREY_CHANNEL],
-        "input_size": list(INPUT_SIZE),
-        "item_axis": "frame",
-        "target_layer": TARGET_LAYER,
-        "preprocessing": {"function": "engine.models.lung_ultrasound_preprocess.prepare_frames", **params},
-        "calibration": {"temperature": round(temperature, 6), "calibrated": True, "fitted_on": "validation frames"},
-        "clip_verdict": "mean of calibrated frame probabilities over every frame",
-        "data_license": DATA_LICENSE,
-        "data_source": "POCOVID-Net lung ultrasound collection (github.com/jannisborn/covid19_ultrasound), "
-        "as in ../shared/data/lung-ultrasound",
-        "intended_use": "Research and demonstration, not for clinical decisions.",
-        "monai_version": __import__("monai").__version__,
-        "pytorch_version": torch.__version__,
-        "training": training,
-        "split": {part: [item.path for item in items] for part, items in split.items()},
-    }
 
 
 def train_lung_ultrasound(
@@ -239,75 +167,52 @@ def train_lung_ultrasound(
     Raises:
         SalienceError: the data folder is missing or unreadable, or the split leaves a class out.
     """
-    started, cpu_started = time.perf_counter(), time.process_time()
-    progress = progress or NullProgress()
-    network_def = copy.deepcopy(network_def or NETWORK_DEF)
+    run = RecipeRun(SPEC, network_def or NETWORK_DEF, FitSettings(epochs, seed, batch_size, learning_rate), split_seed, progress)
     data_dir = Path(data_dir)
     items, excluded = list_items(data_dir)
     split = split_items(items, fractions, split_seed)
     if limit_items is not None:
         split = {part: _smallest(data_dir, chosen, limit_items) for part, chosen in split.items()}
     params = dict(DEFAULT_PARAMS)
-    progress.report(0.0, "reading clips")
+    run.progress.report(0.0, "reading clips")
     train_items = tuple(item for item in split["train"])
     val_items = tuple(item for item in split["val"] if item.is_clip)
     test_items = tuple(item for item in split["test"] if item.is_clip)
     train = load_frames(data_dir, train_items, INPUT_SIZE, params, frames_per_clip)
     val = load_frames(data_dir, val_items, INPUT_SIZE, params, frames_per_clip)
     test = load_frames(data_dir, test_items, INPUT_SIZE, params, None)
-    loaded, cpu_loaded = time.perf_counter(), time.process_time()
+    run.data_read()
 
-    torch.manual_seed(seed)
-    network = build_network(network_def, "training")
-    history, best_epoch = fit_network(
-        network, train, val, epochs=epochs, seed=seed, batch_size=batch_size, learning_rate=learning_rate, progress=progress
+    run.train(
+        train.inputs, train.labels, lambda net: epoch_score(net, val), augment=augment, class_weights=class_weights(train.labels)
     )
-    trained, cpu_trained = time.perf_counter(), time.process_time()
-
-    val_logits = _logits(network, val)
-    temperature = fit_temperature(val_logits, val.labels.numpy())
-    test_logits = _logits(network, test)
-    test_probs = _softmax(test_logits, temperature)
+    calibration = run.calibrate(val.inputs, val.labels.numpy(), test.inputs)
+    test_probs, test_labels = calibration.test_probabilities(), test.labels.numpy()
+    test_frame_ece, test_frame_ece_uncalibrated = calibration.test_ece(test_labels)
     owners = test.owners.numpy()
     verdicts = clip_verdicts(test_probs, owners, len(test_items))
     clip_labels = np.array([item.label for item in test_items])
-    val_verdicts = clip_verdicts(_softmax(val_logits, temperature), val.owners.numpy(), len(val_items))
-    training = {
-        "seed": seed, "split_seed": split_seed, "epochs": epochs, "best_epoch": best_epoch, "batch_size": batch_size,
-        "learning_rate": learning_rate, "frames_per_clip": frames_per_clip, "fractions": list(fractions),
-        "torch_threads": torch.get_num_threads(),
-    }
+    val_verdicts = clip_verdicts(calibration.val_probabilities(), val.owners.numpy(), len(val_items))
+    details = {"frames_per_clip": frames_per_clip, "fractions": list(fractions), "torch_threads": torch.get_num_threads()}
     used = {"train": train_items, "val": val_items, "test": test_items}  # stills of val/test groups go unused
-    metadata = _metadata(params, temperature, training, used)
-    metadata["target_layer_grid"] = layer_grid(network, TARGET_LAYER, INPUT_SIZE, 1)
+    metadata = run.metadata(params, details, split={part: [item.path for item in chosen] for part, chosen in used.items()})
     metrics = {
-        "test_frames": multiclass_metrics(test.labels.numpy(), test_probs, CLASS_NAMES),
+        "test_frames": multiclass_metrics(test_labels, test_probs, CLASS_NAMES),
         "test_clips": multiclass_metrics(clip_labels, verdicts, CLASS_NAMES),
         "test_clip_verdicts": _test_clips(test_items, verdicts, np.bincount(owners, minlength=len(test_items))),
-        "test_frame_ece": expected_calibration_error(test_probs, test.labels.numpy()),
-        "test_frame_ece_uncalibrated": expected_calibration_error(_softmax(test_logits), test.labels.numpy()),
-        "val_frames": multiclass_metrics(val.labels.numpy(), _softmax(val_logits, temperature), CLASS_NAMES),
+        "test_frame_ece": test_frame_ece,
+        "test_frame_ece_uncalibrated": test_frame_ece_uncalibrated,
+        "val_frames": multiclass_metrics(val.labels.numpy(), calibration.val_probabilities(), CLASS_NAMES),
         "val_clips": multiclass_metrics(np.array([i.label for i in val_items]), val_verdicts, CLASS_NAMES),
-        "temperature": temperature,
-        "best_epoch": best_epoch,
-        "parameters": sum(p.numel() for p in network.parameters()),
-        "history": history,
-        "seconds_loading": loaded - started,
-        "seconds_training": trained - loaded,
-        "cpu_seconds_training": cpu_trained - cpu_loaded,
+        **run.fit_figures(),
+        **run.clock.phases(),
         "split": metadata["split"],
         "groups": {part: len({item.group for item in chosen}) for part, chosen in split.items()},
         "frames": {"train": len(train.labels), "val": len(val.labels), "test": len(test.labels)},
         "excluded": [{"path": path, "reason": reason} for path, reason in excluded],
     }
     metadata["eval_metrics"] = {k: metrics[k] for k in ("test_frames", "test_clips", "test_clip_verdicts", "test_frame_ece")}
-    metrics["seconds_total"] = time.perf_counter() - started
-    metrics["cpu_seconds_total"] = time.process_time() - cpu_started
-    out = write_bundle(out_dir, metadata, network_def, network.state_dict(), model_card(metadata, metrics, network_def, items))
-    load_bundle(out)  # the written bundle must load and pass its checksum
-    (out / TRAINING_METRICS_FILE).write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
-    metrics["bundle"] = str(out)
-    progress.report(1.0, f"wrote {out}")
+    run.save(out_dir, metadata, metrics, lambda m: model_card(metadata, m, run.network_def, items))
     return metrics
 
 
@@ -322,31 +227,17 @@ def _smallest(data_dir: Path, items: tuple[Item, ...], count: int) -> tuple[Item
 
 def main(argv: list[str]) -> int:
     """``salience train lung-ultrasound``: train and write the bundle; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="salience train lung-ultrasound", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="lung-ultrasound folder (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=Path("lung-ultrasound-bundle"), help="bundle folder to write")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0, help="initial weights, batch order, augmentation")
-    parser.add_argument("--split-seed", type=int, default=0, help="group split (keep it fixed to compare runs)")
+    parser = training_parser("lung-ultrasound", __doc__.splitlines()[0], DEFAULT_DATA, "group split")
     parser.add_argument("--frames-per-clip", type=int, default=FRAMES_PER_CLIP, help="evenly spaced training frames per clip")
     parser.add_argument("--limit", type=int, default=None, help="use only the N smallest clips per class and part (smoke test)")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch CPU threads; the shipped weights used 1 (results differ in the last bits with another count)"
-    )
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    try:
-        metrics = train_lung_ultrasound(
-            args.data, args.out, epochs=args.epochs, seed=args.seed, split_seed=args.split_seed,
-            frames_per_clip=args.frames_per_clip, limit_items=args.limit, progress=_PrintProgress(),
-        )
-    except SalienceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_training(args, train_lung_ultrasound, _summary, frames_per_clip=args.frames_per_clip, limit_items=args.limit)
+
+
+def _summary(metrics: dict[str, Any]) -> str:
     clips, frames = metrics["test_clips"], metrics["test_frames"]
-    print(
+    return (
         f"wrote {metrics['bundle']}: test clips accuracy {clips['accuracy']:.3f} ({clips['correct']} of {clips['n']}), "
         f"macro AUC {clips['macro_auc']:.3f}; test frames accuracy {frames['accuracy']:.3f} ({frames['n']} frames); "
         f"trained in {metrics['seconds_training'] / 60:.1f} min"
     )
-    return 0

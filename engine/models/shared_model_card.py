@@ -1,0 +1,94 @@
+"""Lines the three model cards (``docs/README.md`` of a trained bundle) write alike.
+
+Each recipe's card module (``glioma_model_card``, ``histopathology_model_card``,
+``lung_ultrasound_model_card``) writes its own data, split, results and limits, and takes the
+opening, the network and CAM-layer lines, the training and reproduction lines and the tables from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+#: Every card ends its results with where the full figures are.
+FIGURES_LINE = "Per-epoch losses, validation metrics and all figures above: `docs/training_metrics.json`."
+
+
+def percent(x: float) -> str:
+    """``0.8734`` -> ``"87.3%"``."""
+    return f"{100 * x:.1f}%"
+
+
+def card_opening(metadata: dict[str, Any], title: str, use_lines: Sequence[str]) -> list[str]:
+    """The title (name, version, ``title``), the description and the intended-use paragraph.
+
+    Args:
+        metadata: the bundle's ``metadata.json`` content.
+        title: what the model is, after the name and version.
+        use_lines: the intended-use paragraph, wrapped as it should appear.
+    """
+    return [f"# {metadata['name']} {metadata['version']}: {title}", "", metadata["description"], "", *use_lines, ""]
+
+
+def network_summary(network_def: dict[str, Any], parameters: int) -> str:
+    """``"`monai.networks.nets.DenseNet(spatial_dims=2, ...)`, 43,011 parameters"``."""
+    arguments = ", ".join(f"{k}={v}" for k, v in network_def.items() if k != "_target_")
+    return f"`{network_def['_target_']}({arguments})`, {parameters:,} parameters"
+
+
+def cam_layer_lines(metadata: dict[str, Any], item: str, cell_unit: str = "pixels", more: str = "") -> list[str]:
+    """Which layer CAMs are taken at and how coarse its grid is for one ``item`` ("slice", "patch").
+
+    Args:
+        metadata: the bundle's ``metadata.json`` content, with ``target_layer_grid``.
+        item: what one network input is called.
+        cell_unit: what a cell is counted in ("pixels", "input pixels").
+        more: text that continues the second line.
+    """
+    grid, size = metadata["target_layer_grid"], metadata["input_size"]
+    return [
+        f"- CAM target layer: `{metadata['target_layer']}`, the last activation before global pooling:",
+        f"  {grid[0]} x {grid[1]} cells for a {size[0]} x {size[1]} {item} "
+        f"({size[0] // grid[0]} x {size[1] // grid[1]} {cell_unit} per cell).{more}",
+    ]
+
+
+def calibration_lines(fitted_on: str, temperature: float, ece_before: float, ece_after: float) -> list[str]:
+    """The temperature, where it was fitted, and the test ECE before and after scaling."""
+    return [
+        f"- Calibration: temperature scaling fitted on the {fitted_on}, T = {temperature:.3f}",
+        f"  (test ECE {ece_before:.3f} before, {ece_after:.3f} after).",
+    ]
+
+
+def optimiser_lines(training: dict[str, Any], best_epoch: int) -> list[str]:
+    """The optimiser, schedule and epochs, and the kept epoch (lowest validation loss)."""
+    return [
+        f"- AdamW, one-cycle learning rate (peak {training['learning_rate']}), batch {training['batch_size']}, "
+        f"{training['epochs']} epochs;",
+        f"  the epoch with the lowest validation loss was kept (epoch {best_epoch}).",
+    ]
+
+
+def reproduce_lines(task: str, arguments: str, training: dict[str, Any], note: str = "") -> list[str]:
+    """The ``salience train`` command that repeats the run.
+
+    Args:
+        task: the task name.
+        arguments: the options before the seeds, e.g. ``"--out engine/bundles/glioma"``.
+        training: the ``training`` section of ``metadata.json``.
+        note: text after the command on its second line.
+    """
+    return [
+        f"- Reproduce: `salience train {task} {arguments}",
+        f"  --epochs {training['epochs']} --seed {training['seed']} --split-seed {training['split_seed']} "
+        f"--threads {training['torch_threads']}`{note}",
+    ]
+
+
+def confusion_table(class_names: Sequence[str], confusion: Sequence[Sequence[int]]) -> list[str]:
+    """A Markdown confusion matrix: rows true class, columns predicted."""
+    lines = ["| true \\ predicted | " + " | ".join(class_names) + " |", "| --- |" + " --- |" * len(class_names)]
+    for name, row in zip(class_names, confusion):
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    return lines
