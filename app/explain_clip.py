@@ -18,6 +18,7 @@ import numpy as np
 from engine.errors import SalienceError
 from engine.imaging import ImageVolume
 from engine.models.bundle import Bundle
+from engine.models.classes import class_index
 from engine.models.clip_analysis import ClipAnalysis, analyse_clip
 from engine.models.lung_ultrasound_preprocess import grey_frames
 from ui.render import OverlaySpec, colormap, map_range, render_slice
@@ -46,21 +47,6 @@ def output_paths(output: Path) -> tuple[Path | None, Path]:
     if suffix == MAPS_SUFFIX:
         return output, output.with_suffix(VIDEO_SUFFIX)
     return None, output
-
-
-def resolve_class(class_names: tuple[str, ...], wanted: str | None, verdict_class: int) -> int:
-    """The class to show: a name, an index, or (None) the clip verdict's class.
-
-    Raises:
-        SalienceError: no such class.
-    """
-    if wanted is None:
-        return verdict_class
-    if wanted in class_names:
-        return class_names.index(wanted)
-    if wanted.isdigit() and int(wanted) < len(class_names):
-        return int(wanted)
-    raise SalienceError(f"class {wanted!r} is not one of {list(class_names)}")
 
 
 def display_frames(volume: ImageVolume) -> np.ndarray:
@@ -167,7 +153,7 @@ def explain(
         analysis = analyse_clip(bundle, volume, method=method, classes=None if all_classes else _chosen(bundle, volume, class_name))
     except ValueError as exc:
         raise SalienceError(str(exc)) from None
-    k = resolve_class(bundle.class_names, class_name, analysis.verdict_class)
+    k = analysis.verdict_class if class_name is None else class_index(bundle.class_names, class_name)
     shown = analysis.maps_of(k)
     written = analysis.maps if all_classes else shown
     if maps_path is not None:
@@ -202,7 +188,7 @@ def _chosen(bundle: Bundle, volume: ImageVolume, class_name: str | None) -> list
     """The one class to explain: the named one, or the clip verdict's (one extra forward pass over
     the frames, far cheaper than maps of every class on the full frame)."""
     if class_name is not None:
-        return [resolve_class(bundle.class_names, class_name, 0)]
+        return [class_index(bundle.class_names, class_name)]
     verdict = np.asarray(bundle.predict(volume).probabilities).mean(axis=0)
     return [int(np.argmax(verdict))]
 

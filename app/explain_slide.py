@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.headless import _class_index
 from engine.errors import SalienceError
 from engine.explain.normalise import map_stats
 from engine.imaging import ImageVolume
 from engine.models.bundle import Bundle
+from engine.models.classes import class_index
 from ui.render import blend_overlay, colormap
 
 OUTPUT_SUFFIXES = (".npy", ".png")
@@ -120,7 +120,7 @@ def explain(
         raise SalienceError(str(exc)) from None
     if not analysis.tiles:
         raise SalienceError(f"{path}: no tissue tiles found; nothing to explain")
-    k = _class_index(bundle.class_names, class_name, analysis.tile_probabilities)
+    k = class_index(bundle.class_names, class_name, analysis.tile_probabilities)
     written = analysis.maps if all_classes else analysis.maps[k]
     if suffix == ".npy":
         np.save(output, written.astype(np.float32))
@@ -163,7 +163,7 @@ def explain_patch_png(
     if volume.n_slices != 1 or not volume.is_rgb:
         raise SalienceError(f"{volume.source}: a PNG overlay needs one RGB patch")
     prediction = bundle.predict(volume)
-    k = _class_index(bundle.class_names, class_name, prediction.probabilities)
+    k = class_index(bundle.class_names, class_name, prediction.probabilities)
     try:
         cam = np.asarray(bundle.explain(volume, method=method, classes=[k]), dtype=np.float32)[0, 0]
     except ValueError as exc:

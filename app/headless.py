@@ -9,7 +9,7 @@ import numpy as np
 
 from engine.errors import SalienceError
 from engine.imaging import ImageVolume, nifti, read_image
-from engine.models.classes import finding_class
+from engine.models.classes import class_index
 
 
 #: Image kinds explained as a whole (a clip verdict over frames, a slide score over tiles), by the
@@ -41,16 +41,6 @@ def describe(volume: ImageVolume) -> dict:
 
 def inspect(path: str | Path) -> dict:
     return describe(read_image(path))
-
-
-def _class_index(class_names: tuple[str, ...], wanted: str | None, probabilities: np.ndarray) -> int:
-    if wanted is None:
-        return finding_class(class_names, probabilities)
-    if wanted in class_names:
-        return class_names.index(wanted)
-    if wanted.isdigit() and int(wanted) < len(class_names):
-        return int(wanted)
-    raise SalienceError(f"class {wanted!r} is not one of {list(class_names)}")
 
 
 def predict(path: str | Path, bundle_name: str, per_item: bool = True) -> dict:
@@ -134,7 +124,7 @@ def explain(
         raise SalienceError(f"{output}: --all-classes writes (classes, slices, rows, cols) and needs .npy")
     prediction = bundle.predict(volume)
     probabilities = np.asarray(prediction.probabilities)
-    k = _class_index(tuple(prediction.class_names), class_name, probabilities)
+    k = class_index(prediction.class_names, class_name, probabilities)
     classes = None if all_classes else [k]
     try:
         maps = np.asarray(bundle.explain(volume, method=method, classes=classes), dtype=np.float32)

@@ -1,8 +1,10 @@
 """The class a reviewer sees first is the most likely finding, not "nothing found"."""
 
 import numpy as np
+import pytest
 
-from engine.models.classes import finding_class, is_no_finding
+from engine.errors import SalienceError
+from engine.models.classes import class_index, finding_class, is_no_finding
 
 
 def test_no_finding_names_are_recognised_by_whole_words():
@@ -30,3 +32,23 @@ def test_a_finding_the_model_never_ranks_first_is_not_shown_first():
     clip = ("COVID-19", "Bacterial pneumonia", "Healthy")
     assert finding_class(clip, np.array([[0.3, 0.2, 0.5]] * 10)) == 2
     assert finding_class(clip, np.array([[0.3, 0.2, 0.5]] * 9 + [[0.6, 0.1, 0.3]])) == 0
+
+
+def test_class_index_takes_a_name_an_index_or_the_finding_to_show_first():
+    names = ("COVID-19", "Bacterial pneumonia", "Healthy")
+    probabilities = np.array([[0.1, 0.2, 0.7], [0.3, 0.6, 0.1]])
+    assert class_index(names, "Healthy", probabilities) == 2
+    assert class_index(names, "0", probabilities) == 0
+    assert class_index(names, None, probabilities) == 1  # the finding ranked first somewhere
+    assert class_index(names, "Bacterial pneumonia") == 1  # no probabilities needed for a named class
+    # A clip's verdict as one row gives its most likely class, even when that is "Healthy".
+    assert class_index(names, None, np.array([[0.3, 0.2, 0.5]])) == 2
+
+
+def test_class_index_names_the_model_classes_when_the_class_is_unknown():
+    with pytest.raises(SalienceError, match=r"^class 'tumour' is not one of \['normal', 'tumor'\]$"):
+        class_index(["normal", "tumor"], "tumour")
+    with pytest.raises(SalienceError, match="class '2' is not one of"):
+        class_index(["normal", "tumor"], "2")
+    with pytest.raises(ValueError, match="no class asked for"):
+        class_index(["normal", "tumor"], None)
