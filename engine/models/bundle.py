@@ -14,14 +14,12 @@ bundle. The weights' SHA-256 is checked against the metadata before they are rea
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.resources
 import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -33,7 +31,7 @@ from engine.imaging.volume import ImageVolume
 from engine.models.crop_box import CropBox, scaled_shape
 from engine.models.inference import explain_with, method_names, predict_items
 from engine.models.network_config import build_network
-from engine.models.task_registry import TASK_MODULES, task_names, task_spec
+from engine.models.task_registry import task_names, task_spec
 from engine.progress import Progress
 
 METADATA_FILE = "configs/metadata.json"
@@ -134,9 +132,9 @@ class Bundle:
         Raises:
             BundleError: the volume lacks a channel the model needs.
         """
-        module = _task_module(self.task)
-        if hasattr(module, "missing_channels"):  # e.g. an RGB clip gives a grey channel as its luma
-            missing = module.missing_channels(volume, self.input_channels)
+        spec = task_spec(self.task)
+        if spec.missing_channels is not None:  # e.g. an RGB clip gives a grey channel as its luma
+            missing = spec.missing_channels(volume, self.input_channels)
         else:
             missing = [name for name in self.input_channels if name not in volume.channel_names]
         if missing:
@@ -145,7 +143,6 @@ class Bundle:
                 f"image {volume.source} has channels {list(volume.channel_names)}; "
                 f"this model needs {list(self.input_channels)}",
             )
-        spec = task_spec(self.task)
         parameters = {k: v for k, v in self.metadata["preprocessing"].items() if k in spec.parameters}
         return spec.prepare(volume, self.input_channels, self.input_size, **parameters)
 
@@ -226,14 +223,8 @@ class Bundle:
 
     def crop_box(self, volume: ImageVolume) -> CropBox | None:
         """The window of each frame the network sees, when the task crops (None: the whole frame)."""
-        module = _task_module(self.task)
-        return module.crop_box(volume) if hasattr(module, "crop_box") else None
-
-
-def _task_module(task: str) -> ModuleType:
-    """The module that prepares a task's inputs; it may also define ``missing_channels`` and
-    ``crop_box`` (see ``engine.models.lung_ultrasound_preprocess``)."""
-    return importlib.import_module(TASK_MODULES[task])
+        crop = task_spec(self.task).crop_box
+        return None if crop is None else crop(volume)
 
 
 def bundles_root() -> Path:

@@ -17,6 +17,7 @@ from engine.models.clip_analysis import analyse_clip
 from engine.models.crop_box import CropBox, scaled_shape
 from engine.models.lung_ultrasound_data import CLASS_NAMES, class_of, list_items, split_items
 from engine.models.lung_ultrasound_preprocess import DEFAULT_PARAMS, crop_box, prepare, scan_region
+from engine.models.task_registry import task_spec
 from engine.models.train_lung_ultrasound import main as train_main
 
 SMALL_CLIP = "pocus_videos/convex/Pneu_liftl_pneu_case3_clip5.mp4"  # 26 frames, 272 x 272
@@ -77,6 +78,23 @@ def test_an_rgb_clip_gives_the_same_inputs_as_its_grey_version(small_clip):
     assert torch.equal(grey, colour)
     assert missing_channels(rgb, ["intensity"]) == []
     assert missing_channels(small_clip.with_(array=small_clip.array[:1], channel_names=("flair",)), ["intensity"]) == ["intensity"]
+
+
+def test_task_spec_carries_the_optional_hooks_bundle_uses(small_clip):
+    """The lung-ultrasound task crops and derives its grey channel; the glioma task does neither,
+    so ``Bundle`` looks for named channels and explains the whole frame."""
+    from engine.models.lung_ultrasound_preprocess import missing_channels
+
+    spec = task_spec("lung-ultrasound")
+    assert spec.crop_box is crop_box and spec.missing_channels is missing_channels
+    glioma = task_spec("glioma")
+    assert glioma.crop_box is None and glioma.missing_channels is None
+    bundle = load_bundle("lung-ultrasound")
+    r0, r1, c0, c1 = bundle.crop_box(small_clip).bounds
+    assert r1 - r0 == c1 - c0 and (r0, r1, c0, c1) == crop_box(small_clip).bounds
+    rgb = small_clip.with_(array=np.repeat(small_clip.array, 3, axis=0), channel_names=("R", "G", "B"))
+    assert bundle.preprocess(rgb).shape == (26, 1, 128, 128)  # the grey channel comes from the luma
+    assert load_bundle("glioma").crop_box(small_clip) is None
 
 
 def test_crop_box_pastes_maps_back_where_they_were_cut_from():
