@@ -13,7 +13,7 @@ from engine.errors import SalienceError
 from engine.models import load_bundle
 from engine.models.evaluation import binary_metrics, fit_temperature, mask_energy, nll, roc_auc
 from engine.models.glioma_data import slice_labels, split_patients
-from engine.models.train_glioma import augment, main, train_glioma
+from engine.models.train_glioma import augment, train_glioma
 from tests.engine.test_bundle_loading import TINY_NET
 
 
@@ -96,14 +96,3 @@ def test_tiny_training_run_writes_a_loadable_reproducible_bundle(shared_data: Pa
     again = train_glioma(data, tmp_path / "b", **kwargs)
     assert load_bundle(tmp_path / "b").weights_sha256 == bundle.weights_sha256
     assert again["test"] == metrics["test"]
-
-
-def test_cli_reports_a_missing_data_folder_in_one_line(tmp_path: Path, capsys):
-    threads = torch.get_num_threads()
-    try:
-        code = main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"), "--threads", str(threads)])
-    finally:
-        torch.set_num_threads(threads)
-    assert code == 1
-    err = capsys.readouterr().err.strip()
-    assert err == f"error: {tmp_path / 'nowhere'}: glioma data folder not found"
