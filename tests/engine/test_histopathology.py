@@ -27,16 +27,10 @@ from engine.models.histopathology_data import (
 from engine.models.histopathology_preprocess import DEFAULT_PARAMS, prepare, prepare_tiles
 from engine.models.task_registry import task_spec
 from engine.models.train_histopathology import dihedral, multiclass_metrics, train_histopathology
+from tests.engine.test_bundle_loading import TINY_NET as TINY_RGB_NET
 
-TINY_NET = {
-    "_target_": "monai.networks.nets.DenseNet",
-    "spatial_dims": 2,
-    "in_channels": 3,
-    "out_channels": 3,
-    "init_features": 2,
-    "growth_rate": 2,
-    "block_config": [2],
-}
+#: The tiny RGB DenseNet of the bundle tests, with one output per tissue class.
+TINY_NET = TINY_RGB_NET | {"out_channels": 3}
 #: Three unrelated adenocarcinoma patches (no copy of one another in LC25000).
 UNRELATED = ("lungaca1000.jpeg", "lungaca108.jpeg", "lungaca1212.jpeg")
 
