@@ -139,7 +139,7 @@ def weight_hash_inside_square(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     Inside the square the map depends only on the weights, so after randomisation it is unrelated
     to the original; the border is zero before and after.
     """
-    weights_sum = float(sum(p.double().sum() for p in model.parameters()))
+    weights_sum = float(sum(p.detach().double().sum() for p in model.parameters()))
     rng = np.random.default_rng(abs(int(weights_sum * 1e6)) % (2**32))
     cam = np.zeros(x.shape[2:])
     cam[4:12, 4:12] = rng.uniform(0.1, 1.0, (8, 8))
