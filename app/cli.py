@@ -73,6 +73,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             class_name=args.target_class,
             all_classes=args.all_classes,
             with_quality=args.quality,
+            score=args.score,
         )
     )
     return 0
@@ -162,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="write a CAM aligned with FILE (NIfTI, .npy, or a PNG/MP4 overlay)")
     explain.add_argument("--bundle", required=True, help="bundle name (e.g. glioma) or folder")
     explain.add_argument("--method", default="gradcam", help="CAM method, default gradcam (`salience explain --list` lists them)")
+    explain.add_argument(
+        "--score",
+        choices=["logit", "probability"],
+        help="what the map explains: the class logit (default for gradient methods) or its probability "
+        "(default for Score-CAM and occlusion; what a clip verdict or slide score averages)",
+    )
     explain.add_argument("--list", action=_ListMethods, help="list the CAM methods with their papers and exit")
     explain.add_argument("--class", dest="target_class", help="class name or index (default: the most likely)")
     explain.add_argument("--all-classes", action="store_true", help="write one map per class (.npy only)")

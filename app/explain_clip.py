@@ -132,6 +132,7 @@ def explain(
     class_name: str | None,
     all_classes: bool,
     with_quality: bool,
+    score: str | None = None,
 ) -> dict:
     """Explain a clip's verdict; write the maps and the overlay video; return the JSON payload.
 
@@ -150,7 +151,8 @@ def explain(
     """
     maps_path, video_path = output_paths(Path(output))
     try:
-        analysis = analyse_clip(bundle, volume, method=method, classes=None if all_classes else _chosen(bundle, volume, class_name))
+        analysis = analyse_clip(bundle, volume, method=method,
+                                classes=None if all_classes else _chosen(bundle, volume, class_name), score=score)
     except ValueError as exc:
         raise SalienceError(str(exc)) from None
     k = analysis.verdict_class if class_name is None else class_index(bundle.class_names, class_name)
@@ -164,6 +166,7 @@ def explain(
         "output": {"maps": None if maps_path is None else str(maps_path), "video": video},
         "bundle": {"name": bundle.name, "version": bundle.version},
         "method": method,
+        "score": score or "method default",
         "layer": bundle.target_layer,
         "class": "all" if all_classes else bundle.class_names[k],
         "class_shown": bundle.class_names[k],
@@ -180,7 +183,7 @@ def explain(
         "raw": "signed, not normalised",
     }
     if with_quality:
-        payload["quality"] = _quality(bundle, volume, analysis, k, method)
+        payload["quality"] = _quality(bundle, volume, analysis, k, method, score)
     return payload
 
 
@@ -193,13 +196,14 @@ def _chosen(bundle: Bundle, volume: ImageVolume, class_name: str | None) -> list
     return [int(np.argmax(verdict))]
 
 
-def _quality(bundle: Bundle, volume: ImageVolume, analysis: ClipAnalysis, k: int, method: str) -> dict:
+def _quality(bundle: Bundle, volume: ImageVolume, analysis: ClipAnalysis, k: int, method: str,
+             score: str | None = None) -> dict:
     """``quality_report`` on the class's most important key frame, with its map on the network's window."""
     from engine.models.quality_report import quality_report
 
     frame = analysis.key_frames[k].key_frames[0]
     cam = analysis.maps_of(k)[frame]
     window = cam if analysis.crop_box is None else analysis.crop_box.crop(cam)
-    report = quality_report(bundle, volume, window, method=method, class_index=k, item=frame)
+    report = quality_report(bundle, volume, window, method=method, class_index=k, item=frame, score=score)
     report["key_frame_time_ms"] = float(analysis.frame_times_ms[frame])
     return report

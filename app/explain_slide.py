@@ -62,12 +62,14 @@ def write_overlay_png(rgb: np.ndarray, cam: np.ndarray, output: Path) -> None:
     Image.fromarray(overlay_rgb(rgb, cam)).save(output, format="PNG")
 
 
-def _payload_head(volume: ImageVolume, bundle: Bundle, method: str, output: Path, class_label: str) -> dict:
+def _payload_head(volume: ImageVolume, bundle: Bundle, method: str, output: Path, class_label: str,
+                  score: str | None) -> dict:
     return {
         "source": volume.source,
         "output": str(output),
         "bundle": {"name": bundle.name, "version": bundle.version},
         "method": method,
+        "score": score or "method default",
         "layer": bundle.target_layer,
         "class": class_label,
     }
@@ -86,6 +88,7 @@ def explain(
     class_name: str | None = None,
     all_classes: bool = False,
     with_quality: bool = False,
+    score: str | None = None,
 ) -> dict:
     """Explain a whole slide and write its stitched map(s); the JSON payload of ``salience explain``.
 
@@ -115,7 +118,7 @@ def explain(
         raise SalienceError(f"{path}: is a {volume.kind}, not a whole slide")
     grid = tuple(volume.shape[1:])
     try:
-        analysis = analyse_slide(bundle, path, method=method, grid_shape=grid)  # every class: one capture serves all
+        analysis = analyse_slide(bundle, path, method=method, grid_shape=grid, score=score)  # every class: one capture
     except ValueError as exc:
         raise SalienceError(str(exc)) from None
     if not analysis.tiles:
@@ -127,7 +130,7 @@ def explain(
     else:
         write_overlay_png(_thumbnail_rgb(volume), analysis.maps[k], output)
     return {
-        **_payload_head(volume, bundle, method, output, "all" if all_classes else bundle.class_names[k]),
+        **_payload_head(volume, bundle, method, output, "all" if all_classes else bundle.class_names[k], score),
         "slide_score": {name: float(s) for name, s in zip(bundle.class_names, analysis.slide_scores)},
         "slide_score_rule": "mean tile probability over tissue tiles",
         "tiles": len(analysis.tiles),
@@ -145,7 +148,8 @@ def explain(
 
 
 def explain_patch_png(
-    volume: ImageVolume, bundle: Bundle, method: str, output: Path, class_name: str | None = None
+    volume: ImageVolume, bundle: Bundle, method: str, output: Path, class_name: str | None = None,
+    score: str | None = None,
 ) -> dict:
     """Explain one patch (kind "image") and write the map as a colour overlay PNG on the patch.
 
@@ -165,12 +169,12 @@ def explain_patch_png(
     prediction = bundle.predict(volume)
     k = class_index(bundle.class_names, class_name, prediction.probabilities)
     try:
-        cam = np.asarray(bundle.explain(volume, method=method, classes=[k]), dtype=np.float32)[0, 0]
+        cam = np.asarray(bundle.explain(volume, method=method, classes=[k], score=score), dtype=np.float32)[0, 0]
     except ValueError as exc:
         raise SalienceError(str(exc)) from None
     write_overlay_png(_thumbnail_rgb(volume), cam, output)
     return {
-        **_payload_head(volume, bundle, method, output, bundle.class_names[k]),
+        **_payload_head(volume, bundle, method, output, bundle.class_names[k], score),
         "probabilities": {name: float(p) for name, p in zip(bundle.class_names, prediction.probabilities[0])},
         "shape": [int(volume.shape[1]), int(volume.shape[2]), 3],
         "stats": map_stats(cam).to_dict(),

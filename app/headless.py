@@ -14,7 +14,7 @@ from engine.models.classes import class_index
 
 #: Image kinds explained as a whole (a clip verdict over frames, a slide score over tiles), by the
 #: module whose ``explain(path, volume, bundle, method, output, class_name, all_classes,
-#: with_quality) -> dict`` writes the maps and returns the JSON payload. Other kinds are explained
+#: with_quality, score) -> dict`` writes the maps and returns the JSON payload. Other kinds are explained
 #: item by item below.
 KIND_EXPLAINERS: dict[str, str] = {"clip": "app.explain_clip", "slide": "app.explain_slide"}
 
@@ -102,6 +102,7 @@ def explain(
     class_name: str | None = None,
     all_classes: bool = False,
     with_quality: bool = False,
+    score: str | None = None,
 ) -> dict:
     from engine.models.bundle import load_bundle
 
@@ -112,11 +113,11 @@ def explain(
     bundle = load_bundle(bundle_name)
     if volume.kind in KIND_EXPLAINERS:  # clips and slides: a verdict over frames or tiles; they check `output`
         module = importlib.import_module(KIND_EXPLAINERS[volume.kind])
-        return module.explain(path, volume, bundle, method, output, class_name, all_classes, with_quality)
+        return module.explain(path, volume, bundle, method, output, class_name, all_classes, with_quality, score)
     if name.endswith(".png") and volume.kind == "image" and not (all_classes or with_quality):
         from app.explain_slide import explain_patch_png
 
-        return explain_patch_png(volume, bundle, method, output, class_name)
+        return explain_patch_png(volume, bundle, method, output, class_name, score)
     if not name.endswith((".nii", ".nii.gz", ".npy")):
         also = ", or .png for a single image without --all-classes or --quality" if volume.kind == "image" else ""
         raise SalienceError(f"{output}: output must end in .nii.gz, .nii or .npy{also}")
@@ -127,7 +128,7 @@ def explain(
     k = class_index(prediction.class_names, class_name, probabilities)
     classes = None if all_classes else [k]
     try:
-        maps = np.asarray(bundle.explain(volume, method=method, classes=classes), dtype=np.float32)
+        maps = np.asarray(bundle.explain(volume, method=method, classes=classes, score=score), dtype=np.float32)
     except ValueError as exc:  # unknown method or class: the user's input, said in one line
         raise SalienceError(str(exc)) from None
     written = maps if all_classes else maps[0]
@@ -143,6 +144,7 @@ def explain(
         "output": str(output),
         "bundle": {"name": bundle.name, "version": bundle.version},
         "method": method,
+        "score": score or "method default",
         "layer": bundle.target_layer,
         "class": "all" if all_classes else prediction.class_names[k],
         "shape": list(written.shape),
@@ -155,5 +157,5 @@ def explain(
 
         item = int(np.argmax(probabilities[:, k]))  # the slice where the model is surest of the class
         cam = maps[k if all_classes else 0, item]
-        payload["quality"] = quality_report(bundle, volume, cam, method=method, class_index=k, item=item)
+        payload["quality"] = quality_report(bundle, volume, cam, method=method, class_index=k, item=item, score=score)
     return payload

@@ -26,7 +26,15 @@ from engine.explain.methods import (
     xgrad_cam,
 )
 from engine.explain.principal import eigen_cam, eigen_grad_cam
-from engine.explain.targets import ClassLogit, ClassLogits, ClassProbability, ClipVerdict, SlideScore, Target
+from engine.explain.targets import (
+    ClassLogit,
+    ClassLogits,
+    ClassProbabilities,
+    ClassProbability,
+    ClipVerdict,
+    SlideScore,
+    Target,
+)
 
 __all__ = [
     "CamCapture",
@@ -34,6 +42,7 @@ __all__ = [
     "Capture",
     "ClassLogit",
     "ClassLogits",
+    "ClassProbabilities",
     "ClassProbability",
     "ClipVerdict",
     "GRADIENT_METHODS",

@@ -96,6 +96,26 @@ class ClassProbability:
         return torch.softmax(logits, dim=1)[:, self.k].unsqueeze(0)
 
 
+class ClassProbabilities(ClassLogits):
+    """Several class probabilities at once: row ``t`` is ``softmax(logits)[:, classes[t]]``.
+
+    The probability counterpart of ``ClassLogits`` (one backward for all classes). A clip verdict
+    that is the mean of its frames' probabilities has, frame by frame, exactly these gradients
+    divided by the number of frames; a slide score that is the mean tile probability likewise.
+
+    Args:
+        classes: the class indices, one per row.
+    """
+
+    def __init__(self, classes: Sequence[int]):
+        super().__init__(classes)
+        self.label = f"probabilities{list(self.classes)}"
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        """Scores ``(T, B)``."""
+        return super().__call__(torch.softmax(logits, dim=1))
+
+
 class _PooledScore:
     """One score for class ``k`` pooled over the whole batch (frames of a clip, tiles of a slide)."""
 

@@ -176,6 +176,7 @@ class Bundle:
         progress: Progress | None = None,
         batch_size: int = 32,
         max_map_side: int | None = None,
+        score: str | None = None,
     ) -> np.ndarray:
         """Raw, signed class-activation maps on the volume's own ``(H, W)`` grid.
 
@@ -184,18 +185,20 @@ class Bundle:
 
         Args:
             volume: an image with the channels named in ``input_channels``.
-            method: a name in ``engine.explain.GRADIENT_METHODS`` ("gradcam", ...) or in
-                ``engine.explain.perturbation.PERTURBATION_METHODS`` ("scorecam", "occlusion").
+            method: a name from ``engine.models.inference.method_names()`` ("gradcam", ...).
             classes: class indices to explain; None means every class.
             slices: item indices to explain; None means every item.
             progress: told after each batch; cancellation raises ``engine.progress.Cancelled``.
             batch_size: items per capture.
             max_map_side: when given and smaller than the longer side of the frame, maps are
                 made on a grid scaled down to that longer side (the viewer resizes them).
+            score: what is explained, "logit" or "probability"; None is each method's own
+                default (``engine.models.inference.SCORES``).
 
         Returns:
-            float32 ``(K, N, H, W)`` for the ``K`` chosen classes and ``N`` chosen slices; gradients
-            are of the raw logits (temperature does not change where a map points).
+            float32 ``(K, N, H, W)`` for the ``K`` chosen classes and ``N`` chosen slices. Gradients
+            of the logit by default; probabilities are of the uncalibrated softmax (temperature
+            scales every class alike, so it changes a map's size, not where it points).
 
         Raises:
             ValueError: unknown method, class or slice index, or a bad ``max_map_side``.
@@ -217,7 +220,7 @@ class Bundle:
         box = self.crop_box(volume)
         window = grid if box is None else box.window_shape(scale)
         maps = explain_with(
-            self.network, inputs, self.target_layer, method, chosen_classes, window, batch_size, progress
+            self.network, inputs, self.target_layer, method, chosen_classes, window, batch_size, progress, score
         )
         return maps if box is None else box.paste(maps, scale)
 

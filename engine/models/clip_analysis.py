@@ -83,6 +83,7 @@ def analyse_clip(
     progress: Progress | None = None,
     max_map_side: int | None = None,
     top_k: int = 3,
+    score: str | None = None,
 ) -> ClipAnalysis:
     """Classify every frame of a clip, form the clip verdict, and explain it frame by frame.
 
@@ -94,6 +95,9 @@ def analyse_clip(
         progress: told the fraction done; cancellation raises ``engine.progress.Cancelled``.
         max_map_side: longest side of the maps' grid (None: the frame's own size).
         top_k: key frames named per class.
+        score: "logit" (the default for gradient methods) or "probability". The clip verdict is
+            the mean frame probability, so with "probability" each frame's map is the frame's
+            share of the verdict's explanation times the number of frames.
 
     Returns:
         The ``ClipAnalysis``.
@@ -109,7 +113,7 @@ def analyse_clip(
     chosen = tuple(range(len(bundle.class_names))) if classes is None else tuple(int(c) for c in classes)
     maps = bundle.explain(
         volume, method=method, classes=chosen, progress=ScaledProgress(progress, PREDICT_SHARE, 1.0),
-        max_map_side=max_map_side,
+        max_map_side=max_map_side, score=score,
     )
     key_frames = {k: clip_explanation(maps[i], probabilities[:, k], top_k=top_k) for i, k in enumerate(chosen)}
     progress.report(1.0, f"explained {volume.n_slices} frames")

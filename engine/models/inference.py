@@ -59,13 +59,25 @@ def predict_items(
 #: Noisy copies per item for Smooth Grad-CAM++ (Omeiza et al. use a few tens; 8 keeps a batch small).
 SMOOTH_SAMPLES = 8
 
+#: What a map explains: the class logit (the Grad-CAM family's usual target) or its softmax
+#: probability (what a clip verdict or a slide score averages). ``None`` picks each method's own
+#: default: the logit for gradient methods, the probability for Score-CAM and occlusion.
+SCORES = ("logit", "probability")
+
+
+def _check_score(score: str | None) -> None:
+    if score is not None and score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+
 
 def capture_maps(network: nn.Module, inputs: torch.Tensor, target_layer: str, method: str,
-                 classes: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+                 classes: Sequence[int], score: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One capture of a batch and one gradient-family method's raw maps from it.
 
     Works for every method in ``engine.explain.METHODS``: CAM takes the network's final linear
-    weight, Smooth Grad-CAM++ rides ``SMOOTH_SAMPLES`` noisy copies in the same pass.
+    weight, Smooth Grad-CAM++ rides ``SMOOTH_SAMPLES`` noisy copies in the same pass. With
+    ``score="probability"`` the gradients are those of the class probabilities
+    (``engine.explain.ClassProbabilities``); CAM and Eigen-CAM use no gradients and do not change.
 
     Returns:
         ``(logits (b, K), maps (len(classes), b, *layer_spatial))``.
@@ -73,11 +85,16 @@ def capture_maps(network: nn.Module, inputs: torch.Tensor, target_layer: str, me
     Raises:
         ValueError: CAM on a network whose head is not pooling then one linear layer.
     """
-    from engine.explain import METHODS, CamCapture, compute_maps, final_linear_weight
+    from engine.explain import METHODS, CamCapture, ClassProbabilities, compute_maps, final_linear_weight
 
+    _check_score(score)
     noisy = SMOOTH_SAMPLES if METHODS[method].needs == "noisy_gradients" else 0
+    if score == "probability":
+        request = {"target": ClassProbabilities(classes)}
+    else:
+        request = {"classes": list(classes)}
     with CamCapture(network, [target_layer]) as cam:
-        capture = cam.run(inputs, classes=list(classes), noise_samples=noisy)
+        capture = cam.run(inputs, noise_samples=noisy, **request)
     weight = None
     if method == "cam":
         weight = final_linear_weight(network, capture.activations[target_layer].shape[1])
@@ -94,6 +111,7 @@ def explain_items(
     output_size: tuple[int, int],
     batch_size: int = 32,
     progress: Progress | None = None,
+    score: str | None = None,
 ) -> np.ndarray:
     """Raw, signed CAMs of every item for each class, resized to ``output_size``.
 
@@ -109,6 +127,7 @@ def explain_items(
         output_size: ``(H, W)`` of the image the maps are drawn on.
         batch_size: items per capture.
         progress: told after each batch; cancellation raises ``engine.progress.Cancelled``.
+        score: "logit" (None) or "probability": which score's gradients (see ``capture_maps``).
 
     Returns:
         float32 array ``(len(classes), N, H, W)``; no ReLU and no normalisation applied.
@@ -122,7 +141,7 @@ def explain_items(
         return maps
     for done, chunk in enumerate(chunks, start=1):
         check_cancelled(progress)
-        _, layer_maps = capture_maps(network, inputs[chunk.start : chunk.stop], target_layer, method, classes)
+        _, layer_maps = capture_maps(network, inputs[chunk.start : chunk.stop], target_layer, method, classes, score)
         for t in range(len(classes)):
             maps[t, chunk.start : chunk.stop] = upsample(layer_maps[t], output_size).float().numpy()
         progress.report(done / len(chunks), f"explained {chunk.stop} of {inputs.shape[0]}")
@@ -138,6 +157,7 @@ def perturb_items(
     output_size: tuple[int, int],
     batch_size: int = 32,
     progress: Progress | None = None,
+    score: str | None = None,
 ) -> np.ndarray:
     """Perturbation maps (Score-CAM, occlusion) of every item for each class, on the image grid.
 
@@ -154,12 +174,15 @@ def perturb_items(
         output_size: ``(H, W)`` of the image the maps are drawn on.
         batch_size: items per call.
         progress: told after each batch; cancellation raises ``engine.progress.Cancelled``.
+        score: "probability" (None, as the papers do) or "logit": the score a perturbation changes.
 
     Returns:
         float32 array ``(len(classes), N, H, W)``; raw and signed.
     """
     from engine.explain import upsample
 
+    _check_score(score)
+    method_score = "logit" if score == "logit" else "softmax"
     progress = progress or NullProgress()
     chunks = batches(inputs.shape[0], batch_size)
     maps = np.zeros((len(classes), inputs.shape[0]) + tuple(output_size), dtype=np.float32)
@@ -169,7 +192,8 @@ def perturb_items(
             check_cancelled(progress)
             step = t * len(chunks) + c
             sub = ScaledProgress(progress, step / steps, (step + 1) / steps)
-            cam = method(network, inputs[chunk.start : chunk.stop], int(k), target_layer, progress=sub)
+            cam = method(network, inputs[chunk.start : chunk.stop], int(k), target_layer, progress=sub,
+                         score=method_score)
             maps[t, chunk.start : chunk.stop] = upsample(cam.detach(), output_size).float().numpy()
     progress.report(1.0, f"explained {inputs.shape[0]} items")
     return maps
@@ -193,19 +217,24 @@ def explain_with(
     output_size: tuple[int, int],
     batch_size: int = 32,
     progress: Progress | None = None,
+    score: str | None = None,
 ) -> np.ndarray:
     """Maps by CAM method name, from whichever family the method belongs to.
 
+    ``score`` is "logit", "probability", or None for the method's own default (``SCORES``).
+
     Raises:
-        ValueError: ``method`` is not a known method (the message lists the known ones).
+        ValueError: ``method`` is not a known method (the message lists the known ones), or an
+            unknown score.
     """
     from engine.explain import METHODS  # looked up now: methods are registered at import
     from engine.explain.perturbation import PERTURBATION_METHODS
 
     if method in PERTURBATION_METHODS:
         return perturb_items(
-            network, inputs, target_layer, PERTURBATION_METHODS[method], classes, output_size, batch_size, progress
+            network, inputs, target_layer, PERTURBATION_METHODS[method], classes, output_size, batch_size, progress,
+            score,
         )
     if method in METHODS:
-        return explain_items(network, inputs, target_layer, method, classes, output_size, batch_size, progress)
+        return explain_items(network, inputs, target_layer, method, classes, output_size, batch_size, progress, score)
     raise ValueError(f"unknown CAM method {method!r}; available: {method_names()}")

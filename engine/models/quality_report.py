@@ -32,6 +32,7 @@ def quality_report(
     class_index: int,
     item: int,
     progress: Progress | None = None,
+    score: str | None = None,
 ) -> dict:
     """Quality of one item's map for one class.
 
@@ -43,6 +44,8 @@ def quality_report(
         class_index: the class the map explains.
         item: the slice (or frame) index.
         progress: told as the three measures finish.
+        score: what ``cam`` explains ("logit", "probability", None: the method's default); the
+            sanity check recomputes the map the same way.
 
     Returns:
         A JSON-ready dict: ``deletion``, ``insertion``, ``confidence`` (average drop and
@@ -66,7 +69,9 @@ def quality_report(
         report["mask_area_fraction"] = float(mask.mean())
 
     def explain(model: torch.nn.Module, image: torch.Tensor) -> np.ndarray:
-        return explain_with(model, image, bundle.target_layer, method, [class_index], tuple(image.shape[2:]))[0, 0]
+        return explain_with(
+            model, image, bundle.target_layer, method, [class_index], tuple(image.shape[2:]), score=score
+        )[0, 0]
 
     report["sanity"] = quality.randomisation_check(
         bundle.network, x, explain, region=foreground(x[0]), progress=ScaledProgress(progress, 0.3, 1.0)

@@ -127,18 +127,19 @@ def _stitch(boxes: np.ndarray, tile_values: np.ndarray, slide_shape: tuple[int, 
     return _fit(np.stack(stitched), grid) if stitched else np.zeros((0,) + tuple(grid), np.float32)
 
 
-def _explain_batch(bundle: Bundle, inputs: torch.Tensor, method: str, classes: list[int], progress: Progress):
+def _explain_batch(bundle: Bundle, inputs: torch.Tensor, method: str, classes: list[int], progress: Progress,
+                   score: str | None = None):
     """Logits ``(b, K)`` and raw maps ``(K', b, h, w)`` of one batch of tiles."""
     from engine.explain import METHODS
 
     if method in METHODS:
-        logits, maps = capture_maps(bundle.network, inputs, bundle.target_layer, method, classes)
+        logits, maps = capture_maps(bundle.network, inputs, bundle.target_layer, method, classes, score)
         return logits.float().numpy(), maps.float().numpy()
     from engine.explain.perturbation import PERTURBATION_METHODS
 
     logits, _ = predict_items(bundle.network, inputs, batch_size=len(inputs))
     maps = perturb_items(bundle.network, inputs, bundle.target_layer, PERTURBATION_METHODS[method], classes,
-                         tuple(bundle.input_size), len(inputs), progress)
+                         tuple(bundle.input_size), len(inputs), progress, score)
     return logits, maps
 
 
@@ -151,6 +152,7 @@ def analyse_slide(
     grid_shape: tuple[int, int] | None = None,
     tile_mpp: float | None = None,
     batch_size: int = 32,
+    score: str | None = None,
 ) -> SlideAnalysis:
     """Classify and explain every tissue tile of a slide and stitch the results.
 
@@ -164,6 +166,8 @@ def analyse_slide(
         tile_mpp: microns per pixel the model's patches are taken to have; None means the
             bundle's ``slide.tile_mpp`` (an assumption for LC25000, see the model card).
         batch_size: tiles per capture.
+        score: "logit" (the default for gradient methods) or "probability"; the slide score is
+            the mean tile probability, so "probability" maps explain it tile by tile.
 
     Returns:
         A ``SlideAnalysis``.
@@ -198,7 +202,7 @@ def analyse_slide(
             rgb = np.stack([read_tile(slide, tiles[i]) for i in chunk])
             inputs = prepare_tiles(rgb, bundle.input_size, **parameters)
             sub = ScaledProgress(progress, 0.05 + 0.9 * (done - 1) / len(chunks), 0.05 + 0.9 * done / len(chunks))
-            batch_logits, batch_maps = _explain_batch(bundle, inputs, method, chosen, sub)
+            batch_logits, batch_maps = _explain_batch(bundle, inputs, method, chosen, sub, score)
             logits.append(batch_logits)
             maps.append(batch_maps)
             progress.report(0.05 + 0.9 * done / len(chunks), f"explained {chunk.stop} of {len(tiles)} tiles")

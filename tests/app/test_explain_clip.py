@@ -130,3 +130,18 @@ def test_video_only_with_quality_measured_on_the_key_frame(clip_path, tmp_path):
     assert quality["key_frame_time_ms"] == pytest.approx(key["time_ms"], abs=1e-3)
     assert 0.0 <= quality["deletion"]["auc"] <= 1.0 and 0.0 <= quality["insertion"]["auc"] <= 1.0
     assert "sanity" in quality
+
+
+def test_cli_explains_the_clip_verdicts_probability_when_asked(clip_path, tmp_path, capsys):
+    """--score probability: frame maps of the class probability the verdict averages; they differ
+    from the logit maps and the payload says which score was explained."""
+    logit_out, probability_out = tmp_path / "logit.npy", tmp_path / "probability.npy"
+    assert main(["explain", "--bundle", "lung-ultrasound", "--class", "Healthy", str(clip_path),
+                 "-o", str(logit_out)]) == 0
+    assert json.loads(capsys.readouterr().out)["score"] == "method default"
+    assert main(["explain", "--bundle", "lung-ultrasound", "--class", "Healthy", "--score", "probability",
+                 str(clip_path), "-o", str(probability_out)]) == 0
+    assert json.loads(capsys.readouterr().out)["score"] == "probability"
+    by_logit, by_probability = np.load(logit_out), np.load(probability_out)
+    assert by_logit.shape == by_probability.shape
+    assert not np.allclose(by_logit, by_probability)
