@@ -108,12 +108,13 @@ def _histopathology_cases(demo_data: Path) -> list[WorklistItem]:
 
 
 def task_of(volume: ImageVolume) -> str:
-    """Which task reads this image, from what it is (used for files opened outside the worklist)."""
-    if volume.modality == "US":
-        return "lung-ultrasound"
-    if volume.modality == "SM":
-        return "histopathology"
-    return "glioma"
+    """Which task reads this image, from what it is (used for files opened outside the worklist).
+
+    Ultrasound reads as lung ultrasound, slide microscopy as histopathology, MR as glioma;
+    anything else (a CT, a grey picture of unknown modality) gets the generic "image" task, whose
+    reading form asks a neutral question.
+    """
+    return {"US": "lung-ultrasound", "SM": "histopathology", "MR": "glioma"}.get(volume.modality, "image")
 
 
 class SalienceWorkstation:
@@ -151,9 +152,13 @@ class SalienceWorkstation:
         ]
 
     def bundles(self, task: str) -> list[str]:
+        """The task's own bundles first, then every other installed bundle: a researcher may run
+        any model on any image (a model that cannot read it says why in one line)."""
         from engine.models.bundle import list_bundles, read_metadata
 
-        return [name for name in list_bundles() if read_metadata(name).get("task") == task]
+        names = list_bundles()
+        own = [name for name in names if read_metadata(name).get("task") == task]
+        return own + [name for name in names if name not in own]
 
     def methods(self) -> list[str]:
         from engine.models.inference import method_names

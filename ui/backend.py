@@ -131,7 +131,7 @@ class Workstation(Protocol):
         """Cases the reader can open (fast: no pixel reads)."""
 
     def bundles(self, task: str) -> list[str]:
-        """Names of the model bundles that read this task (fast)."""
+        """Names of the installed model bundles, those that read this task first (fast)."""
 
     def methods(self) -> list[str]:
         """CAM method names offered (fast)."""

@@ -243,10 +243,28 @@ def _stretch_to_uint8(pixels: np.ndarray) -> np.ndarray:
 
 
 def _patch_volume(path: Path, rgb: np.ndarray, mpp: tuple[float, float] | None, file_format: str) -> ImageVolume:
+    """A still picture: a colour one is taken for a stained-tissue patch (modality SM); a grey one
+    (an ultrasound or X-ray still, a mask) is one "intensity" channel of unknown modality (OT), so
+    it is never offered to a histopathology model as if it were H&E."""
+    from engine.imaging.video import is_colour
+
     spacing = (1.0, mpp[1] / 1000.0, mpp[0] / 1000.0) if mpp else (1.0, 1.0, 1.0)
     header = {"format": file_format, "width": rgb.shape[1], "height": rgb.shape[0], "mpp": mpp,
               "spacing_is_physical": mpp is not None}
-    return _rgb_volume(path, rgb, spacing, "image", header)
+    if is_colour(rgb):
+        return _rgb_volume(path, rgb, spacing, "image", header)
+    grey = np.rint(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
+    return ImageVolume(
+        array=np.ascontiguousarray(grey[None, None]),
+        spacing=spacing,
+        affine=plain_affine(spacing),
+        modality="OT",
+        kind="image",
+        source=str(path),
+        channel_names=("intensity",),
+        window=(127.5, 255.0),
+        header={**header, "colour": "grey"},
+    )
 
 
 def _rgb_volume(

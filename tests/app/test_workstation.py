@@ -204,3 +204,17 @@ def test_a_clip_is_analysed_frame_by_frame_with_a_verdict_and_key_frames(setting
     # The map quality of a frame is measured on the frame grid (the coarse map is stretched first).
     report = workstation.check_map(case, "lung-ultrasound", analysis, 0, verdict.key_items[0][0], NullProgress())
     assert report["item"] == verdict.key_items[0][0] and "pointing_game" not in report
+
+
+def test_a_grey_picture_of_unknown_modality_is_not_taken_for_histopathology(settings):
+    """A breast-ultrasound PNG opened from File > Open: one grey channel, the neutral "image" task,
+    every model offered, and a model that cannot read it says why in one line."""
+    workstation = open_workstation(settings)
+    picture = sorted((settings.demo_data / "breast-ultrasound-busi" / "benign").glob("*).png"))[0]
+    case = workstation.open_path(str(picture), NullProgress())
+    assert case.volume.channel_names == ("intensity",) and case.volume.modality == "OT"
+    assert case.task == "image"
+    assert set(workstation.bundles("image")) == {"glioma", "lung-ultrasound", "histopathology"}
+    assert workstation.bundles("histopathology")[0] == "histopathology"
+    with pytest.raises(SalienceError, match="needs"):
+        workstation.analyse(case, "histopathology", "gradcam", NullProgress())

@@ -167,3 +167,21 @@ def test_openslide_is_the_fallback_when_tiffslide_cannot_open(mosaic, monkeypatc
         assert slide.mpp == pytest.approx((MPP, MPP))
         (r, c), rgb = next(iter(mosaic.patches.items()))
         np.testing.assert_array_equal(slide.read_region(0, (c * CELL, r * CELL), (CELL, CELL)), rgb)
+
+
+def test_a_grey_still_is_one_intensity_channel_of_unknown_modality(tmp_path):
+    """H&E is colour; a grey PNG (an ultrasound or X-ray still) must not pose as a slide patch."""
+    from PIL import Image
+
+    from engine.imaging import read_image
+
+    grey = np.tile(np.arange(64, dtype=np.uint8) * 4, (48, 1))
+    Image.fromarray(grey).convert("RGB").save(tmp_path / "still.png")  # stored as RGB, R = G = B
+    volume = read_image(tmp_path / "still.png")
+    assert volume.channel_names == ("intensity",) and volume.modality == "OT" and volume.kind == "image"
+    np.testing.assert_array_equal(volume.array[0, 0], grey)
+    colour = np.zeros((48, 64, 3), np.uint8)
+    colour[..., 0], colour[..., 2] = 200, 120  # pink and purple like eosin and haematoxylin
+    Image.fromarray(colour).save(tmp_path / "stain.png")
+    patch = read_image(tmp_path / "stain.png")
+    assert patch.channel_names == ("R", "G", "B") and patch.modality == "SM"
