@@ -94,6 +94,7 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         "  else zeroed; its bounding box is grown to a square (centred, slid back inside the frame),",
         "  cropped, resized, and divided",
         f"  by the {params['upper_percentile']}th percentile of the region's grey levels, clipped to [0, {params['clip_max']}].",
+        *_band_lines(params),
         *cam_layer_lines(metadata, "input", more=" Maps are put back"),
         "  on the full frame through the crop box and are zero outside the scan region.",
         f"- Calibration: temperature scaling on the validation frames, T = {metrics['temperature']:.3f} (test frame ECE",
@@ -152,6 +153,7 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         "  confounded (the COVID-19 clips come from other websites and papers than most healthy clips),",
         "  so part of what the model learned may be the source - scanner, preset, compression - not the",
         "  lung. Cropping to the scan region removes text and scales but not the look of the echo.",
+        *_band_limit_lines(params),
         "- Labels are the collection's per-clip diagnoses, not per-frame findings; a frame may show no",
         "  sign of its clip's disease. Viral pneumonia and other lung disease are not classes: such a",
         "  clip gets one of the three labels anyway.",
@@ -166,3 +168,24 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         lines.append(f"- {part.capitalize()}: " + ", ".join(f"`{p.rsplit('/', 1)[-1]}`" for p in split[part]))
     lines.append("")
     return "\n".join(lines)
+
+
+def _band_lines(params: dict[str, Any]) -> list[str]:
+    """The preprocessing sentence on the blanked boundary band (none for band 0)."""
+    band = float(params.get("edge_band", 0.0))
+    if band <= 0:
+        return []
+    return [
+        f"  A band along the inside of the region's boundary, {band:.0%} of the crop window's side wide",
+        f"  (`edge_band` {band}), is zeroed too, so the fan's own edge - a shape the scanner decides - is not seen.",
+    ]
+
+
+def _band_limit_lines(params: dict[str, Any]) -> list[str]:
+    """The known limit of the boundary band (none for band 0)."""
+    if float(params.get("edge_band", 0.0)) <= 0:
+        return []
+    return [
+        "- The boundary band hides where the fan ends, not the fan's shape: the blanked input still has",
+        "  an edge of the same outline, moved inward, and the far field's depth still differs by source.",
+    ]

@@ -6,16 +6,23 @@ the speckle that moves while text and scales stay still), everything outside the
 so burned-in text cannot become a shortcut, the crop is padded to a square around the region (so
 convex and linear probes keep their aspect), turned to grey, resized, and scaled by a high
 percentile of the clip's own echo (gain differs between machines and presets).
+
+Optionally (``edge_band`` > 0) a band along the inside of the region's boundary is blanked too:
+the fan's outline is decided by the scanner and preset, i.e. by the source, and a network trained
+without the band learned to look along it. Maps are still pasted back through the full region.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from scipy import ndimage
 
 from engine.imaging.sector import ScanRegion, find_scan_region
 from engine.imaging.video import luma
@@ -23,7 +30,9 @@ from engine.imaging.volume import ImageVolume
 from engine.models.crop_box import CropBox
 
 #: Default intensity parameters; a bundle's ``metadata.json`` ``preprocessing`` overrides them.
-DEFAULT_PARAMS: dict[str, float] = {"upper_percentile": 99.0, "clip_max": 1.5}
+#: ``edge_band`` is the width of the blanked boundary band as a fraction of the crop window's side
+#: (0: no band, the behaviour of bundles written before the parameter existed).
+DEFAULT_PARAMS: dict[str, float] = {"upper_percentile": 99.0, "clip_max": 1.5, "edge_band": 0.0}
 
 #: The task registry's view of this module (see ``engine.models.task_registry``).
 PARAMETERS: tuple[str, ...] = tuple(DEFAULT_PARAMS)
@@ -80,6 +89,26 @@ def _inside(start: int, side: int, extent: int) -> int:
     return min(max(start, 0), extent - side)
 
 
+def interior_mask(mask: np.ndarray, band: float) -> np.ndarray:
+    """The region ``mask`` eroded by ``band`` pixels: pixels farther than ``band`` from its boundary.
+
+    Distances are Euclidean (``scipy.ndimage.distance_transform_edt``) to the nearest pixel outside
+    the region, the frame's border counting as outside (a fan cut off by the frame edge gets a
+    band there too).
+
+    Args:
+        mask: ``(H, W)`` bool region.
+        band: width of the band in pixels; 0 or less returns ``mask`` unchanged.
+
+    Returns:
+        ``(H, W)`` bool, a subset of ``mask``.
+    """
+    if band <= 0:
+        return mask
+    distance = ndimage.distance_transform_edt(np.pad(mask, 1, constant_values=False))[1:-1, 1:-1]
+    return distance > band
+
+
 def grey_frames(volume: ImageVolume) -> np.ndarray:
     """``(T, H, W)`` grey levels: the grey channel, or BT.601 luma of an RGB clip.
 
@@ -123,6 +152,7 @@ def prepare_frames(
     input_size: Sequence[int],
     upper_percentile: float = DEFAULT_PARAMS["upper_percentile"],
     clip_max: float = DEFAULT_PARAMS["clip_max"],
+    edge_band: float = DEFAULT_PARAMS["edge_band"],
 ) -> torch.Tensor:
     """Network inputs ``(len(frames), 1, h, w)`` for some frames of a clip.
 
@@ -135,13 +165,27 @@ def prepare_frames(
         input_size: the network's ``(h, w)``.
         upper_percentile: percentile (0-100) of the region's grey levels taken as 1.0.
         clip_max: upper clip after scaling.
+        edge_band: width of the band along the region's boundary that is zeroed, as a fraction of
+            the crop window's side (0 keeps the whole region). The intensity scale is taken over
+            the whole region either way.
 
     Returns:
-        float32 tensor ``(N, 1, h, w)``, zero outside the scan region.
+        float32 tensor ``(N, 1, h, w)``, zero outside the scan region (and in the band).
+
+    Raises:
+        ValueError: ``edge_band`` is negative or leaves nothing of the region.
     """
-    box = crop_box(volume)
+    if edge_band < 0:
+        raise ValueError(f"{volume.source}: edge_band must be at least 0, got {edge_band}")
+    region_box = crop_box(volume)
     grey = grey_frames(volume)
-    scale = intensity_scale(grey, box, upper_percentile)
+    scale = intensity_scale(grey, region_box, upper_percentile)
+    box = region_box
+    if edge_band > 0 and region_box.mask is not None:
+        interior = interior_mask(region_box.mask, edge_band * max(region_box.height, region_box.width))
+        if not interior.any():
+            raise ValueError(f"{volume.source}: edge_band {edge_band} blanks the whole scan region")
+        box = replace(region_box, mask=interior)
     index = np.arange(grey.shape[0]) if frames is None else np.asarray(frames, dtype=np.int64)
     size = (int(input_size[0]), int(input_size[1]))
     out = torch.empty((len(index), 1) + size, dtype=torch.float32)

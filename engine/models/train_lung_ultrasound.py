@@ -72,6 +72,10 @@ SPEC = BundleSpec(
     "as in ../shared/data/lung-ultrasound",
     output_notes={"clip_verdict": "mean of calibrated frame probabilities over every frame"},
 )
+#: Width of the blanked band along the scan region's boundary, as a fraction of the crop window's
+#: side (``lung_ultrasound_preprocess.prepare_frames``): a model trained on the whole region put
+#: its Grad-CAM for "Healthy" along the fan's edges, an outline the scanner (the source) decides.
+EDGE_BAND = 0.05
 #: Largest shift (pixels of the 128 x 128 input) of the translation augmentation.
 MAX_SHIFT = 8
 
@@ -142,6 +146,7 @@ def train_lung_ultrasound(
     batch_size: int = 32,
     learning_rate: float = 3e-3,
     limit_items: int | None = None,
+    edge_band: float = EDGE_BAND,
 ) -> dict[str, Any]:
     """Train, calibrate, evaluate and write the lung-ultrasound bundle to ``out_dir``.
 
@@ -159,6 +164,8 @@ def train_lung_ultrasound(
         batch_size: frames per optimiser step.
         learning_rate: peak learning rate of the one-cycle schedule (AdamW).
         limit_items: keep only this many items of each part (smallest files first), for smoke tests.
+        edge_band: width of the blanked boundary band, a fraction of the crop window's side
+            (recorded in the bundle's ``preprocessing``).
 
     Returns:
         Metrics: test frame and clip metrics, per-clip verdicts, validation metrics, temperature,
@@ -173,7 +180,7 @@ def train_lung_ultrasound(
     split = split_items(items, fractions, split_seed)
     if limit_items is not None:
         split = {part: _smallest(data_dir, chosen, limit_items) for part, chosen in split.items()}
-    params = dict(DEFAULT_PARAMS)
+    params = {**DEFAULT_PARAMS, "edge_band": float(edge_band)}
     run.progress.report(0.0, "reading clips")
     train_items = tuple(item for item in split["train"])
     val_items = tuple(item for item in split["val"] if item.is_clip)
@@ -230,8 +237,13 @@ def main(argv: list[str]) -> int:
     parser = training_parser("lung-ultrasound", __doc__.splitlines()[0], DEFAULT_DATA, "group split")
     parser.add_argument("--frames-per-clip", type=int, default=FRAMES_PER_CLIP, help="evenly spaced training frames per clip")
     parser.add_argument("--limit", type=int, default=None, help="use only the N smallest clips per class and part (smoke test)")
+    parser.add_argument(
+        "--edge-band", type=float, default=EDGE_BAND, help="blanked band along the scan region's edge, fraction of the window side"
+    )
     args = parser.parse_args(argv)
-    return run_training(args, train_lung_ultrasound, _summary, frames_per_clip=args.frames_per_clip, limit_items=args.limit)
+    return run_training(
+        args, train_lung_ultrasound, _summary, frames_per_clip=args.frames_per_clip, limit_items=args.limit, edge_band=args.edge_band
+    )
 
 
 def _summary(metrics: dict[str, Any]) -> str:
