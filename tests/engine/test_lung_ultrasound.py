@@ -16,7 +16,14 @@ from engine.models.bundle import load_bundle
 from engine.models.clip_analysis import analyse_clip
 from engine.models.crop_box import CropBox, scaled_shape
 from engine.models.lung_ultrasound_data import CLASS_NAMES, class_of, list_items, split_items
-from engine.models.lung_ultrasound_preprocess import DEFAULT_PARAMS, crop_box, prepare, scan_region
+from engine.models.lung_ultrasound_preprocess import (
+    DEFAULT_PARAMS,
+    crop_box,
+    interior_mask,
+    prepare,
+    prepare_frames,
+    scan_region,
+)
 from engine.models.task_registry import task_spec
 from engine.models.train_lung_ultrasound import main as train_main
 
@@ -65,6 +72,45 @@ def test_prepare_crops_a_real_clip_to_its_scan_region(lus_dir):
     assert far_out.sum() > 100 and far_in.sum() > 1000
     assert float(x[:, 0][:, torch.from_numpy(far_out)].abs().max()) == 0.0
     assert float(x[:, 0][:, torch.from_numpy(far_in)].mean()) > 0.05
+
+
+def test_interior_mask_erodes_the_region_and_the_frame_border_counts_as_outside():
+    """A region touching the frame's left edge loses a band there too; band 0 changes nothing."""
+    mask = np.zeros((12, 14), bool)
+    mask[2:10, 0:10] = True
+    assert interior_mask(mask, 0.0) is mask
+    inner = interior_mask(mask, 2.0)
+    expected = np.zeros_like(mask)
+    expected[4:8, 2:8] = True  # more than 2 pixels from every edge of the region, frame edge included
+    assert np.array_equal(inner, expected)
+
+
+def test_edge_band_blanks_the_region_boundary_and_leaves_the_interior(small_clip):
+    """With ``edge_band`` the input is black along the inside of the scan region's boundary (where
+    it held echo without the band) and unchanged deeper inside; the crop window and the intensity
+    scale are those of the whole region."""
+    size = (128, 128)
+    plain = prepare_frames(small_clip, None, size)
+    banded = prepare_frames(small_clip, None, size, edge_band=0.08)
+    assert torch.equal(plain, prepare_frames(small_clip, None, size, edge_band=0.0))
+    box = crop_box(small_clip)
+    r0, r1, c0, c1 = box.bounds
+    side = r1 - r0
+    distance_in = ndimage.distance_transform_edt(np.pad(box.mask, 1))[1:-1, 1:-1][r0:r1, c0:c1]
+    step = side / 128
+    centres = ((np.arange(128) + 0.5) * step).astype(int)
+    depth = distance_in[np.ix_(centres, centres)]
+    band = 0.08 * side
+    in_band = torch.from_numpy((depth > 2 * step) & (depth < band - 2 * step))
+    deep = torch.from_numpy(depth > band + 4 * step)
+    assert in_band.sum() > 500 and deep.sum() > 2000
+    assert float(plain[:, 0][:, in_band].mean()) > 0.05  # echo there without the band
+    assert float(banded[:, 0][:, in_band].abs().max()) == 0.0
+    assert torch.allclose(banded[:, 0][:, deep], plain[:, 0][:, deep], atol=1e-6)
+    with pytest.raises(ValueError, match="edge_band"):
+        prepare_frames(small_clip, [0], size, edge_band=-0.1)
+    with pytest.raises(ValueError, match="blanks the whole scan region"):
+        prepare_frames(small_clip, [0], size, edge_band=0.9)
 
 
 def test_an_rgb_clip_gives_the_same_inputs_as_its_grey_version(small_clip):
@@ -143,9 +189,14 @@ def test_training_recipe_runs_one_epoch_on_a_tiny_subset(lus_dir, tmp_path):
     """The recipe end to end on one small clip per class and part: a bundle that loads and a card
     whose per-clip verdicts are probabilities."""
     out = tmp_path / "bundle"
-    code = train_main(["--data", str(lus_dir), "--out", str(out), "--epochs", "1", "--limit", "1", "--frames-per-clip", "2"])
+    code = train_main(
+        ["--data", str(lus_dir), "--out", str(out), "--epochs", "1", "--limit", "1", "--frames-per-clip", "2", "--edge-band", "0.08"]
+    )
     assert code == 0
     bundle = load_bundle(out)
+    assert bundle.metadata["preprocessing"]["edge_band"] == 0.08  # the band round-trips through metadata
+    clip = read_image(lus_dir / SMALL_CLIP)
+    assert torch.equal(bundle.preprocess(clip), prepare_frames(clip, None, (128, 128), edge_band=0.08))
     assert bundle.task == "lung-ultrasound" and bundle.class_names == CLASS_NAMES
     verdicts = bundle.metadata["eval_metrics"]["test_clip_verdicts"]
     assert len(verdicts) == 3 and {v["class"] for v in verdicts} == set(CLASS_NAMES)
@@ -167,6 +218,15 @@ def test_shipped_bundle_is_small_with_a_usable_cam_grid(shipped):
     assert min(grid) >= 8
     assert shipped.input_channels == ("intensity",)
     assert set(shipped.metadata["split"]["test"]).isdisjoint(shipped.metadata["split"]["train"])
+
+
+def test_shipped_bundle_blanks_the_scan_regions_edge(shipped, small_clip):
+    """The shipped model was trained with a 5% boundary band; its preprocessing applies it."""
+    assert shipped.metadata["preprocessing"]["edge_band"] == 0.05
+    inputs = shipped.preprocess(small_clip)
+    assert torch.equal(inputs, prepare_frames(small_clip, None, (128, 128), edge_band=0.05))
+    whole_region = prepare_frames(small_clip, None, (128, 128))
+    assert int((inputs > 0).sum()) < 0.9 * int((whole_region > 0).sum())
 
 
 def _smallest_test_clips(bundle, lus_dir: Path, count: int) -> list[dict]:
