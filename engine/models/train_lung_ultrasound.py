@@ -58,6 +58,7 @@ DATA_LICENSE = (
 )
 SPEC = BundleSpec(
     name="lung-ultrasound",
+    version="1.1.0",  # 1.1: a band along the scan region's edge blanked (the fan's outline was a shortcut)
     description="Per frame of a lung ultrasound clip or still: COVID-19, bacterial pneumonia or healthy; "
     "the clip verdict is the mean of the frame probabilities.",
     class_names=tuple(CLASS_NAMES),
