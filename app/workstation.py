@@ -23,6 +23,7 @@ from db import blobs, cases, readers, readings, runs
 from db.errors import DbError
 from engine.errors import SalienceError
 from engine.imaging import ImageVolume, read_image
+from engine.imaging.open import CLIP_SUFFIXES, PATCH_SUFFIXES
 from engine.progress import Progress, ScaledProgress, check_cancelled
 from ui.backend import (
     Analysis,
@@ -59,8 +60,6 @@ def demo_worklist(demo_data: Path) -> list[WorklistItem]:
 
 #: Histopathology patches per class in the demo worklist.
 PATCHES_PER_CLASS = 15
-_VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mpeg", ".mpg", ".gif")
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def _glioma_cases(demo_data: Path) -> list[WorklistItem]:
@@ -78,11 +77,11 @@ def _ultrasound_cases(demo_data: Path) -> list[WorklistItem]:
     if not root.is_dir():
         return []
     items = []
-    for folder, suffixes in (("pocus_videos", _VIDEO_SUFFIXES), ("pocus_images", _IMAGE_SUFFIXES)):
+    for folder, suffixes, what in (("pocus_videos", CLIP_SUFFIXES, ""), ("pocus_images", PATCH_SUFFIXES, " still")):
         files = sorted(p for p in (root / folder).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
         for path in files:
-            probe = path.parent.name if path.parent.name in ("convex", "linear") else "still"
-            items.append(WorklistItem(key=str(path), title=f"{path.name} ({probe})", source=str(path),
+            probe = path.parent.name if path.parent.name in ("convex", "linear") else "probe unknown"
+            items.append(WorklistItem(key=str(path), title=f"{path.name} ({probe}{what})", source=str(path),
                                       task="lung-ultrasound"))
     return items
 
@@ -99,7 +98,7 @@ def _histopathology_cases(demo_data: Path) -> list[WorklistItem]:
         held_out = set()
     items = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+        names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PATCH_SUFFIXES)
         chosen = [n for n in names if n in held_out] if held_out else names
         for name in chosen[:PATCHES_PER_CLASS]:
             path = folder / name
