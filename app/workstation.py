@@ -243,6 +243,10 @@ class SalienceWorkstation:
                 )
                 explanation_ids.append(explanation.id)
             prediction_id = row.id
+            study_ranges = tuple(
+                runs.stored_map_range(session, weights_sha256=model.weights_sha256, method=method, class_index=k)
+                for k in range(len(class_names))
+            )
         progress.report(1.0, "done")
         return Analysis(
             bundle=f"{model.name} {model.version}",
@@ -254,6 +258,7 @@ class SalienceWorkstation:
             explanation_ids=tuple(explanation_ids),
             verdict=run.verdict,
             probability_maps=run.probability_maps,
+            study_ranges=study_ranges,
         )
 
     def _run_model(self, case: OpenedCase, model, method: str, progress: Progress) -> "_ModelRun":

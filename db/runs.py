@@ -233,6 +233,31 @@ def map_checks_for(session: Session, explanation_id: int) -> list[MapCheck]:
     return list(session.scalars(query))
 
 
+def stored_map_range(
+    session: Session, *, weights_sha256: str, method: str, class_index: int
+) -> tuple[float, float] | None:
+    """The lowest minimum and highest maximum of every stored map of one model's weights, CAM
+    method and class, across all cases: the range that puts a study's maps on one colour scale.
+
+    Reads the stored statistics (``Explanation.map_stats``), never the maps themselves. None
+    when no such map is stored.
+    """
+    query = (
+        sa.select(Explanation.map_stats)
+        .join(Prediction, Explanation.prediction_id == Prediction.id)
+        .join(ModelRun, Prediction.model_run_id == ModelRun.id)
+        .where(
+            ModelRun.weights_sha256 == weights_sha256,
+            Explanation.method == method,
+            Explanation.class_index == class_index,
+        )
+    )
+    stats = list(session.scalars(query))
+    if not stats:
+        return None
+    return min(float(s["min"]) for s in stats), max(float(s["max"]) for s in stats)
+
+
 def predictions_for_case(session: Session, case_id: int) -> list[Prediction]:
     """Every prediction on a case with its model run and explanations, newest first.
 

@@ -79,6 +79,9 @@ class Analysis:
         verdict: the pooled whole-case answer of a clip or a slide; None for per-slice tasks.
         probability_maps: ``(K, N, h, w)`` each pixel's tile probability (a slide: NaN off
             tissue), shown instead of the CAM on request; None where there are no tiles.
+        study_ranges: per class, the ``(low, high)`` raw values of every stored map of this
+            model's weights and method across all cases (this one included): the range that puts
+            a study's maps on one colour scale. None when not known.
     """
 
     bundle: str
@@ -90,6 +93,7 @@ class Analysis:
     explanation_ids: tuple[int, ...]
     verdict: Verdict | None = None
     probability_maps: np.ndarray | None = None
+    study_ranges: tuple[tuple[float, float], ...] | None = None
 
 
 @dataclass(frozen=True)

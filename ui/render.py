@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-NormalisationScope = Literal["volume", "slice"]
+NormalisationScope = Literal["volume", "slice", "study"]  # "study": a range given from outside
 
 # Stops of matplotlib's perceptually uniform 'inferno' map (van der Walt & Smith, 2015) at
 # 0.0, 0.1, ..., 1.0, as 8-bit RGB; the LUT interpolates linearly between them.

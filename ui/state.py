@@ -273,8 +273,8 @@ class ViewerState:
 
     @normalisation.setter
     def normalisation(self, scope: NormalisationScope) -> None:
-        if scope not in ("volume", "slice"):
-            raise ValueError(f"normalisation must be 'volume' or 'slice', got {scope!r}")
+        if scope not in ("volume", "slice", "study"):
+            raise ValueError(f"normalisation must be 'volume', 'slice' or 'study', got {scope!r}")
         self._set_overlay("_normalisation", scope)
 
     @property
@@ -326,12 +326,14 @@ class ViewerState:
             return None
         if self._map_source == "probability" and role == "main":
             return MapRange(0.0, 1.0)  # probabilities share one scale: a colour means the same everywhere
+        if self._normalisation == "study" and analysis.study_ranges is not None:
+            return _study_range(analysis.study_ranges[self._overlay_class], self._show_negative)
         slice_key = self._slice_index if self._normalisation == "slice" else -1
-        key = (role, self._overlay_class, self._normalisation, slice_key, self._show_negative)
+        scope = "slice" if self._normalisation == "slice" else "volume"  # study without ranges: volume
+        key = (role, self._overlay_class, scope, slice_key, self._show_negative)
         if key not in self._range_cache:
             self._range_cache[key] = map_range(analysis.maps[self._overlay_class],
-                                               self._slice_index, self._normalisation,
-                                               self._show_negative)
+                                               self._slice_index, scope, self._show_negative)
         return self._range_cache[key]
 
     def _shown_maps(self, analysis: Analysis) -> np.ndarray:
@@ -347,7 +349,9 @@ class ViewerState:
         if self._compare_analysis is None or analysis is None:
             return ""
         value_range = self.overlay_range(role)
-        scope = "its own volume" if self._normalisation == "volume" else "this slice"
+        scope = {"slice": "this slice", "study": "its study's stored maps"}.get(self._normalisation, "its own volume")
+        if self._normalisation == "study" and analysis.study_ranges is None:
+            scope = "its own volume"
         return (f"{analysis.method} \u00b7 {analysis.class_names[self._overlay_class]}\n"
                 f"normalised over {scope} (max {value_range.high:.3g})")
 
@@ -455,6 +459,14 @@ def _valid_window(centre: float, width: float) -> tuple[float, float]:
     if not (math.isfinite(centre) and math.isfinite(width)):
         raise ValueError(f"window centre and width must be finite, got ({centre}, {width})")
     return centre, max(width, _MIN_WINDOW_WIDTH)
+
+
+def _study_range(low_high: tuple[float, float], show_negative: bool) -> MapRange:
+    """The colour range of a study's stored maps, like ``map_range`` does for one volume."""
+    low, high = float(low_high[0]), float(low_high[1])
+    low = low if show_negative else 0.0
+    high = max(high, low)
+    return MapRange(low, high if high > low else low + 1.0)
 
 
 def _check_analysis(analysis: Analysis, volume: ImageVolume | None) -> None:

@@ -121,8 +121,9 @@ def test_another_reader_never_sees_the_first_readers_reading(analysed):
 
 def test_a_refused_reading_loses_nothing_already_saved(analysed):
     settings, workstation, case, _ = analysed
+    workstation.save_reading(case, ReadingDraft("Indeterminate", 2, comment="kept"))  # not left to another test
     before = workstation.my_readings(case)
-    assert before
+    assert before and before[0].comment == "kept"
     with pytest.raises(SalienceError):
         workstation.save_reading(case, ReadingDraft("Indeterminate", 7))
     off_image = AnnotationDraft("point", 0, ((500.0, 500.0),), "lesion")
@@ -218,3 +219,16 @@ def test_a_grey_picture_of_unknown_modality_is_not_taken_for_histopathology(sett
     assert workstation.bundles("histopathology")[0] == "histopathology"
     with pytest.raises(SalienceError, match="needs"):
         workstation.analyse(case, "histopathology", "gradcam", NullProgress())
+
+
+def test_a_second_case_learns_the_study_range_of_every_stored_map(analysed):
+    """After two cases, each class's study range spans both cases' raw maps: the window's
+    'Per study' scope colours them on one scale."""
+    settings, workstation, first_case, first = analysed
+    item = next(i for i in workstation.worklist() if i.title == "TCGA_HT_7692_19960724")
+    second_case = workstation.open_case(item, NullProgress())
+    second = workstation.analyse(second_case, "glioma", "gradcam", NullProgress())
+    for k, (low, high) in enumerate(second.study_ranges):
+        assert low == pytest.approx(min(first.maps[k].min(), second.maps[k].min()))
+        assert high == pytest.approx(max(first.maps[k].max(), second.maps[k].max()))
+    assert second.study_ranges != first.study_ranges  # the first knew only itself

@@ -179,3 +179,25 @@ def test_map_checks_keep_the_report_and_its_verdict_and_go_with_their_explanatio
         session.delete(session.get(Explanation, explanation_id))
     with factory() as session:
         assert map_checks_for(session, explanation_id) == []
+
+
+def test_the_stored_map_range_spans_every_case_of_one_model_method_and_class(factory, seeded) -> None:
+    from db.runs import stored_map_range
+
+    def explain(session, case_id, weights, method, k, low, high):
+        run = get_or_create_model_run(session, bundle_name="glioma", version="1.0.0", weights_sha256=weights, device="cpu")
+        prediction = add_prediction(session, case_id=case_id, model_run_id=run.id, probabilities=[[0.2, 0.3, 0.5]],
+                                    class_names=["LGG", "HGG", "normal"], item_axis="slice")
+        add_explanation(session, prediction_id=prediction.id, method=method, target_layer="features", class_index=k,
+                        map_path=f"{case_id}/{method}/{k}.npy", map_sha256=MAP_SHA,
+                        map_stats={"min": low, "max": high, "mean": (low + high) / 2})
+
+    with factory.begin() as session:
+        explain(session, seeded.case, WEIGHTS, "gradcam", 1, -0.5, 2.0)
+        explain(session, seeded.other_case, WEIGHTS, "gradcam", 1, -0.1, 3.5)
+        explain(session, seeded.other_case, WEIGHTS, "gradcam", 0, -9.0, 9.0)  # another class
+        explain(session, seeded.other_case, WEIGHTS, "layercam", 1, 0.0, 50.0)  # another method
+        explain(session, seeded.other_case, "d" * 64, "gradcam", 1, -7.0, 70.0)  # other weights
+    with factory() as session:
+        assert stored_map_range(session, weights_sha256=WEIGHTS, method="gradcam", class_index=1) == (-0.5, 3.5)
+        assert stored_map_range(session, weights_sha256=WEIGHTS, method="scorecam", class_index=1) is None

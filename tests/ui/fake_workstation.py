@@ -66,6 +66,7 @@ class FakeWorkstation:
     method_maps: dict[str, np.ndarray] = field(default_factory=dict)  # maps per method, else synthetic_maps()
     verdict: Verdict | None = None  # the pooled answer analyse returns (as for a clip or a slide)
     probability_maps: np.ndarray | None = None  # tile probabilities analyse returns (as for a slide)
+    study_ranges: tuple | None = None  # per class (low, high) of the stored maps of every case
 
     @property
     def reader(self) -> ReaderInfo:
@@ -119,7 +120,7 @@ class FakeWorkstation:
                         method=method, maps=self.method_maps.get(method, synthetic_maps()).copy(),
                         prediction_id=7,
                         explanation_ids=(11, 12), verdict=self.verdict,
-                        probability_maps=self.probability_maps)
+                        probability_maps=self.probability_maps, study_ranges=self.study_ranges)
 
     def check_map(self, case: OpenedCase, bundle: str, analysis: Analysis, class_index: int, item: int,
                   progress: Progress) -> dict:

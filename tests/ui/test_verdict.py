@@ -65,3 +65,26 @@ def test_a_slide_can_show_its_tile_probabilities_instead_of_the_cam(qtbot, opene
     opened.analysis_panel.analyse_button.click()  # an analysis without tiles falls back to the CAM
     finish(qtbot, opened._analysis_task)
     assert state.map_source == "cam" and panel.source.isHidden()
+
+
+def test_per_study_normalisation_puts_every_case_on_the_stored_range(qtbot, opened, workstation):
+    """"Per study" colours the map by the range of every stored map of the model and method, so a
+    colour means the same raw value on every case; it is off until such a range is known."""
+    panel = opened.overlay_panel
+    opened.analysis_panel.analyse_button.click()
+    finish(qtbot, opened._analysis_task)
+    study_row = panel.scope.findData("study")
+    assert not panel.scope.model().item(study_row).isEnabled()
+    workstation.study_ranges = ((-0.5, 0.25), (-2.0, 4.0))
+    opened.analysis_panel.analyse_button.click()
+    finish(qtbot, opened._analysis_task)
+    assert panel.scope.model().item(study_row).isEnabled()
+    state = opened.state
+    state.overlay_class = 1
+    volume_range = state.overlay_range()
+    panel.scope.setCurrentIndex(study_row)
+    assert state.normalisation == "study"
+    study = state.overlay_range()
+    assert (study.low, study.high) == (0.0, 4.0) and study != volume_range  # negatives hidden: from 0
+    state.show_negative = True
+    assert (state.overlay_range().low, state.overlay_range().high) == (-2.0, 4.0)

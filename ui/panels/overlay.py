@@ -11,7 +11,8 @@ from PySide6.QtWidgets import (
 from ui.render import COLORMAPS, colormap
 from ui.state import ViewerState
 
-SCOPES = (("volume", "Per volume (slices comparable)"), ("slice", "Per slice (stretched)"))
+SCOPES = (("volume", "Per volume (slices comparable)"), ("slice", "Per slice (stretched)"),
+          ("study", "Per study (cases comparable)"))
 
 
 class ColourBar(QWidget):
@@ -123,6 +124,12 @@ class OverlayPanel(QWidget):
         self.setEnabled(analysis is not None)
         has_tiles = analysis is not None and analysis.probability_maps is not None
         self._form.setRowVisible(self.source, has_tiles)
+        has_study = analysis is not None and analysis.study_ranges is not None
+        self.scope.model().item(self.scope.findData("study")).setEnabled(has_study)
+        self.scope.setItemData(self.scope.findData("study"),
+                               "Every stored map of this model and method, all cases: one colour scale"
+                               if has_study else "No stored maps of this model and method yet",
+                               Qt.ItemDataRole.ToolTipRole)
         self._sync()
 
     def _sync(self) -> None:
