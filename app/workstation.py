@@ -287,18 +287,16 @@ class SalienceWorkstation:
     ) -> dict:
         from engine.models.quality_report import quality_report
 
-        if case.volume.kind == "slide":
-            raise SalienceError(
-                f"{case.volume.source}: a slide's map is stitched from tiles; its quality is measured per tile, "
-                "which the window does not offer yet (salience explain --quality does it for patches)"
-            )
         if not 0 <= class_index < len(analysis.class_names) or not 0 <= item < analysis.maps.shape[1]:
             raise SalienceError(f"no map for class {class_index} on item {item} of this analysis")
         model = self._bundle(bundle)
-        cam = on_image_grid(analysis.maps[class_index, item], case.volume.shape[1:])
-        report = quality_report(
-            model, case.volume, cam, method=analysis.method, class_index=class_index, item=item, progress=progress
-        )
+        if case.volume.kind == "slide":  # a stitched map: measure the tile most likely to show the class
+            report, item = _check_slide_tile(case, model, analysis.method, class_index, progress)
+        else:
+            cam = on_image_grid(analysis.maps[class_index, item], case.volume.shape[1:])
+            report = quality_report(
+                model, case.volume, cam, method=analysis.method, class_index=class_index, item=item, progress=progress
+            )
         check_cancelled(progress)
         with user_errors(), self._sessions.begin() as session:
             runs.add_map_check(
@@ -370,6 +368,41 @@ def _run_on_slide(case: OpenedCase, model, method: str, progress: Progress) -> _
         verdict=verdict,
         probability_maps=np.asarray(slide.probability_maps, dtype=np.float32)[:, None],
     )
+
+
+def _check_slide_tile(case: OpenedCase, model, method: str, class_index: int, progress: Progress) -> tuple[dict, int]:
+    """Quality of a slide's map where it matters most: on the tissue tile the model finds likeliest
+    to show the class, with that tile's own map. Returns the report and the tile's index (the
+    row of the stored prediction)."""
+    from engine.imaging.slide import SlideReader
+    from engine.imaging.tissue import read_tile
+    from engine.imaging.volume import plain_affine
+    from engine.models.quality_report import quality_report
+    from engine.models.slide_analysis import analyse_slide
+
+    slide = analyse_slide(model, case.volume.source, method=method, classes=[class_index],
+                          grid_shape=case.volume.shape[1:], progress=ScaledProgress(progress, 0.0, 0.3))
+    if not slide.tiles:
+        raise SalienceError(f"{case.volume.source}: no tissue tile to measure")
+    best = int(np.argmax(slide.tile_probabilities[:, class_index]))
+    with SlideReader(case.volume.source) as reader:
+        rgb = read_tile(reader, slide.tiles[best])
+    top = slide.top_tiles(class_index, 1)[0]
+    tile = ImageVolume(
+        array=np.ascontiguousarray(np.moveaxis(rgb, 2, 0)[:, None]),
+        spacing=(1.0, 1.0, 1.0),
+        affine=plain_affine((1.0, 1.0, 1.0)),
+        modality="SM",
+        kind="image",
+        source=f"{case.volume.source} (tile at row {top['row0']}, col {top['col0']})",
+        channel_names=("R", "G", "B"),
+        window=(127.5, 255.0),
+    )
+    cam = on_image_grid(slide.tile_maps[0, best], rgb.shape[:2])
+    report = quality_report(model, tile, cam, method=method, class_index=class_index, item=0,
+                            progress=ScaledProgress(progress, 0.3, 1.0))
+    report["tile"] = top
+    return report, best
 
 
 #: Longest side of a clip's stored maps: a 300-frame clip's maps for 3 classes at 256 px take

@@ -174,8 +174,16 @@ def test_a_slide_is_analysed_tile_by_tile_with_its_score_and_stitched_maps(setti
         assert prediction.item_axis == "tile" and len(prediction.probabilities) == len(mosaic.cells)
         np.testing.assert_allclose(np.mean(prediction.probabilities, axis=0), verdict.probabilities, atol=1e-5)
         assert 0 < prediction.explanations[0].map_stats["finite_fraction"] < 1  # glass between cells has no map
-    with pytest.raises(SalienceError, match="measured per tile"):
-        workstation.check_map(case, "histopathology", analysis, 0, 0, NullProgress())
+    # The map check of a slide measures the tile the model finds likeliest to show the class.
+    aca = analysis.class_names.index("Adenocarcinoma")
+    report = workstation.check_map(case, "histopathology", analysis, aca, 0, NullProgress())
+    tile = report["tile"]
+    assert mosaic.labels[(tile["row0"] // 224, tile["col0"] // 224)] == aca  # an adenocarcinoma cell
+    assert 0.0 <= report["deletion"]["auc"] <= 1.0 and "trustworthy" in report["sanity"]
+    with workstation._sessions() as session:
+        [check] = runs.map_checks_for(session, analysis.explanation_ids[aca])
+        rows = runs.predictions_for_case(session, case.case_id)[0].probabilities
+        assert max(r[aca] for r in rows) == pytest.approx(rows[check.item_index][aca])  # that tile's row
     case.volume.extras["slide"].close()
 
 

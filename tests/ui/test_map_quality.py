@@ -51,3 +51,12 @@ def test_report_without_a_mask_leaves_localisation_out():
                          "steps": [{"spearman": 0.9, "spearman_in_region": None}]}}
     html = report_html(report, "gradcam \u00b7 COVID-19 \u00b7 frame 3")
     assert "Pointing game" not in html and "0.90 (whole map)" in html and "untrustworthy" in html
+
+
+def test_a_slide_report_names_the_tile_it_was_measured_on():
+    report = {"deletion": {"auc": 0.2}, "insertion": {"auc": 0.6},
+              "tile": {"row0": 224, "col0": 448, "rows": 224, "cols": 224, "probability": 0.93},
+              "sanity": {"trustworthy": True, "threshold": 0.5, "reason": "changes",
+                         "steps": [{"spearman": 0.1, "spearman_in_region": None}]}}
+    html = report_html(report, "gradcam \u00b7 Adenocarcinoma \u00b7 view 1")
+    assert "likeliest tile (level-0 row 224, col 448, P = 93%)" in html

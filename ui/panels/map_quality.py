@@ -95,6 +95,10 @@ def report_html(report: dict, where: str) -> str:
         rows.append(_row("Energy inside mask", f"{100 * energy:.1f}%", f"the mask covers {100 * area:.1f}%"))
     rows.append(_row("Rank correlation after randomising all weights", escape(spearman),
                      f"flagged at \u2265 {sanity['threshold']:.2f}"))
+    tile = report.get("tile")
+    if tile is not None:  # a slide: measured on its likeliest tile
+        where = (f"{where} \u00b7 likeliest tile (level-0 row {tile['row0']}, col {tile['col0']}, "
+                 f"P = {100 * tile['probability']:.0f}%)")
     return (f"<div><b>{escape(where)}</b></div><div>{verdict}</div>"
             f"<table width='100%' cellspacing='2'>{''.join(rows)}</table>"
             f"<div><small>{escape(sanity['reason'])}</small></div>")
