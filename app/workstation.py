@@ -374,9 +374,8 @@ def _check_slide_tile(case: OpenedCase, model, method: str, class_index: int, pr
     """Quality of a slide's map where it matters most: on the tissue tile the model finds likeliest
     to show the class, with that tile's own map. Returns the report and the tile's index (the
     row of the stored prediction)."""
-    from engine.imaging.slide import SlideReader
+    from engine.imaging.slide import SlideReader, rgb_volume
     from engine.imaging.tissue import read_tile
-    from engine.imaging.volume import plain_affine
     from engine.models.quality_report import quality_report
     from engine.models.slide_analysis import analyse_slide
 
@@ -388,16 +387,7 @@ def _check_slide_tile(case: OpenedCase, model, method: str, class_index: int, pr
     with SlideReader(case.volume.source) as reader:
         rgb = read_tile(reader, slide.tiles[best])
     top = slide.top_tiles(class_index, 1)[0]
-    tile = ImageVolume(
-        array=np.ascontiguousarray(np.moveaxis(rgb, 2, 0)[:, None]),
-        spacing=(1.0, 1.0, 1.0),
-        affine=plain_affine((1.0, 1.0, 1.0)),
-        modality="SM",
-        kind="image",
-        source=f"{case.volume.source} (tile at row {top['row0']}, col {top['col0']})",
-        channel_names=("R", "G", "B"),
-        window=(127.5, 255.0),
-    )
+    tile = rgb_volume(f"{case.volume.source} (tile at row {top['row0']}, col {top['col0']})", rgb)
     cam = on_image_grid(slide.tile_maps[0, best], rgb.shape[:2])
     report = quality_report(model, tile, cam, method=method, class_index=class_index, item=0,
                             progress=ScaledProgress(progress, 0.3, 1.0))

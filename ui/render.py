@@ -138,15 +138,15 @@ def map_range(
     finite = region[np.isfinite(region)]
     if finite.size == 0:
         return MapRange(0.0, 1.0)
-    high = float(finite.max())
-    low = float(finite.min()) if show_negative else 0.0
-    if show_negative:
-        high = max(high, low)
-    else:
-        high = max(high, 0.0)
-    if high <= low:
-        high = low + 1.0
-    return MapRange(low, high)
+    return colour_range(float(finite.min()), float(finite.max()), show_negative)
+
+
+def colour_range(low: float, high: float, show_negative: bool) -> MapRange:
+    """The colour map's range for raw values spanning ``[low, high]``: from 0 when negatives are
+    hidden, from the minimum when shown; ``high > low`` always (a flat map renders cold)."""
+    low = low if show_negative else 0.0
+    high = max(high, low)
+    return MapRange(low, high if high > low else low + 1.0)
 
 
 def normalise_map(saliency: np.ndarray, value_range: MapRange) -> np.ndarray:

@@ -16,7 +16,7 @@ from psygnal import Signal, SignalGroup
 from engine.imaging.volume import ImageVolume
 from engine.models.classes import finding_class
 from ui.backend import AnnotationDraft, Analysis
-from ui.render import COLORMAPS, MapRange, NormalisationScope, OverlaySpec, colormap, map_range
+from ui.render import COLORMAPS, MapRange, NormalisationScope, OverlaySpec, colormap, colour_range, map_range
 
 RGB_CHANNEL = "RGB (colour)"  # the channel choice that shows an RGB volume's three channels as colour
 Tool = Literal["navigate", "point", "box"]
@@ -327,7 +327,8 @@ class ViewerState:
         if self._map_source == "probability" and role == "main":
             return MapRange(0.0, 1.0)  # probabilities share one scale: a colour means the same everywhere
         if self._normalisation == "study" and analysis.study_ranges is not None:
-            return _study_range(analysis.study_ranges[self._overlay_class], self._show_negative)
+            low, high = analysis.study_ranges[self._overlay_class]
+            return colour_range(float(low), float(high), self._show_negative)
         slice_key = self._slice_index if self._normalisation == "slice" else -1
         scope = "slice" if self._normalisation == "slice" else "volume"  # study without ranges: volume
         key = (role, self._overlay_class, scope, slice_key, self._show_negative)
@@ -459,14 +460,6 @@ def _valid_window(centre: float, width: float) -> tuple[float, float]:
     if not (math.isfinite(centre) and math.isfinite(width)):
         raise ValueError(f"window centre and width must be finite, got ({centre}, {width})")
     return centre, max(width, _MIN_WINDOW_WIDTH)
-
-
-def _study_range(low_high: tuple[float, float], show_negative: bool) -> MapRange:
-    """The colour range of a study's stored maps, like ``map_range`` does for one volume."""
-    low, high = float(low_high[0]), float(low_high[1])
-    low = low if show_negative else 0.0
-    high = max(high, low)
-    return MapRange(low, high if high > low else low + 1.0)
 
 
 def _check_analysis(analysis: Analysis, volume: ImageVolume | None) -> None:

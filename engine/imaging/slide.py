@@ -252,7 +252,7 @@ def _patch_volume(path: Path, rgb: np.ndarray, mpp: tuple[float, float] | None, 
     header = {"format": file_format, "width": rgb.shape[1], "height": rgb.shape[0], "mpp": mpp,
               "spacing_is_physical": mpp is not None}
     if is_colour(rgb):
-        return _rgb_volume(path, rgb, spacing, "image", header)
+        return rgb_volume(path, rgb, spacing, "image", header)
     grey = np.rint(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
     return ImageVolume(
         array=np.ascontiguousarray(grey[None, None]),
@@ -267,11 +267,12 @@ def _patch_volume(path: Path, rgb: np.ndarray, mpp: tuple[float, float] | None, 
     )
 
 
-def _rgb_volume(
-    path: Path, rgb: np.ndarray, spacing: tuple[float, float, float], kind: str, header: dict,
-    extras: dict | None = None,
+def rgb_volume(
+    path: str | Path, rgb: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0), kind: str = "image",
+    header: dict | None = None, extras: dict | None = None,
 ) -> ImageVolume:
-    """A one-slice slide-microscopy volume from ``(h, w, 3)`` RGB."""
+    """A one-slice slide-microscopy volume from ``(h, w, 3)`` RGB (a patch, a slide's thumbnail
+    or one of its tiles); ``path`` names where it came from."""
     return ImageVolume(
         array=np.ascontiguousarray(np.moveaxis(rgb, 2, 0)[:, None]),
         spacing=spacing,
@@ -281,7 +282,7 @@ def _rgb_volume(
         source=str(path),
         channel_names=_RGB,
         window=(127.5, 255.0),
-        header=header,
+        header=header or {},
         extras=extras or {},
     )
 
@@ -349,7 +350,7 @@ def read_slide(path: str | Path, progress: Progress | None = None) -> ImageVolum
         "thumbnail_downsample": downsample,
         "spacing_is_physical": mpp is not None,
     }
-    return _rgb_volume(path, rgb, spacing, "slide", header, extras={"slide": reader})
+    return rgb_volume(path, rgb, spacing, "slide", header, extras={"slide": reader})
 
 
 _LABEL_SPLIT = re.compile(r"[-_ ]")
