@@ -79,22 +79,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-#: ``salience train TASK`` -> the module whose ``main(argv) -> int`` reproduces that shipped bundle.
-TRAINING_RECIPES: dict[str, str] = {
-    "glioma": "engine.models.train_glioma",
-    "lung-ultrasound": "engine.models.train_lung_ultrasound",
-    "histopathology": "engine.models.train_histopathology",
-}
-
-
 def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
-    import importlib
+    """Run the recipe a task registered (``TaskSpec.train``) to reproduce its shipped bundle."""
+    from engine.models.task_registry import task_names, task_spec
 
-    if args.task not in TRAINING_RECIPES:
-        known = ", ".join(TRAINING_RECIPES)
-        print(f"salience: error: no training recipe for task {args.task!r} (known: {known})", file=sys.stderr)
+    recipes = [name for name in task_names() if task_spec(name).train is not None]
+    if args.task not in recipes:
+        print(f"salience: error: no training recipe for task {args.task!r} (known: {', '.join(recipes)})", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return importlib.import_module(TRAINING_RECIPES[args.task]).main(rest)
+    return task_spec(args.task).train(rest)
 
 
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:

@@ -19,8 +19,8 @@ from engine.errors import SalienceError
 from engine.imaging import ImageVolume
 from engine.models.bundle import Bundle
 from engine.models.classes import class_index
-from engine.models.clip_analysis import ClipAnalysis, analyse_clip
-from engine.models.lung_ultrasound_preprocess import grey_frames
+from engine.analysis.clip import ClipAnalysis, analyse_clip
+from engine.tasks.lung_ultrasound.preprocess import grey_frames
 from ui.render import OverlaySpec, colormap, map_range, render_slice
 
 MAPS_SUFFIX = ".npy"
@@ -199,7 +199,7 @@ def _chosen(bundle: Bundle, volume: ImageVolume, class_name: str | None) -> list
 def _quality(bundle: Bundle, volume: ImageVolume, analysis: ClipAnalysis, k: int, method: str,
              score: str | None = None) -> dict:
     """``quality_report`` on the class's most important key frame, with its map on the network's window."""
-    from engine.models.quality_report import quality_report
+    from engine.analysis.quality import quality_report
 
     frame = analysis.key_frames[k].key_frames[0]
     cam = analysis.maps_of(k)[frame]

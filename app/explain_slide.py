@@ -1,7 +1,7 @@
 """``salience explain`` for whole-slide images (and single patches written as PNG overlays).
 
 A slide is explained as a whole: every tissue tile is classified and explained
-(``engine.models.slide_analysis.analyse_slide``), the slide score of a class is its mean tile
+(``engine.analysis.slide.analyse_slide``), the slide score of a class is its mean tile
 probability, and the tile maps are stitched on the thumbnail grid. ``OUT.npy`` receives the raw
 signed stitched map(s); ``OUT.png`` a colour overlay of the chosen class's map on the thumbnail
 that a reviewer can open in any image viewer.
@@ -109,7 +109,7 @@ def explain(
     Raises:
         SalienceError: bad output name, unknown class or method, no tissue, or ``with_quality``.
     """
-    from engine.models.slide_analysis import analyse_slide
+    from engine.analysis.slide import analyse_slide
 
     suffix = _check_output(output, all_classes)
     if with_quality:

@@ -57,7 +57,7 @@ def predict(path: str | Path, bundle_name: str, per_item: bool = True) -> dict:
 def _predict_slide(path: str | Path, volume: ImageVolume, bundle, per_item: bool) -> dict:
     """A slide is classified tile by tile over its tissue at the model's magnification (the
     opened volume is only its thumbnail); the slide score is the mean tile probability."""
-    from engine.models.slide_analysis import analyse_slide
+    from engine.analysis.slide import analyse_slide
 
     analysis = analyse_slide(bundle, path, classes=[])
     payload = _prediction_payload(volume, bundle, analysis.class_names, "tile", analysis.tile_probabilities, per_item)
@@ -153,7 +153,7 @@ def explain(
         "raw": "signed, not normalised",
     }
     if with_quality:
-        from engine.models.quality_report import quality_report
+        from engine.analysis.quality import quality_report
 
         item = int(np.argmax(probabilities[:, k]))  # the slice where the model is surest of the class
         cam = maps[k if all_classes else 0, item]

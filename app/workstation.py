@@ -285,7 +285,7 @@ class SalienceWorkstation:
     def check_map(
         self, case: OpenedCase, bundle: str, analysis: Analysis, class_index: int, item: int, progress: Progress
     ) -> dict:
-        from engine.models.quality_report import quality_report
+        from engine.analysis.quality import quality_report
 
         if not 0 <= class_index < len(analysis.class_names) or not 0 <= item < analysis.maps.shape[1]:
             raise SalienceError(f"no map for class {class_index} on item {item} of this analysis")
@@ -347,7 +347,7 @@ class _ModelRun:
 
 def _run_on_slide(case: OpenedCase, model, method: str, progress: Progress) -> _ModelRun:
     """Tiles over the slide's tissue at the model's magnification; maps stitched on the thumbnail."""
-    from engine.models.slide_analysis import analyse_slide
+    from engine.analysis.slide import analyse_slide
 
     slide = analyse_slide(model, case.volume.source, method=method, grid_shape=case.volume.shape[1:], progress=progress)
     if not slide.tiles:
@@ -376,8 +376,8 @@ def _check_slide_tile(case: OpenedCase, model, method: str, class_index: int, pr
     row of the stored prediction)."""
     from engine.imaging.slide import SlideReader, rgb_volume
     from engine.imaging.tissue import read_tile
-    from engine.models.quality_report import quality_report
-    from engine.models.slide_analysis import analyse_slide
+    from engine.analysis.quality import quality_report
+    from engine.analysis.slide import analyse_slide
 
     slide = analyse_slide(model, case.volume.source, method=method, classes=[class_index],
                           grid_shape=case.volume.shape[1:], progress=ScaledProgress(progress, 0.0, 0.3))
@@ -402,7 +402,7 @@ CLIP_MAP_SIDE = 256
 
 def _run_on_clip(case: OpenedCase, model, method: str, progress: Progress) -> _ModelRun:
     """Every frame classified and explained; the clip verdict is the mean frame probability."""
-    from engine.models.clip_analysis import analyse_clip
+    from engine.analysis.clip import analyse_clip
 
     clip = analyse_clip(model, case.volume, method=method, progress=progress, max_map_side=CLIP_MAP_SIDE)
     probabilities = np.asarray(clip.prediction.probabilities, dtype=np.float32)

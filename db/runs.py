@@ -192,7 +192,7 @@ def add_map_check(session: Session, *, explanation_id: int, item_index: int, rep
         explanation_id: the checked explanation.
         item_index: the slice, frame or tile measured (0-based, inside the prediction's rows).
         report: JSON-ready measures with a ``sanity`` section holding ``trustworthy``
-            (``engine.models.quality_report.quality_report`` output).
+            (``engine.analysis.quality.quality_report`` output).
 
     Raises:
         NotFound: no such explanation.

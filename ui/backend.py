@@ -164,7 +164,7 @@ class Workstation(Protocol):
     ) -> dict:
         """Measure one shown map (class, slice) and store the measures with its explanation.
 
-        Returns ``engine.models.quality_report.quality_report``'s dict. Slow (the sanity check
+        Returns ``engine.analysis.quality.quality_report``'s dict. Slow (the sanity check
         recomputes the map once per layer): run it in a worker.
         """
 

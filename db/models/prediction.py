@@ -95,7 +95,7 @@ class MapCheck(Base):
     Attributes:
         explanation_id: the checked explanation.
         item_index: the slice, frame or tile the measures were taken on.
-        report: ``engine.models.quality_report`` output: deletion and insertion curves, average
+        report: ``engine.analysis.quality`` output: deletion and insertion curves, average
             drop and increase in confidence, pointing game and energy inside the image's mask
             (when it has one) and the parameter-randomisation sanity check.
         trustworthy: the sanity check's verdict, kept as a column so studies can filter on it.

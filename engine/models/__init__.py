@@ -1,9 +1,22 @@
-"""MONAI model bundles: loading (checked, no pickle), preprocessing, prediction, explanation.
+"""The generic model layer: bundles (loading and checking, no pickle), network config, inference,
+class choice and the task registry.
 
 ``load_bundle(name_or_path)`` returns a ``Bundle`` whose ``predict`` and ``explain`` run on an
-``ImageVolume``; ``list_bundles()`` names the bundles shipped in ``engine/bundles``.
+``ImageVolume``; ``list_bundles()`` names the shipped bundles. These names are loaded on first
+use (PEP 562), so importing a light module of this package (``engine.models.classes``) costs no
+torch and no MONAI.
 """
 
-from engine.models.bundle import Bundle, BundlePrediction, list_bundles, load_bundle, read_metadata
+from __future__ import annotations
 
-__all__ = ["Bundle", "BundlePrediction", "list_bundles", "load_bundle", "read_metadata"]
+import importlib
+
+_LAZY = {name: "engine.models.bundle" for name in ("Bundle", "BundlePrediction", "list_bundles", "load_bundle", "read_metadata")}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

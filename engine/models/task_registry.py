@@ -1,41 +1,39 @@
 """Which clinical tasks a bundle can declare, and how each turns an image into network inputs.
 
-A bundle's ``metadata.json`` names its ``task``; the task's module (below) owns the one
-preprocessing function that training, inference and the tests share, and says what one item of
-the image's second axis is. Modules are imported when a bundle of that task is first used, so a
-task's dependencies cost nothing to the others.
+Tasks register themselves: each task package (``engine/tasks/<task>/``) exposes a ``TASK``
+(a ``TaskSpec``) and names it under the ``salience.tasks`` entry-point group in
+``pyproject.toml``. Generic code (bundles, analysis, the CAM engine, training) finds a task
+through this registry by the name a bundle's ``metadata.json`` gives, and never imports a task
+package by name. A site's own task installs the same way from its own package. A task's module is
+imported when a bundle of that task is first used, so its dependencies cost the others nothing.
 
-Each task module defines:
-
-* ``PARAMETERS``: the names allowed in a bundle's ``preprocessing`` section (numbers);
-* ``ITEM_AXIS``: what one item is (``"slice"``, ``"frame"``, ``"patch"``);
-* ``prepare(volume, input_channels, input_size, **parameters) -> torch.Tensor``: the network
-  input ``(N, C, h, w)`` for every item of an ``ImageVolume``;
-
-and it may define (see ``engine.models.lung_ultrasound_preprocess``):
+A ``TaskSpec`` carries the one preprocessing function that training, inference and the tests
+share, what one item of the image's second axis is, and optional hooks:
 
 * ``missing_channels(volume, input_channels) -> list[str]``: the channels the volume cannot give,
   when a task derives a channel (an RGB clip gives a grey channel as its luma);
-* ``crop_box(volume) -> CropBox``: the window of each frame the network sees, when a task crops.
+* ``crop_box(volume) -> CropBox``: the window of each frame the network sees, when a task crops;
+* ``prepare_tiles(rgb, input_size, **parameters)``: network inputs from ``(n, h, w, 3)`` uint8
+  RGB tiles, for tasks whose models read whole slides tile by tile;
+* ``train(argv) -> int``: the recipe that reproduces the task's shipped bundle.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-from engine.imaging.volume import ImageVolume
-from engine.models.crop_box import CropBox
+    from engine.imaging.volume import ImageVolume
+    from engine.models.crop_box import CropBox
 
-#: Task name (as in metadata.json and ``app.tasks``) -> the module that prepares its inputs.
-TASK_MODULES: dict[str, str] = {
-    "glioma": "engine.models.glioma_preprocess",
-    "lung-ultrasound": "engine.models.lung_ultrasound_preprocess",
-    "histopathology": "engine.models.histopathology_preprocess",
-}
+#: The entry-point group under which task packages register their ``TASK``.
+ENTRY_POINT_GROUP = "salience.tasks"
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ class TaskSpec:
     """How a task turns an ``ImageVolume`` into network inputs.
 
     Attributes:
-        name: the task name.
+        name: the task name (as in metadata.json and ``app.tasks``).
         prepare: ``f(volume, input_channels, input_size, **parameters) -> (N, C, h, w)`` tensor.
         parameters: the names allowed in a bundle's ``preprocessing`` section.
         item_axis: what one item of the volume's second axis is ("slice", "frame", "patch").
@@ -51,35 +49,43 @@ class TaskSpec:
             cannot give; None: those not among its channel names.
         crop_box: ``f(volume) -> CropBox``, the window of each frame the network sees; None: the
             whole frame.
+        prepare_tiles: ``f(rgb (n, h, w, 3) uint8, input_size, **parameters) -> (n, C, h, w)``
+            for slide tiles; None: the task's models do not read slides.
+        train: ``f(argv) -> exit status``, the recipe of the task's shipped bundle; None: none.
     """
 
     name: str
-    prepare: Callable[..., torch.Tensor]
+    prepare: Callable[..., "torch.Tensor"]
     parameters: tuple[str, ...]
     item_axis: str
-    missing_channels: Callable[[ImageVolume, Sequence[str]], list[str]] | None = None
-    crop_box: Callable[[ImageVolume], CropBox] | None = None
+    missing_channels: Callable[["ImageVolume", Sequence[str]], list[str]] | None = None
+    crop_box: Callable[["ImageVolume"], "CropBox"] | None = None
+    prepare_tiles: Callable[..., "torch.Tensor"] | None = None
+    train: Callable[[list[str]], int] | None = None
+
+
+@lru_cache(maxsize=1)
+def _registered() -> dict[str, Any]:
+    return {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def task_names() -> list[str]:
-    """Every task a bundle may declare, sorted."""
-    return sorted(TASK_MODULES)
+    """Every task a bundle may declare, sorted (read from the registry, nothing imported)."""
+    return sorted(_registered())
 
 
+@lru_cache(maxsize=None)
 def task_spec(task: str) -> TaskSpec:
-    """The ``TaskSpec`` of a task, importing its module.
+    """The ``TaskSpec`` of a task, importing its package.
 
     Raises:
         KeyError: the task is not one of ``task_names()``.
+        TypeError: the registered object is not a ``TaskSpec`` named ``task``.
     """
-    if task not in TASK_MODULES:
+    points = _registered()
+    if task not in points:
         raise KeyError(f"unknown task {task!r}; known: {task_names()}")
-    module = importlib.import_module(TASK_MODULES[task])
-    return TaskSpec(
-        task,
-        module.prepare,
-        tuple(module.PARAMETERS),
-        module.ITEM_AXIS,
-        missing_channels=getattr(module, "missing_channels", None),
-        crop_box=getattr(module, "crop_box", None),
-    )
+    spec = points[task].load()
+    if not isinstance(spec, TaskSpec) or spec.name != task:
+        raise TypeError(f"entry point {points[task].value} for task {task!r} is not a TaskSpec of that name")
+    return spec

@@ -15,7 +15,7 @@ from app.explain_clip import output_paths, write_overlay_video
 from engine.errors import SalienceError
 from engine.imaging import read_image
 from engine.imaging.volume import ImageVolume, plain_affine
-from engine.models.lung_ultrasound_preprocess import scan_region
+from engine.tasks.lung_ultrasound.preprocess import scan_region
 
 CLIP = "lung-ultrasound/pocus_videos/convex/Pneu_liftl_pneu_case3_clip5.mp4"  # 26 frames, 272 x 272, 15 fps
 

@@ -14,7 +14,7 @@ from app.cli import main
 from engine.errors import SalienceError
 from engine.imaging.open import read_image
 from engine.models import load_bundle
-from tests.engine.test_slide_analysis import CELL, build_slide
+from tests.engine.analysis.test_slide_analysis import CELL, build_slide
 
 #: One adenocarcinoma cell, glass, one squamous cell carcinoma cell.
 LAYOUT = (("lung_aca", None, "lung_scc"),)

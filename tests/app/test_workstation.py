@@ -151,7 +151,7 @@ def test_checking_a_map_measures_it_against_the_mask_and_stores_the_measures(ana
 def test_a_slide_is_analysed_tile_by_tile_with_its_score_and_stitched_maps(settings, tmp_path):
     """A pyramid built from held-out LC25000 patches: the window gets one slide score, the maps on
     the thumbnail it shows, and the database keeps one probability row per tissue tile."""
-    from tests.engine.test_slide_analysis import build_slide
+    from tests.engine.analysis.test_slide_analysis import build_slide
 
     mosaic = build_slide(tmp_path / "slide.tif", settings.demo_data / "histopathology-lc25000", levels=2)
     workstation = open_workstation(settings)

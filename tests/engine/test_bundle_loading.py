@@ -12,7 +12,7 @@ import torch
 from engine.errors import BundleError
 from engine.models import list_bundles, load_bundle, read_metadata
 from engine.models.bundle import INFERENCE_FILE, METADATA_FILE, WEIGHTS_FILE, file_sha256
-from engine.models.bundle_writer import write_bundle
+from engine.training.bundle_writer import write_bundle
 from engine.models.network_config import build_network
 
 TINY_NET = {

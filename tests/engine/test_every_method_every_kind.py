@@ -51,8 +51,8 @@ def test_every_method_maps_every_kind_on_its_grid(inputs, kind, method):
 
 @pytest.mark.parametrize("method", method_names())
 def test_every_method_maps_a_whole_slide(shared_data, tmp_path_factory, method):
-    from engine.models.slide_analysis import analyse_slide
-    from tests.engine.test_slide_analysis import build_slide
+    from engine.analysis.slide import analyse_slide
+    from tests.engine.analysis.test_slide_analysis import build_slide
 
     folder = tmp_path_factory.getbasetemp() / "every-method-slide"
     path = folder / "slide.tif"

@@ -62,7 +62,7 @@ class MapQualityPanel(QWidget):
         self.check_button.setEnabled(self.state.analysis is not None and not self._running)
 
     def show_report(self, report: dict, where: str) -> None:
-        """Show a quality report (``engine.models.quality_report`` output) measured at ``where``."""
+        """Show a quality report (``engine.analysis.quality`` output) measured at ``where``."""
         self.report.setText(report_html(report, where))
 
 

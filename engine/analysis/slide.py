@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.errors import BundleError
 from engine.imaging.slide import THUMBNAIL_SIZE, SlideReader
 from engine.imaging.tissue import Tile, detect_tissue, read_tile, tile_grid
 from engine.models.bundle import Bundle
-from engine.models.histopathology_preprocess import PARAMETERS, prepare_tiles
 from engine.models.inference import batches, capture_maps, method_names, perturb_items, predict_items
+from engine.models.task_registry import task_spec
 from engine.progress import NullProgress, Progress, ScaledProgress, check_cancelled
 
 #: Used when a bundle's metadata has no ``slide`` section: LC25000-like 224-px patches at 0.5 um/px.
@@ -186,7 +187,11 @@ def analyse_slide(
     settings = bundle.metadata.get("slide", {})
     tile_size = int(settings.get("tile_size", DEFAULT_TILE_SIZE))
     wanted_mpp = float(tile_mpp if tile_mpp is not None else settings.get("tile_mpp", DEFAULT_TILE_MPP))
-    parameters = {k: v for k, v in bundle.metadata["preprocessing"].items() if k in PARAMETERS}
+    spec = task_spec(bundle.task)
+    if spec.prepare_tiles is None:
+        raise BundleError(bundle.name, f"a {bundle.task} model does not read slide tiles")
+    prepare_tiles = spec.prepare_tiles
+    parameters = {k: v for k, v in bundle.metadata["preprocessing"].items() if k in spec.parameters}
     with SlideReader(path) as slide:
         grid = tuple(grid_shape) if grid_shape is not None else thumbnail_grid(slide)
         progress.report(0.0, "finding tissue")

@@ -20,7 +20,7 @@ import torch
 
 from engine.errors import SalienceError
 from engine.imaging import read_image
-from engine.models.lung_ultrasound_preprocess import evenly_spaced, prepare_frames
+from engine.tasks.lung_ultrasound.preprocess import evenly_spaced, prepare_frames
 
 CLASS_NAMES = ("COVID-19", "Bacterial pneumonia", "Healthy")
 #: File-name prefix -> class name; ``Vir`` is deliberately absent (too few clips).

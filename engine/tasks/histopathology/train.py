@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.models.bundle_writer import BundleSpec
-from engine.models.evaluation import nll, per_class_metrics
-from engine.models.histopathology_data import (
+from engine.training.bundle_writer import BundleSpec
+from engine.training.evaluation import nll, per_class_metrics
+from engine.tasks.histopathology.data import (
     CLASS_FOLDERS,
     CLASS_NAMES,
     COPY_THRESHOLD,
@@ -34,10 +34,10 @@ from engine.models.histopathology_data import (
     read_rgb,
     split_by_group,
 )
-from engine.models.histopathology_model_card import model_card
-from engine.models.histopathology_preprocess import DEFAULT_PARAMS, RGB_CHANNELS
-from engine.models.training import EpochScore, FitSettings, RecipeRun, network_logits
-from engine.models.training_cli import SHARED_DATA, run_training, training_parser
+from engine.tasks.histopathology.model_card import model_card
+from engine.tasks.histopathology.preprocess import DEFAULT_PARAMS, RGB_CHANNELS
+from engine.training.loop import EpochScore, FitSettings, RecipeRun, network_logits
+from engine.training.cli import SHARED_DATA, run_training, training_parser
 from engine.progress import Progress
 
 #: Three dense blocks: the last feature map is 8 x 8 for a 128 x 128 patch (16 pixels per cell),
@@ -72,7 +72,7 @@ SPEC = BundleSpec(
     input_size=INPUT_SIZE,
     item_axis="patch",
     target_layer=TARGET_LAYER,
-    preprocessing_function="engine.models.histopathology_preprocess.prepare",
+    preprocessing_function="engine.tasks.histopathology.preprocess.prepare",
     calibration_data="validation groups",
     data_license=DATA_LICENSE,
     data_source="LC25000 lung patches (lung_aca, lung_scc, lung_n), 600 per class, 224 x 224 JPEG",

@@ -3,8 +3,8 @@ epoch, temperature fitting, and ``RecipeRun``, the skeleton of a run that ends i
 
 A recipe (``train_glioma``, ``train_histopathology``, ``train_lung_ultrasound``) keeps only what is
 its own: reading and splitting its data, its augmentation, how it judges an epoch on its validation
-part, its metrics and its model card. Its metadata is composed by ``engine.models.bundle_writer``
-and its command line by ``engine.models.training_cli``. Nothing here draws random numbers but from
+part, its metrics and its model card. Its metadata is composed by ``engine.training.bundle_writer``
+and its command line by ``engine.training.cli``. Nothing here draws random numbers but from
 the seeds it is given, so a recipe run twice with the same seeds and thread count writes the same
 weights, byte for byte.
 """
@@ -27,8 +27,8 @@ from torch import nn
 
 from engine.errors import SalienceError
 from engine.models.bundle import load_bundle
-from engine.models.bundle_writer import BundleSpec, bundle_metadata, write_bundle
-from engine.models.evaluation import expected_calibration_error, fit_temperature
+from engine.training.bundle_writer import BundleSpec, bundle_metadata, write_bundle
+from engine.training.evaluation import expected_calibration_error, fit_temperature
 from engine.models.inference import batches, predict_items
 from engine.models.network_config import build_network
 from engine.progress import NullProgress, Progress, check_cancelled

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.models.glioma_preprocess import channel_scale, glioma_slices
+from engine.tasks.glioma.preprocess import channel_scale, glioma_slices
 
 
 def _volume() -> np.ndarray:

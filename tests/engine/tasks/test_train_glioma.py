@@ -11,9 +11,9 @@ import torch
 
 from engine.errors import SalienceError
 from engine.models import load_bundle
-from engine.models.evaluation import binary_metrics, fit_temperature, mask_energy, nll, roc_auc
-from engine.models.glioma_data import slice_labels, split_patients
-from engine.models.train_glioma import augment, train_glioma
+from engine.training.evaluation import binary_metrics, fit_temperature, mask_energy, nll, roc_auc
+from engine.tasks.glioma.data import slice_labels, split_patients
+from engine.tasks.glioma.train import augment, train_glioma
 from tests.engine.test_bundle_loading import TINY_NET
 
 

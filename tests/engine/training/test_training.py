@@ -15,14 +15,14 @@ from torch import nn
 
 from engine.errors import SalienceError
 from engine.models import load_bundle
-from engine.models.bundle_writer import BundleSpec
-from engine.models.evaluation import nll
-from engine.models.glioma_preprocess import DEFAULT_PARAMS
-from engine.models.shared_model_card import cam_layer_lines, confusion_table, network_summary, reproduce_lines
-from engine.models.train_glioma import main as glioma_main
-from engine.models.train_histopathology import main as histopathology_main
-from engine.models.train_lung_ultrasound import main as lung_ultrasound_main
-from engine.models.training import (
+from engine.training.bundle_writer import BundleSpec
+from engine.training.evaluation import nll
+from engine.tasks.glioma.preprocess import DEFAULT_PARAMS
+from engine.training.model_card import cam_layer_lines, confusion_table, network_summary, reproduce_lines
+from engine.tasks.glioma.train import main as glioma_main
+from engine.tasks.histopathology.train import main as histopathology_main
+from engine.tasks.lung_ultrasound.train import main as lung_ultrasound_main
+from engine.training.loop import (
     EpochScore,
     FitSettings,
     RecipeRun,
@@ -32,7 +32,7 @@ from engine.models.training import (
     seeded_network,
     softmax,
 )
-from engine.models.training_cli import PrintProgress, run_training, training_parser
+from engine.training.cli import PrintProgress, run_training, training_parser
 from tests.engine.test_bundle_loading import TINY_NET
 
 
@@ -165,7 +165,7 @@ SPEC = BundleSpec(
     input_size=(16, 16),
     item_axis="slice",
     target_layer="class_layers.relu",
-    preprocessing_function="engine.models.glioma_preprocess.glioma_slices",
+    preprocessing_function="engine.tasks.glioma.preprocess.glioma_slices",
     calibration_data="validation slices",
     data_license="synthetic",
     data_source="torch.randn",

@@ -14,10 +14,10 @@ from PIL import Image
 from engine.imaging.open import read_image
 from engine.imaging.slide import SlideReader
 from engine.models import load_bundle
-from engine.models.histopathology_data import CLASS_FOLDERS
-from engine.models.slide_analysis import analyse_slide, plan_tiles, thumbnail_grid
+from engine.tasks.histopathology.data import CLASS_FOLDERS
+from engine.analysis.slide import analyse_slide, plan_tiles, thumbnail_grid
 from engine.progress import Cancelled
-from tests.engine.test_histopathology import lc25000  # noqa: F401 (fixture)
+from tests.engine.tasks.test_histopathology import lc25000  # noqa: F401 (fixture)
 
 CELL = 224
 MPP = 0.5

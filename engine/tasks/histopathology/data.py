@@ -29,7 +29,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from engine.errors import SalienceError
-from engine.models.histopathology_preprocess import prepare_tiles
+from engine.tasks.histopathology.preprocess import prepare_tiles
 
 #: LC25000 lung folders and the class names the reader vocabulary (app.tasks) uses, in output order.
 CLASS_FOLDERS: dict[str, str] = {

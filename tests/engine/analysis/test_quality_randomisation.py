@@ -166,7 +166,7 @@ def test_a_shared_black_border_no_longer_vouches_for_a_map_inside_the_region():
 
 
 def test_foreground_is_what_differs_from_flat_corners():
-    from engine.models.quality_report import foreground
+    from engine.analysis.quality import foreground
 
     head = torch.zeros(3, 16, 16)
     head[:, 3:13, 2:14] = torch.rand(3, 10, 12) + 0.1

@@ -13,10 +13,10 @@ from scipy import ndimage
 
 from engine.imaging import read_image
 from engine.models.bundle import load_bundle
-from engine.models.clip_analysis import analyse_clip
+from engine.analysis.clip import analyse_clip
 from engine.models.crop_box import CropBox, scaled_shape
-from engine.models.lung_ultrasound_data import CLASS_NAMES, class_of, list_items, split_items
-from engine.models.lung_ultrasound_preprocess import (
+from engine.tasks.lung_ultrasound.data import CLASS_NAMES, class_of, list_items, split_items
+from engine.tasks.lung_ultrasound.preprocess import (
     DEFAULT_PARAMS,
     crop_box,
     interior_mask,
@@ -25,7 +25,7 @@ from engine.models.lung_ultrasound_preprocess import (
     scan_region,
 )
 from engine.models.task_registry import task_spec
-from engine.models.train_lung_ultrasound import main as train_main
+from engine.tasks.lung_ultrasound.train import main as train_main
 
 SMALL_CLIP = "pocus_videos/convex/Pneu_liftl_pneu_case3_clip5.mp4"  # 26 frames, 272 x 272
 CROPPED_CLIP = "pocus_videos/convex/Pneu_basalpneumonia_liftle_case1.mp4"  # 42 frames, 340 x 340, fan narrower
@@ -116,7 +116,7 @@ def test_edge_band_blanks_the_region_boundary_and_leaves_the_interior(small_clip
 def test_an_rgb_clip_gives_the_same_inputs_as_its_grey_version(small_clip):
     """Colour clips are turned to luma inside the preprocessing, so a bundle declaring the grey
     channel accepts them (``Bundle.preprocess`` asks the task which channels are missing)."""
-    from engine.models.lung_ultrasound_preprocess import missing_channels
+    from engine.tasks.lung_ultrasound.preprocess import missing_channels
 
     rgb = small_clip.with_(array=np.repeat(small_clip.array, 3, axis=0), channel_names=("R", "G", "B"))
     grey = prepare(small_clip, ["intensity"], (64, 64))
@@ -129,7 +129,7 @@ def test_an_rgb_clip_gives_the_same_inputs_as_its_grey_version(small_clip):
 def test_task_spec_carries_the_optional_hooks_bundle_uses(small_clip):
     """The lung-ultrasound task crops and derives its grey channel; the glioma task does neither,
     so ``Bundle`` looks for named channels and explains the whole frame."""
-    from engine.models.lung_ultrasound_preprocess import missing_channels
+    from engine.tasks.lung_ultrasound.preprocess import missing_channels
 
     spec = task_spec("lung-ultrasound")
     assert spec.crop_box is crop_box and spec.missing_channels is missing_channels

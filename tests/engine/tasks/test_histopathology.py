@@ -15,7 +15,7 @@ from engine.errors import SalienceError
 from engine.imaging.open import read_image
 from engine.models import load_bundle
 from engine.models.bundle import file_sha256
-from engine.models.histopathology_data import (
+from engine.tasks.histopathology.data import (
     CLASS_FOLDERS,
     CLASS_NAMES,
     copy_similarity,
@@ -24,9 +24,9 @@ from engine.models.histopathology_data import (
     read_rgb,
     split_by_group,
 )
-from engine.models.histopathology_preprocess import DEFAULT_PARAMS, prepare, prepare_tiles
+from engine.tasks.histopathology.preprocess import DEFAULT_PARAMS, prepare, prepare_tiles
 from engine.models.task_registry import task_spec
-from engine.models.train_histopathology import dihedral, multiclass_metrics, train_histopathology
+from engine.tasks.histopathology.train import dihedral, multiclass_metrics, train_histopathology
 from tests.engine.test_bundle_loading import TINY_NET as TINY_RGB_NET
 
 #: The tiny RGB DenseNet of the bundle tests, with one output per tissue class.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.models.shared_model_card import (
+from engine.training.model_card import (
     FIGURES_LINE,
     calibration_lines,
     cam_layer_lines,
@@ -118,7 +118,7 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         "  pen marks, out-of-focus areas) still gets one of the three labels.",
         f"- Coarse maps: {grid[0]} x {grid[1]} cells per patch; on a slide, one such map per tile.",
         "- The magnification of LC25000 is unknown, so slide tiles may be read at the wrong scale;",
-        "  pass `tile_mpp` to `engine.models.slide_analysis.analyse_slide` to change it.",
+        "  pass `tile_mpp` to `engine.analysis.slide.analyse_slide` to change it.",
         "",
     ]
     return "\n".join(lines)

@@ -22,13 +22,13 @@ import torch
 from torch import nn
 
 from engine.models.bundle import Bundle
-from engine.models.bundle_writer import BundleSpec
-from engine.models.evaluation import binary_metrics, mask_energy, nll, roc_auc
-from engine.models.glioma_data import CHANNELS, SliceSet, list_patients, load_slices, split_patients
-from engine.models.glioma_model_card import model_card
-from engine.models.glioma_preprocess import DEFAULT_PARAMS
-from engine.models.training import EpochScore, FitSettings, RecipeRun, network_logits, softmax
-from engine.models.training_cli import SHARED_DATA, run_training, training_parser
+from engine.training.bundle_writer import BundleSpec
+from engine.training.evaluation import binary_metrics, mask_energy, nll, roc_auc
+from engine.tasks.glioma.data import CHANNELS, SliceSet, list_patients, load_slices, split_patients
+from engine.tasks.glioma.model_card import model_card
+from engine.tasks.glioma.preprocess import DEFAULT_PARAMS
+from engine.training.loop import EpochScore, FitSettings, RecipeRun, network_logits, softmax
+from engine.training.cli import SHARED_DATA, run_training, training_parser
 from engine.progress import Progress
 
 #: The shipped network: one dense block after the stem, so the last feature map is 32 x 32 for a
@@ -65,7 +65,7 @@ SPEC = BundleSpec(
     input_size=INPUT_SIZE,
     item_axis="slice",
     target_layer=TARGET_LAYER,
-    preprocessing_function="engine.models.glioma_preprocess.glioma_slices",
+    preprocessing_function="engine.tasks.glioma.preprocess.glioma_slices",
     calibration_data="validation patients",
     data_license=DATA_LICENSE,
     data_source="TCGA-LGG via TCIA; LGG segmentation dataset (Buda et al. 2019), resampled to 128 x 128",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.models.shared_model_card import (
+from engine.training.model_card import (
     FIGURES_LINE,
     calibration_lines,
     cam_layer_lines,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from engine.models.lung_ultrasound_data import CLASS_NAMES, Item
-from engine.models.shared_model_card import (
+from engine.tasks.lung_ultrasound.data import CLASS_NAMES, Item
+from engine.training.model_card import (
     FIGURES_LINE,
     cam_layer_lines,
     card_opening,

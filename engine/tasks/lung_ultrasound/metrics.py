@@ -7,7 +7,7 @@ import math
 import numpy as np
 from scipy.stats import norm
 
-from engine.models.evaluation import per_class_metrics
+from engine.training.evaluation import per_class_metrics
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -24,14 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.models.bundle_writer import BundleSpec
-from engine.models.evaluation import fit_temperature, nll
-from engine.models.lung_ultrasound_data import CLASS_NAMES, FrameSet, Item, list_items, load_frames, split_items
-from engine.models.lung_ultrasound_metrics import clip_verdicts, multiclass_metrics
-from engine.models.lung_ultrasound_model_card import model_card
-from engine.models.lung_ultrasound_preprocess import DEFAULT_PARAMS, GREY_CHANNEL
-from engine.models.training import EpochScore, FitSettings, RecipeRun, network_logits
-from engine.models.training_cli import SHARED_DATA, run_training, training_parser
+from engine.training.bundle_writer import BundleSpec
+from engine.training.evaluation import fit_temperature, nll
+from engine.tasks.lung_ultrasound.data import CLASS_NAMES, FrameSet, Item, list_items, load_frames, split_items
+from engine.tasks.lung_ultrasound.metrics import clip_verdicts, multiclass_metrics
+from engine.tasks.lung_ultrasound.model_card import model_card
+from engine.tasks.lung_ultrasound.preprocess import DEFAULT_PARAMS, GREY_CHANNEL
+from engine.training.loop import EpochScore, FitSettings, RecipeRun, network_logits
+from engine.training.cli import SHARED_DATA, run_training, training_parser
 from engine.progress import Progress
 
 #: Two dense blocks: the stem and one transition take 128 x 128 to a 16 x 16 map (8 pixels per
@@ -66,7 +66,7 @@ SPEC = BundleSpec(
     input_size=INPUT_SIZE,
     item_axis="frame",
     target_layer=TARGET_LAYER,
-    preprocessing_function="engine.models.lung_ultrasound_preprocess.prepare_frames",
+    preprocessing_function="engine.tasks.lung_ultrasound.preprocess.prepare_frames",
     calibration_data="validation frames",
     data_license=DATA_LICENSE,
     data_source="POCOVID-Net lung ultrasound collection (github.com/jannisborn/covid19_ultrasound), "

@@ -14,7 +14,7 @@ import torch
 
 from engine.errors import SalienceError
 from engine.imaging import read_image
-from engine.models.glioma_preprocess import glioma_slices
+from engine.tasks.glioma.preprocess import glioma_slices
 
 CHANNELS = ("t1", "flair", "t1ce")
 

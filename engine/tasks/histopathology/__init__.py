@@ -1,0 +1,20 @@
+"""Histopathology: H&E lung patches (LC25000) and whole slides classified tile by tile."""
+
+from engine.models.task_registry import TaskSpec
+from engine.tasks.histopathology import preprocess
+
+
+def _train(argv: list[str]) -> int:
+    from engine.tasks.histopathology.train import main
+
+    return main(argv)
+
+
+TASK = TaskSpec(
+    name="histopathology",
+    prepare=preprocess.prepare,
+    parameters=preprocess.PARAMETERS,
+    item_axis=preprocess.ITEM_AXIS,
+    prepare_tiles=preprocess.prepare_tiles,
+    train=_train,
+)
