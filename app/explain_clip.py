@@ -4,7 +4,7 @@
 ``(K, T, H, W)`` with ``--all-classes``) and, beside it, ``OUT.mp4`` the overlay video of the
 shown class, so one command gives a reviewer both. ``OUT.mp4`` alone writes only the video. The
 video blends the map (normalised over the whole clip, so colours compare across frames) on the
-frames, at the clip's frame rate, with the window's look (``ui.render``).
+frames, at the clip's frame rate, with the window's look (``engine.imaging.render``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from engine.models.bundle import Bundle
 from engine.models.classes import class_index
 from engine.analysis.clip import ClipAnalysis, analyse_clip
 from engine.tasks.lung_ultrasound.preprocess import grey_frames
-from ui.render import OverlaySpec, colormap, map_range, render_slice
+from engine.imaging.render import OverlaySpec, colormap, render_slice
+from engine.explain.summary import map_range
 
 MAPS_SUFFIX = ".npy"
 VIDEO_SUFFIX = ".mp4"

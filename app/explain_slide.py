@@ -15,11 +15,11 @@ import numpy as np
 from PIL import Image
 
 from engine.errors import SalienceError
-from engine.explain.normalise import map_stats
+from engine.explain.summary import map_summary
 from engine.imaging import ImageVolume
 from engine.models.bundle import Bundle
 from engine.models.classes import class_index
-from ui.render import blend_overlay, colormap
+from engine.imaging.render import blend_overlay, colormap
 
 OUTPUT_SUFFIXES = (".npy", ".png")
 #: Overlay opacity at the map's strongest positive evidence.
@@ -142,7 +142,7 @@ def explain(
         "shape": list(written.shape) if suffix == ".npy" else [grid[0], grid[1], 3],
         "axes": ("class, " if all_classes else "") + "row, col (thumbnail grid)" if suffix == ".npy" else "row, col, RGB",
         "grid_downsample": analysis.grid_downsample,
-        "stats": map_stats(analysis.maps[k]).to_dict(),
+        "stats": map_summary(analysis.maps[k]).to_dict(),
         "raw": "signed, not normalised; NaN off tissue" if suffix == ".npy" else "positive part drawn, scaled to its 99th percentile",
     }
 
@@ -177,6 +177,6 @@ def explain_patch_png(
         **_payload_head(volume, bundle, method, output, bundle.class_names[k], score),
         "probabilities": {name: float(p) for name, p in zip(bundle.class_names, prediction.probabilities[0])},
         "shape": [int(volume.shape[1]), int(volume.shape[2]), 3],
-        "stats": map_stats(cam).to_dict(),
+        "stats": map_summary(cam).to_dict(),
         "raw": "positive part drawn, scaled to its 99th percentile",
     }

@@ -22,6 +22,7 @@ from app.tasks import vocabulary
 from db import blobs, cases, readers, readings, runs
 from db.errors import DbError
 from engine.errors import SalienceError
+from engine.explain.summary import map_summary
 from engine.imaging import ImageVolume, read_image
 from engine.imaging.open import CLIP_SUFFIXES, PATCH_SUFFIXES
 from engine.progress import Progress, ScaledProgress, check_cancelled
@@ -239,7 +240,7 @@ class SalienceWorkstation:
                     params=run.params,
                     map_path=path,
                     map_sha256=sha,
-                    map_stats=_stats(run.maps[k]),
+                    map_stats=map_summary(run.maps[k]).to_dict(),
                 )
                 explanation_ids.append(explanation.id)
             prediction_id = row.id
@@ -449,15 +450,6 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 def load_map(blob_store: blobs.BlobStore, path: str, sha256: str) -> np.ndarray:
     """Read a stored map back, verifying its hash (never unpickling)."""
     return np.load(io.BytesIO(blob_store.get(path, sha256)), allow_pickle=False)
-
-
-def _stats(cam: np.ndarray) -> dict:
-    """Statistics of a raw map over its finite values (a slide's map is NaN off tissue)."""
-    finite = cam[np.isfinite(cam)]
-    if finite.size == 0:
-        return {"min": 0.0, "max": 0.0, "mean": 0.0, "std": 0.0, "finite_fraction": 0.0}
-    return {"min": float(finite.min()), "max": float(finite.max()), "mean": float(finite.mean()),
-            "std": float(finite.std()), "finite_fraction": float(finite.size / cam.size)}
 
 
 def _saved(row) -> SavedReading:

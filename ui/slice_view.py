@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from engine.imaging.volume import ImageVolume
 from ui.backend import AnnotationDraft
-from ui.render import render_slice
+from engine.imaging.render import render_slice
 from ui.state import MapRole, ViewerState
 
 PAGE_STEP = 5

@@ -16,7 +16,8 @@ from psygnal import Signal, SignalGroup
 from engine.imaging.volume import ImageVolume
 from engine.models.classes import finding_class
 from ui.backend import AnnotationDraft, Analysis
-from ui.render import COLORMAPS, MapRange, NormalisationScope, OverlaySpec, colormap, colour_range, map_range
+from engine.imaging.render import COLORMAPS, OverlaySpec, colormap
+from engine.explain.summary import MapRange, NormalisationScope, colour_range, map_range
 
 RGB_CHANNEL = "RGB (colour)"  # the channel choice that shows an RGB volume's three channels as colour
 Tool = Literal["navigate", "point", "box"]

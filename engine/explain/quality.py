@@ -21,7 +21,7 @@ import torch
 from scipy import ndimage, stats
 from torch import nn
 
-from engine.explain.normalise import as_numpy
+from engine.explain.summary import as_numpy
 from engine.explain.perturbation import (
     DEFAULT_MAX_BATCH_BYTES,
     Target,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.explain.normalise import MapStats, as_numpy, map_stats
+from engine.explain.summary import MapSummary, as_numpy, map_summary
 
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
@@ -159,7 +159,7 @@ class ClipExplanation:
         importance: per frame, ``score_weight * score share + (1 - score_weight) * energy share``.
         score_share: each frame's share of the clip's summed class score.
         energy_share: each frame's share of the clip's positive map energy.
-        frame_stats: ``MapStats`` of each frame map.
+        frame_stats: ``MapSummary`` of each frame map.
     """
 
     maps: np.ndarray
@@ -167,7 +167,7 @@ class ClipExplanation:
     importance: list[float]
     score_share: list[float]
     energy_share: list[float]
-    frame_stats: list[MapStats]
+    frame_stats: list[MapSummary]
 
     def to_dict(self) -> dict:
         """JSON-ready summary (without the maps themselves)."""
@@ -224,5 +224,5 @@ def clip_explanation(
         importance=importance.tolist(),
         score_share=score_share.tolist(),
         energy_share=energy_share.tolist(),
-        frame_stats=[map_stats(frame) for frame in maps],
+        frame_stats=[map_summary(frame) for frame in maps],
     )

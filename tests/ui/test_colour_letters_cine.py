@@ -15,7 +15,8 @@ from tests.ui.fake_workstation import HOT, SQUARE, synthetic_volume
 from tests.ui.test_slice_view import pixel, shown
 from ui.backend import Analysis
 from ui.panels.display_bar import DisplayBar
-from ui.render import blend_overlay, inferno_lut, map_range, normalise_map
+from engine.imaging.render import blend_overlay, inferno_lut, normalise_map
+from engine.explain.summary import map_range
 from ui.shortcuts import SHORTCUTS
 from ui.slice_view import SliceView, orientation_letters
 from ui.state import RGB_CHANNEL, ViewerState

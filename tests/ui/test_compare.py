@@ -13,7 +13,8 @@ from PySide6.QtCore import QPoint, Qt
 
 from tests.ui.fake_workstation import CLASS_NAMES, PROBABILITIES, ROWS, SLICES, synthetic_maps
 from ui.backend import Analysis
-from ui.render import blend_overlay, inferno_lut, map_range, normalise_map, window_to_uint8
+from engine.imaging.render import blend_overlay, inferno_lut, normalise_map, window_to_uint8
+from engine.explain.summary import map_range
 from ui.state import ViewerState
 
 TOP_LEFT = (slice(2, 8), slice(2, 8))

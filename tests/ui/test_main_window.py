@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from engine.errors import ImageReadError
 from tests.ui.fake_workstation import synthetic_maps
-from ui.render import blend_overlay, colormap, inferno_lut, map_range, normalise_map, window_to_uint8
+from engine.imaging.render import blend_overlay, colormap, inferno_lut, normalise_map, window_to_uint8
+from engine.explain.summary import map_range
 from ui.shortcuts import SHORTCUTS
 
 

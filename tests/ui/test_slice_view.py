@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QApplication
 
 from tests.ui.fake_workstation import CLASS_NAMES, PROBABILITIES, synthetic_maps, synthetic_volume
 from ui.backend import Analysis
-from ui.render import inferno_lut, window_to_uint8
+from engine.imaging.render import inferno_lut, window_to_uint8
 from ui.slice_view import SliceView
 from ui.state import ViewerState
 

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget,
 )
 
-from ui.render import COLORMAPS, colormap
+from engine.imaging.render import COLORMAPS, colormap
 from ui.state import ViewerState
 
 SCOPES = (("volume", "Per volume (slices comparable)"), ("slice", "Per slice (stretched)"),

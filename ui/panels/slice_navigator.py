@@ -6,7 +6,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QLabel, QSlider, QHBoxLayout, QVBoxLayout, QWidget
 
-from ui.render import colormap
+from engine.imaging.render import colormap
 from ui.state import ViewerState
 
 CURSOR_COLOUR = QColor(64, 224, 208)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ui.render import (
-    MapRange, OverlaySpec, blend_overlay, colormap, inferno_lut, jet_lut, map_range, normalise_map,
-    fit_to_image, render_slice, window_to_uint8,
-)
+from engine.imaging.render import OverlaySpec, blend_overlay, colormap, inferno_lut, jet_lut, normalise_map, fit_to_image, render_slice, window_to_uint8
+from engine.explain.summary import MapRange, map_range
 
 
 def test_window_maps_edges_to_black_and_white_and_is_linear_between():

@@ -1,19 +1,20 @@
 """Pure numpy rendering of one slice: windowing, colour maps, saliency normalisation, blending.
 
-Nothing here imports Qt, so every step that decides what a pixel looks like is tested headless.
-The slice view only wraps the final ``(H, W, 4)`` RGBA buffer in a ``QImage``.
+Nothing here imports Qt or torch, so every step that decides what a pixel looks like is tested
+headless, and the window, the overlay video and the overlay PNG of the command line draw alike.
+The slice view only wraps the final ``(H, W, 4)`` RGBA buffer in a ``QImage``. Which raw values a
+colour stands for is decided in ``engine.explain.summary`` (the one colour-range rule).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
 
 import numpy as np
 from scipy import ndimage
 
-NormalisationScope = Literal["volume", "slice", "study"]  # "study": a range given from outside
+from engine.explain.summary import MapRange
 
 # Stops of matplotlib's perceptually uniform 'inferno' map (van der Walt & Smith, 2015) at
 # 0.0, 0.1, ..., 1.0, as 8-bit RGB; the LUT interpolates linearly between them.
@@ -103,50 +104,6 @@ def window_to_uint8(image: np.ndarray, centre: float, width: float) -> np.ndarra
     low = centre - width / 2.0
     scaled = (np.asarray(image, dtype=np.float64) - low) * (255.0 / width)
     return np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
-
-
-@dataclass(frozen=True)
-class MapRange:
-    """The saliency values that map to the bottom and top of the colour map."""
-
-    low: float
-    high: float
-
-
-def map_range(
-    maps: np.ndarray, slice_index: int, scope: NormalisationScope, show_negative: bool
-) -> MapRange:
-    """The normalisation range of one class's map, over the volume or over one slice.
-
-    Per-volume ranges make slices comparable (the same colour means the same saliency on every
-    slice); per-slice ranges stretch every slice to the full colour map. With negatives hidden the
-    range starts at 0 and negative saliency is treated as none; with negatives shown it starts at
-    the minimum, so the coldest colour marks the most negative value.
-
-    Args:
-        maps: ``(N, H, W)`` raw signed map of one class.
-        slice_index: the slice shown (used when ``scope == "slice"``).
-        scope: ``"volume"`` or ``"slice"``.
-        show_negative: whether negative values take part in the range.
-
-    Returns:
-        The range; ``high > low`` always (a flat map gets a unit range so it renders cold).
-    """
-    if scope not in ("volume", "slice"):
-        raise ValueError(f"normalisation scope must be 'volume' or 'slice', got {scope!r}")
-    region = maps if scope == "volume" else maps[slice_index]
-    finite = region[np.isfinite(region)]
-    if finite.size == 0:
-        return MapRange(0.0, 1.0)
-    return colour_range(float(finite.min()), float(finite.max()), show_negative)
-
-
-def colour_range(low: float, high: float, show_negative: bool) -> MapRange:
-    """The colour map's range for raw values spanning ``[low, high]``: from 0 when negatives are
-    hidden, from the minimum when shown; ``high > low`` always (a flat map renders cold)."""
-    low = low if show_negative else 0.0
-    high = max(high, low)
-    return MapRange(low, high if high > low else low + 1.0)
 
 
 def normalise_map(saliency: np.ndarray, value_range: MapRange) -> np.ndarray:
