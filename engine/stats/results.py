@@ -67,11 +67,12 @@ def t_critical(level: float, df: float) -> float:
     return float(stats.t.ppf(0.5 + check_level(level) / 2.0, df))
 
 
-def wald(estimate: float, se: float, level: float, method: str, n: int | None = None, bounds=None) -> Estimate:
-    """``estimate +- z * se`` as an Estimate, clipped to ``bounds`` (low, high) when given."""
+def wald(estimate: float, se: float, level: float, method: str, n: int | None = None, bounds=None, df: float | None = None) -> Estimate:
+    """``estimate +- z * se`` (or ``t(df) * se`` when ``df`` is given) as an Estimate, clipped to
+    ``bounds`` (low, high) when given."""
     if not (math.isfinite(estimate) and math.isfinite(se)):
         return Estimate(float(estimate), float(se), None, None, level, method, n)
-    half = z_critical(level) * se
+    half = (z_critical(level) if df is None else t_critical(level, df)) * se
     low, high = estimate - half, estimate + half
     if bounds is not None:
         low, high = max(low, bounds[0]), min(high, bounds[1])
