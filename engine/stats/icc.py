@@ -17,7 +17,10 @@ ICC3k   ICC(C,k)        two-way, consistency, mean of k readers      (MSR-MSE)/M
 
 Whether readers are random (Shrout-Fleiss case 2) or fixed (case 3) changes the interpretation,
 not these numbers (McGraw & Wong 1996, table 4). The CIs invert the F tests; for the
-absolute-agreement forms they use Satterthwaite's approximate df (McGraw & Wong 1996, table 7).
+absolute-agreement forms they use Satterthwaite's approximate df (McGraw & Wong 1996, table 7),
+as SPSS, R's irr and pingouin do. That interval covers less than it claims when a large reader
+variance is estimated from few readers (about 90% for a nominal 95% with 4 readers in
+tests/engine/stats/test_simulation.py); report the number of readers with it.
 Cases with a missing rating are left out (the ANOVA needs a complete matrix).
 """
 
