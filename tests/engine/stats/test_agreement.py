@@ -167,6 +167,7 @@ def test_ordinal_alpha_uses_the_stated_value_domain_like_the_package():
     assert krippendorff_alpha(ratings, "ordinal", categories=shuffled, n_bootstrap=0).estimate != pytest.approx(ours)
 
 
+@pytest.mark.filterwarnings("ignore:The inplace keyword:Warning")  # pingouin on pandas 3
 def test_icc_matches_shrout_fleiss_and_pingouin():
     """Shrout & Fleiss (1979) table 2 to 2 decimals; pingouin's ``intraclass_corr`` estimates,
     F and p to 1e-9, and its CIs, which pingouin rounds to 2 decimals."""
