@@ -78,7 +78,11 @@ def parse_imrmc(text: str, what: str = "iMRMC text") -> RatingArray:
                 raise StatsInputError(f"{what}: line {number}: case {case} has two different truths")
             truth[case] = int(score)
         else:
-            readings.append((reader, case, modality, score))
+            try:
+                value = float(score)
+            except ValueError:
+                raise StatsInputError(f"{what}: line {number}: score {score!r} is not a number") from None
+            readings.append((reader, case, modality, value))
     data = rating_array(readings, truth, what)
     _check_header(header, data, what)
     return data

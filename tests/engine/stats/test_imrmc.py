@@ -66,7 +66,7 @@ def test_header_is_optional_and_readers_sort_numerically():
         (GOOD.format(rows=_rows(skip=("2", "3", "B"))), "reader 2 has no score for case 3 in modality B"),
         (GOOD.format(rows=_rows() + "\n1,1,A,5"), "reader 1 rated case 1 in modality A twice"),
         (GOOD.format(rows=_rows() + "\n1,9,A,5"), "case 9 has ratings but no truth"),
-        (GOOD.format(rows=_rows().replace("1,1,A,1", "1,1,A,high")), "score 'high', which is not a number"),
+        (GOOD.format(rows=_rows().replace("1,1,A,1", "1,1,A,high")), "line 11: score 'high' is not a number"),
         (GOOD.format(rows=_rows().replace("1,1,A,1", "1,1,A")), "line 11: expected reader,case,modality,score"),
         (GOOD.replace("-1,3,truth,1", "-1,3,truth,2").format(rows=_rows()), "truth of case 3 is '2'"),
     ],
