@@ -237,6 +237,12 @@ class MRMCResult:
     rrfc: ORTest
     reader_comparisons: tuple[Comparison, ...]
 
+    def reader_interval(self, i: int, j: int) -> dict:
+        """Reader j's AUC in modality i with its SE and a z interval clipped to [0, 1] (as MRMCaov prints)."""
+        auc, se = float(self.auc[i, j]), float(self.auc_se[i, j])
+        half = z_critical(self.level) * se
+        return {"auc": auc, "se": se, "ci_low": max(0.0, auc - half), "ci_high": min(1.0, auc + half)}
+
     def to_dict(self) -> dict:
         return {
             "method": f"Obuchowski-Rockette, {self.covariance_method} covariances, Hillis ddf",
@@ -245,7 +251,7 @@ class MRMCResult:
             "readers": list(self.readers),
             "cases": {"normal": self.n_normal, "abnormal": self.n_abnormal},
             "reader_auc": {
-                modality: {reader: {"auc": float(self.auc[i, j]), "se": float(self.auc_se[i, j])} for j, reader in enumerate(self.readers)}
+                modality: {reader: self.reader_interval(i, j) for j, reader in enumerate(self.readers)}
                 for i, modality in enumerate(self.modalities)
             },
             "reader_averaged_auc": dict(zip(self.modalities, self.modality_means)),

@@ -192,8 +192,8 @@ def test_delong_random_readers_random_cases_match_mrmcaov(delong):
 
 def test_fixed_readers_and_single_reader_cis_match_mrmcaov(jackknife):
     """MRMCaov 'Fixed Readers and Random Cases' (jackknife): components to 10 decimals, X2 5.475953,
-    p 0.01927984, and the 'Single reader 95% CIs' standard errors (square roots of the jackknife
-    variances), which MRMCaov prints to 10 significant digits."""
+    p 0.01927984, and the 'Single reader 95% CIs': standard errors (square roots of the jackknife
+    variances) to 10 digits and z intervals clipped at 1, to 7."""
     c = jackknife.components
     printed(c.var_r, "0.0015349993")
     printed(c.var_tr, "0.0002004025")
@@ -205,6 +205,10 @@ def test_fixed_readers_and_single_reader_cis_match_mrmcaov(jackknife):
     printed(jackknife.frrc.p_value, "0.01927984")
     printed(jackknife.frrc.comparisons[0].ci_low, "-0.08048591")
     printed(jackknife.frrc.comparisons[0].ci_high, "-0.00711473")
+    printed(jackknife.reader_interval(0, 0)["ci_low"], "0.8606008")
+    printed(jackknife.reader_interval(0, 0)["ci_high"], "0.9786907")
+    printed(jackknife.reader_interval(1, 3)["ci_low"], "0.9979421")
+    assert jackknife.reader_interval(1, 3)["ci_high"] == 1.0
     ses = [["0.0301255164", "0.0363753335", "0.0282594118", "0.0173388332", "0.0417201720"],
            ["0.0221416887", "0.0298151099", "0.0297673065", "0.0007213348", "0.0262023046"]]
     for i, row in enumerate(ses):
@@ -220,3 +224,18 @@ def test_fixed_cases_match_mrmcaov(jackknife):
     printed(test.comparisons[0].se, "0.01484629")
     printed(test.comparisons[0].statistic, "-2.950254")
     printed(test.modalities[0].ci_low, "0.8280981")
+
+
+def test_two_modality_f_is_the_squared_t_and_a_third_modality_is_compared_pairwise(van_dyke, jackknife):
+    """With two modalities F = t^2 (RRRC and RRFC) and X2 = z^2 (FRRC). Adding a copy of modality 1
+    as modality 3 gives 2 numerator df, three pairwise comparisons, and a 1-3 difference of 0."""
+    for test in (jackknife.rrrc, jackknife.frrc, jackknife.rrfc):
+        assert test.statistic == pytest.approx(test.comparisons[0].statistic ** 2)
+    from engine.stats.ratings import rating_array
+
+    records = van_dyke.records() + [(r, c, "3", s) for r, c, m, s in van_dyke.records() if m == "1"]
+    three = or_analysis(rating_array(records, dict(zip(van_dyke.cases, van_dyke.truth.astype(int)))))
+    assert three.rrrc.df1 == 2
+    assert [(c.first, c.second) for c in three.rrrc.comparisons] == [("1", "2"), ("1", "3"), ("2", "3")]
+    assert three.rrrc.comparisons[1].estimate == 0
+    assert three.rrrc.comparisons[0].estimate == pytest.approx(jackknife.rrrc.comparisons[0].estimate)
