@@ -16,6 +16,8 @@ coefficient's range; the tests reproduce the outputs printed by Gwet's R package
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from engine.stats.categories import MISSING, CodedRatings, code_ratings
@@ -84,20 +86,49 @@ def kappa_from_table(table, weights: str | None = None, level: float = 0.95) -> 
     return wald(kappa, float(np.sqrt(max(variance, 0.0))), level, name, int(n), bounds=(-1.0, 1.0), df=n - 1)
 
 
-def _multirater(coded: CodedRatings):
-    """Per-case pieces shared by percent agreement, Fleiss' kappa and AC1 (Gwet 2014, ch. 2)."""
+@dataclass(frozen=True)
+class _PerCase:
+    """Per-case pieces shared by percent agreement, Fleiss' kappa and AC1 (Gwet 2014, ch. 2).
+
+    Attributes:
+        pairs: ``(n,)`` True for a case rated by two or more readers.
+        agree: ``(n,)`` share of agreeing reader pairs on each case (0 where ``pairs`` is False).
+        shares: ``(n, q)`` share of a case's readers choosing each category.
+    """
+
+    pairs: np.ndarray
+    agree: np.ndarray
+    shares: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Cases rated by at least one reader."""
+        return int(self.pairs.size)
+
+    @property
+    def n_pairs(self) -> int:
+        """Cases rated by two or more readers."""
+        return int(self.pairs.sum())
+
+    @property
+    def pa(self) -> float:
+        return float(self.agree[self.pairs].mean())
+
+    def linearised(self, per_case: np.ndarray, estimate: float) -> float:
+        """Gwet's SE from per-case linearised values whose mean is ``estimate``."""
+        return float(np.sqrt(((per_case - estimate) ** 2).sum() / (self.n * (self.n - 1))))
+
+
+def _per_case(coded: CodedRatings) -> _PerCase:
     counts = coded.counts.astype(np.float64)
+    counts = counts[counts.sum(axis=1) >= 1]
     per_case = counts.sum(axis=1)
-    rated = per_case >= 1
-    counts, per_case = counts[rated], per_case[rated]
     pairs = per_case >= 2
     if pairs.sum() < 2:
         raise StatsInputError("agreement needs at least two cases rated by two or more readers")
-    n, n_pairs = counts.shape[0], int(pairs.sum())
-    agree = np.zeros(n)
+    agree = np.zeros(per_case.size)
     agree[pairs] = (counts[pairs] * (counts[pairs] - 1)).sum(axis=1) / (per_case[pairs] * (per_case[pairs] - 1))
-    shares = counts / per_case[:, None]
-    return counts, per_case, pairs, n, n_pairs, agree, shares
+    return _PerCase(pairs, agree, counts / per_case[:, None])
 
 
 def percent_agreement(ratings, categories=None, level: float = 0.95) -> Estimate:
@@ -106,19 +137,19 @@ def percent_agreement(ratings, categories=None, level: float = 0.95) -> Estimate
     With two readers this is the share of cases on which they agree. SE: Gwet (2014), section 5.
     """
     level = check_level(level)
-    _, _, pairs, n, n_pairs, agree, _ = _multirater(code_ratings(ratings, categories, "percent agreement"))
-    pa = float(agree[pairs].mean())
-    linear = np.where(pairs, n / n_pairs * agree, 0.0)
-    se = float(np.sqrt(((linear - pa) ** 2).sum() / (n * (n - 1))))
-    return wald(pa, se, level, "percent agreement (pairs of readers), Gwet (2014) SE, t CI", n_pairs, bounds=(0.0, 1.0), df=n - 1)
+    cases = _per_case(code_ratings(ratings, categories, "percent agreement"))
+    pa = cases.pa
+    se = cases.linearised(np.where(cases.pairs, cases.n / cases.n_pairs * cases.agree, 0.0), pa)
+    return wald(pa, se, level, "percent agreement (pairs of readers), Gwet (2014) SE, t CI", cases.n_pairs,
+                bounds=(0.0, 1.0), df=cases.n - 1)
 
 
 def _chance_corrected(ratings, categories, level, kind: str) -> Estimate:
     level = check_level(level)
     coded = code_ratings(ratings, categories, kind)
-    counts, per_case, pairs, n, n_pairs, agree, shares = _multirater(coded)
+    cases = _per_case(coded)
     q = len(coded.categories)
-    pa = float(agree[pairs].mean())
+    pa, shares = cases.pa, cases.shares
     pi = shares.mean(axis=0)
     if kind == "Fleiss' kappa":
         pe, pe_case = float((pi**2).sum()), shares @ pi
@@ -129,12 +160,11 @@ def _chance_corrected(ratings, categories, level, kind: str) -> Estimate:
         pe, pe_case = float((pi * (1 - pi)).sum() / (q - 1)), shares @ (1 - pi) / (q - 1)
         name = "Gwet's AC1, Gwet (2008) SE, t CI"
     if pe >= 1.0:
-        return Estimate(float("nan"), None, None, None, level, name + " (undefined: chance agreement is 1)", n_pairs)
+        return Estimate(float("nan"), None, None, None, level, name + " (undefined: chance agreement is 1)", cases.n_pairs)
     coefficient = (pa - pe) / (1 - pe)
-    per_case_coefficient = np.where(pairs, n / n_pairs * (agree - pe) / (1 - pe), 0.0)
-    linear = per_case_coefficient - 2 * (1 - coefficient) * (pe_case - pe) / (1 - pe)
-    se = float(np.sqrt(((linear - coefficient) ** 2).sum() / (n * (n - 1))))
-    return wald(coefficient, se, level, name, n_pairs, bounds=(-1.0, 1.0), df=n - 1)
+    per_case = np.where(cases.pairs, cases.n / cases.n_pairs * (cases.agree - pe) / (1 - pe), 0.0)
+    se = cases.linearised(per_case - 2 * (1 - coefficient) * (pe_case - pe) / (1 - pe), coefficient)
+    return wald(coefficient, se, level, name, cases.n_pairs, bounds=(-1.0, 1.0), df=cases.n - 1)
 
 
 def fleiss_kappa(ratings, categories=None, level: float = 0.95) -> Estimate:

@@ -60,6 +60,19 @@ def _ordered(names: Iterable[str]) -> tuple[str, ...]:
         return tuple(unique)
 
 
+def _truth_label(value, case: str, what: str) -> bool:
+    """True for an abnormal case: 1, 1.0, "1" or True; False for 0, 0.0, "0" or False."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number not in (0.0, 1.0):
+        raise StatsInputError(f"{what}: truth of case {case} is {value!r}, expected 0 or 1")
+    return number == 1.0
+
+
 def rating_array(records: Iterable[tuple], truth: Mapping, what: str = "ratings") -> RatingArray:
     """Build a ``RatingArray`` from ``(reader, case, modality, score)`` records and case truths.
 
@@ -93,12 +106,7 @@ def rating_array(records: Iterable[tuple], truth: Mapping, what: str = "ratings"
     missing_truth = [case for case in cases if case not in truth_by_case]
     if missing_truth:
         raise StatsInputError(f"{what}: case {missing_truth[0]} has ratings but no truth")
-    labels = []
-    for case in cases:
-        value = truth_by_case[case]
-        if str(value) not in ("0", "1", "True", "False"):
-            raise StatsInputError(f"{what}: truth of case {case} is {value!r}, expected 0 or 1")
-        labels.append(str(value) in ("1", "True"))
+    labels = [_truth_label(truth_by_case[case], case, what) for case in cases]
     index_m = {name: i for i, name in enumerate(modalities)}
     index_r = {name: i for i, name in enumerate(readers)}
     index_c = {name: i for i, name in enumerate(cases)}

@@ -98,3 +98,11 @@ def test_mrmc_refuses_a_single_modality_or_reader(van_dyke):
         or_analysis(one)
     with pytest.raises(StatsInputError, match="covariance method 'exact'"):
         or_analysis(van_dyke, covariance="exact")
+
+
+def test_truth_may_be_bool_int_float_or_text_but_nothing_else():
+    records = [("r", "a", "A", 1), ("r", "b", "A", 2), ("r", "c", "A", 3)]
+    data = rating_array(records, {"a": False, "b": 1.0, "c": "1"})
+    assert data.truth.tolist() == [False, True, True]
+    with pytest.raises(StatsInputError, match="truth of case b is 'maybe', expected 0 or 1"):
+        rating_array(records, {"a": 0, "b": "maybe", "c": 1})
