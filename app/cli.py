@@ -7,6 +7,8 @@
     salience train TASK [...]         reproduce a shipped bundle (glioma, lung-ultrasound, histopathology)
     salience bench cam|io [...]       benchmarks that print ratios measured side by side
     salience db upgrade               migrate the database to the newest schema
+    salience agreement FILE.csv [--level nominal|ordinal|interval|ratio]
+    salience mrmc FILE.imrmc [--covariance jackknife|delong]
 
 Bad input never ends in a traceback: the command prints one line naming the file and what is
 wrong, and exits with status 2. Unexpected errors print one line and log the traceback to the
@@ -106,6 +108,21 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agreement(args: argparse.Namespace) -> int:
+    from app import stats_cli
+
+    categories = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    _print_json(stats_cli.agreement_report(args.file, args.level, categories))
+    return 0
+
+
+def cmd_mrmc(args: argparse.Namespace) -> int:
+    from app import stats_cli
+
+    _print_json(stats_cli.mrmc_report(args.file, args.covariance))
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from app import gui
 
@@ -189,6 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])
+
+    agreement = sub.add_parser("agreement", help="inter-reader agreement of a long-format CSV (reader,case,value) as JSON")
+    agreement.add_argument("--level", choices=["nominal", "ordinal", "interval", "ratio"], default="nominal",
+                           help="level of measurement of the answers (default nominal)")
+    agreement.add_argument("--categories", help="the full ordered answer scale, comma-separated (e.g. none,mild,severe)")
+    agreement.add_argument("file")
+
+    mrmc = sub.add_parser("mrmc", help="Obuchowski-Rockette MRMC ROC analysis of an iMRMC file as JSON")
+    mrmc.add_argument("--covariance", choices=["jackknife", "delong"], default="jackknife",
+                      help="how the AUC error covariances are estimated (default jackknife)")
+    mrmc.add_argument("file")
     return parser
 
 
@@ -208,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         if command in ("train", "bench"):
             code = {"train": cmd_train, "bench": cmd_bench}[command](args, rest)
         else:
-            handlers = {"inspect": cmd_inspect, "predict": cmd_predict, "explain": cmd_explain, "db": cmd_db, "gui": cmd_gui}
+            handlers = {"inspect": cmd_inspect, "predict": cmd_predict, "explain": cmd_explain, "db": cmd_db, "gui": cmd_gui,
+                        "agreement": cmd_agreement, "mrmc": cmd_mrmc}
             code = handlers[command](args)
         sys.stdout.flush()  # a closed pipe shows up here, where it can be handled, not at exit
         return code

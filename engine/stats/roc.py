@@ -1,0 +1,90 @@
+"""Empirical ROC AUC (Mann-Whitney, ties count 1/2) and DeLong's structural components.
+
+The structural components are the per-case pieces of the Mann-Whitney statistic that DeLong's
+variance, the case jackknife of the OR analysis and the MRMC covariances are all built from:
+
+* ``v10[a]``: for abnormal case ``a``, the share of normal cases it outranks (ties 1/2);
+* ``v01[b]``: for normal case ``b``, the share of abnormal cases that outrank it (ties 1/2).
+
+Their means are the AUC. Computed from sorted scores, so one AUC costs ``O(n log n)``, not
+``O(n0 * n1)`` (Sun & Xu, "Fast implementation of DeLong's algorithm", IEEE SPL 2014).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.stats.results import Estimate, StatsInputError, wald
+
+
+@dataclass(frozen=True)
+class StructuralComponents:
+    """DeLong's structural components of one empirical AUC.
+
+    Attributes:
+        v10: ``(n1,)`` one value per abnormal (truth 1) case.
+        v01: ``(n0,)`` one value per normal (truth 0) case.
+    """
+
+    v10: np.ndarray
+    v01: np.ndarray
+
+    @property
+    def auc(self) -> float:
+        return float(self.v10.mean())
+
+
+def split_by_truth(scores, truth, what: str = "scores") -> tuple[np.ndarray, np.ndarray]:
+    """``(abnormal, normal)`` scores from a score vector and a 0/1 truth vector of the same length."""
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(truth).ravel()
+    if values.shape != labels.shape:
+        raise StatsInputError(f"{what}: {values.size} scores but {labels.size} truth values")
+    if not np.isfinite(values).all():
+        raise StatsInputError(f"{what}: scores must be finite numbers (found NaN or infinity)")
+    if not np.isin(labels, (0, 1, True, False)).all():
+        raise StatsInputError(f"{what}: truth must be 0 (normal) or 1 (abnormal)")
+    positive = labels.astype(bool)
+    if positive.all() or not positive.any():
+        raise StatsInputError(f"{what}: the AUC needs both normal and abnormal cases")
+    return values[positive], values[~positive]
+
+
+def structural_components(abnormal: np.ndarray, normal: np.ndarray) -> StructuralComponents:
+    """DeLong's components of the Mann-Whitney AUC of ``abnormal`` over ``normal`` scores."""
+    sorted_normal, sorted_abnormal = np.sort(normal), np.sort(abnormal)
+    below = np.searchsorted(sorted_normal, abnormal, side="left")
+    tied = np.searchsorted(sorted_normal, abnormal, side="right") - below
+    v10 = (below + 0.5 * tied) / normal.size
+    above_start = np.searchsorted(sorted_abnormal, normal, side="right")
+    tied = above_start - np.searchsorted(sorted_abnormal, normal, side="left")
+    v01 = (abnormal.size - above_start + 0.5 * tied) / abnormal.size
+    return StructuralComponents(v10, v01)
+
+
+def roc_auc(scores, truth, level: float = 0.95) -> Estimate:
+    """Empirical (trapezoidal) ROC AUC with DeLong's standard error and a Wald CI.
+
+    The AUC is the Mann-Whitney statistic: the chance that an abnormal case scores above a normal
+    one, ties counting 1/2 (Bamber, J Math Psychol 1975). Its variance is DeLong's
+    ``S10 / n1 + S01 / n0`` from the structural components (DeLong, DeLong & Clarke-Pearson,
+    Biometrics 44:837-845, 1988). The CI is ``AUC +- z * SE`` clipped to [0, 1].
+
+    Args:
+        scores: one score per case, higher meaning "more likely abnormal".
+        truth: one 0/1 label per case (1 = abnormal).
+        level: confidence level.
+    """
+    abnormal, normal = split_by_truth(scores, truth)
+    parts = structural_components(abnormal, normal)
+    variance = _delong_variance(parts)
+    return wald(parts.auc, float(np.sqrt(variance)), level, "empirical AUC (Mann-Whitney), DeLong SE, Wald CI",
+                abnormal.size + normal.size, bounds=(0.0, 1.0))
+
+
+def _delong_variance(parts: StructuralComponents) -> float:
+    s10 = parts.v10.var(ddof=1) if parts.v10.size > 1 else 0.0
+    s01 = parts.v01.var(ddof=1) if parts.v01.size > 1 else 0.0
+    return float(s10 / parts.v10.size + s01 / parts.v01.size)
