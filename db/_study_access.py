@@ -10,13 +10,13 @@ from __future__ import annotations
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from db.errors import NotAllowed, StudyStateError
-from db.models import Assignment, Study, StudyCase, StudyReading
+from db.models import Assignment, Study, StudyCase, StudyReading, StudySession
 from db.study_spec import question_visible, shows_ai
 
 _LOADED = (
@@ -90,33 +90,46 @@ def _last_submitted(assignments: Iterable[Assignment]) -> datetime | None:
     return max(times, default=None)
 
 
+def _gate(study: Study, number: int, opens_on: date | None, before: list[Assignment], now: datetime) -> str | None:
+    """Why session ``number`` is closed to a reader now, given their assignments of the session
+    before it; None when it is open."""
+    if study.status != "open":
+        return "the study is not open yet" if study.status == "draft" else "the study is closed"
+    if opens_on is None or now.date() < opens_on:
+        return f"session {number} opens on {opens_on}"
+    left = sum(1 for a in before if not is_complete(a))
+    if left:
+        return f"finish session {number - 1} first ({left} cases left)"
+    last = _last_submitted(before)
+    if last is not None and now < last + timedelta(days=study.washout_days):
+        return f"washout: session {number} opens to you on {(last + timedelta(days=study.washout_days)).date()}"
+    return None
+
+
 def session_gates(study: Study, mine: list[Assignment], now: datetime) -> dict[int, str | None]:
     """Why each of the reader's sessions is closed to them now (None where it is open).
 
     A session opens to a reader on its date, once they finished the session before, and once the
     washout has passed since their last answer in it.
     """
-    if study.status != "open":
-        reason = "the study is not open yet" if study.status == "draft" else "the study is closed"
-        return {a.session.number: reason for a in mine}
     by_session: dict[int, list[Assignment]] = defaultdict(list)
     for assignment in mine:
         by_session[assignment.session.number].append(assignment)
-    gates: dict[int, str | None] = {}
-    for number, group in sorted(by_session.items()):
-        opens_on = group[0].session.opens_on
-        before = by_session.get(number - 1, [])
-        left = sum(1 for a in before if not is_complete(a))
-        last = _last_submitted(before)
-        if opens_on is None or now.date() < opens_on:
-            gates[number] = f"session {number} opens on {opens_on}"
-        elif left:
-            gates[number] = f"finish session {number - 1} first ({left} cases left)"
-        elif last is not None and now < last + timedelta(days=study.washout_days):
-            gates[number] = f"washout: session {number} opens to you on {(last + timedelta(days=study.washout_days)).date()}"
-        else:
-            gates[number] = None
-    return gates
+    return {
+        number: _gate(study, number, group[0].session.opens_on, by_session.get(number - 1, []), now)
+        for number, group in by_session.items()
+    }
+
+
+def _in_session(session: Session, assignment: Assignment, number: int) -> list[Assignment]:
+    query = (
+        sa.select(Assignment)
+        .join(StudySession, Assignment.session_id == StudySession.id)
+        .where(Assignment.reader_id == assignment.reader_id, Assignment.study_id == assignment.study_id,
+               StudySession.number == number)
+        .options(selectinload(Assignment.readings))
+    )
+    return list(session.scalars(query))
 
 
 def require_available(session: Session, assignment: Assignment, now: datetime) -> None:
@@ -125,10 +138,24 @@ def require_available(session: Session, assignment: Assignment, now: datetime) -
     Raises:
         StudyStateError: the study is a draft or closed, or the session is not open to them yet.
     """
-    mine = own_assignments(session, assignment.reader_id, assignment.study_id)
-    reason = session_gates(assignment.study, mine, now)[assignment.session.number]
+    number = assignment.session.number
+    before = _in_session(session, assignment, number - 1) if number > 1 else []
+    reason = _gate(assignment.study, number, assignment.session.opens_on, before, now)
     if reason is not None:
         raise StudyStateError(f"{assignment.study_case.pseudonym}: {reason}")
+
+
+def later_session_started(session: Session, assignment: Assignment) -> int | None:
+    """The first later session in which the reader has opened a case, or None."""
+    query = (
+        sa.select(sa.func.min(StudySession.number))
+        .select_from(StudyReading)
+        .join(Assignment, StudyReading.assignment_id == Assignment.id)
+        .join(StudySession, Assignment.session_id == StudySession.id)
+        .where(Assignment.reader_id == assignment.reader_id, Assignment.study_id == assignment.study_id,
+               StudySession.number > assignment.session.number)
+    )
+    return session.scalar(query)
 
 
 def _shown(assignment: Assignment, phase: int) -> tuple[int | None, dict[str, int], dict[str, list[str]]]:

@@ -27,6 +27,7 @@ from db._study_access import (
     editable_reading,
     is_complete,
     latest_reading,
+    later_session_started,
     own_assignment,
     own_assignments,
     reading_state,
@@ -264,9 +265,7 @@ def case_for_reader(session: Session, reader_id: int, assignment_id: int, *, now
         reading = editable_reading(session, assignment, moment)
         reading.open_since = moment  # a visit left open by a crash restarts here
         session.flush()
-    later = any(a.readings for a in own_assignments(session, reader_id, assignment.study_id)
-                if a.session.number > assignment.session.number)
-    return _view(assignment, later)
+    return _view(assignment, later_session_started(session, assignment) is not None)
 
 
 def _map_view(session: Session, explanation_id: int, class_names: list[str]) -> MapView:

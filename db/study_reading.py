@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from db._study_access import (
     editable_reading,
     latest_reading,
+    later_session_started,
     new_reading,
     own_assignment,
-    own_assignments,
     reading_state,
     require_available,
     stop,
@@ -173,10 +173,9 @@ def revise_case(session: Session, reader_id: int, assignment_id: int, *, now: da
     last = latest_reading(assignment)
     if last is None or last.submitted_at is None or last.phase != assignment.phases:
         raise StudyStateError(f"{assignment.study_case.pseudonym}: only a submitted final answer can be revised")
-    later = [a for a in own_assignments(session, reader_id, study.id)
-             if a.session.number > assignment.session.number and a.readings]
-    if later:
-        raise StudyStateError(f"{assignment.study_case.pseudonym}: you have started session {later[0].session.number}; "
+    later = later_session_started(session, assignment)
+    if later is not None:
+        raise StudyStateError(f"{assignment.study_case.pseudonym}: you have started session {later}; "
                               f"session {assignment.session.number} can no longer be changed")
     reading = new_reading(session, assignment, last.phase, last.version + 1, moment)
     reading.shown_prediction_id = last.shown_prediction_id

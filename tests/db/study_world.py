@@ -33,10 +33,11 @@ def build_world(factory: sessionmaker[Session], *, readers: int = 2, cases: int 
     """A coordinator, an admin, ``readers`` readers and ``cases`` clips, each with a frozen
     prediction and Grad-CAM and Eigen-CAM maps."""
     with factory.begin() as session:
-        coordinator = create_account(session, None, username="carol", role="coordinator", password="carol-pass")
-        admin = create_account(session, None, username="dan", role="admin", password="dan-pass!")
+        # no passwords: scrypt costs ~0.1 s a hash, and sign-in has its own tests
+        coordinator = create_account(session, None, username="carol", role="coordinator")
+        admin = create_account(session, None, username="dan", role="admin")
         reader_ids = tuple(
-            create_account(session, None, username=f"reader{i}", role="reader", password=f"reader{i}-pass").id
+            create_account(session, None, username=f"reader{i}", role="reader").id
             for i in range(readers)
         )
         run = get_or_create_model_run(session, bundle_name="lung-ultrasound", version="1.1.0", weights_sha256="e" * 64, device="cpu")
