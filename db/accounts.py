@@ -112,10 +112,14 @@ def sign_in(
         method = "passwordless"
     else:
         ok = authenticate(session, name, password) is not None
-        reason = "unknown account" if account is None else "wrong password" if account.password_hash else "account has no password"
+        if account is None:
+            reason = "unknown account"
+        else:
+            reason = "wrong password" if account.password_hash else "account has no password"
         method = "password"
     if ok and account is not None:
-        record(session, actor=account.username, action=SIGNED_IN, entity="readers", entity_id=account.id, detail={"method": method})
+        record(session, actor=account.username, action=SIGNED_IN, entity="readers", entity_id=account.id,
+               detail={"method": method})
         return account
     record(
         session,

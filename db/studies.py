@@ -2,7 +2,7 @@
 
 * A draft study is set up (design, cases with frozen AI output, readers); assignments follow the
   design at every change, so there is no separate step to forget.
-* Until the first answer is given, everything can be edited (``edit_study`` rebuilds the design,
+* Until a reader first opens a case, everything can be edited (``edit_study`` rebuilds the design,
   cases and readers; pseudonyms of kept cases stay). From then on the study can only be
   extended: ``add_study_readers`` and ``add_study_cases`` append assignments without moving any
   existing one.
@@ -40,6 +40,7 @@ from db.models import (
     StudyCaseMap,
     StudyQuestion,
     StudyReader,
+    StudyReading,
     StudySession,
 )
 from db.permissions import require_permission
@@ -90,18 +91,29 @@ def require_open_for_change(study: Study) -> None:
         raise StudyStateError(f"study {study.id} {study.name!r} is closed: it is read-only")
 
 
-def _require_unread(study: Study) -> None:
+def first_reading_at(session: Session, study_id: int) -> datetime | None:
+    """When a reader first opened one of the study's cases, or None if nobody has."""
+    query = (
+        sa.select(sa.func.min(StudyReading.opened_at))
+        .join(Assignment, StudyReading.assignment_id == Assignment.id)
+        .where(Assignment.study_id == study_id)
+    )
+    return session.scalar(query)
+
+
+def _require_unread(session: Session, study: Study) -> None:
     require_open_for_change(study)
-    if study.first_read_at is not None:
+    first = first_reading_at(session, study.id)
+    if first is not None:
         raise StudyStateError(
-            f"study {study.id} {study.name!r} has been read since {study.first_read_at:%Y-%m-%d %H:%M} UTC: "
+            f"study {study.id} {study.name!r} has been read since {first:%Y-%m-%d %H:%M} UTC: "
             "it can only be extended (add readers or cases) or closed"
         )
 
 
 def _locked(session: Session, study_id: int) -> Study:
     """The study, its row locked until the transaction ends (PostgreSQL; SQLite's writer lock
-    already serialises), so a first answer cannot slip in while the design changes."""
+    already serialises), so a first reading cannot slip in while the design changes."""
     study = session.scalar(sa.select(Study).where(Study.id == study_id).with_for_update())
     return study if study is not None else get_study(session, study_id)
 
@@ -128,9 +140,10 @@ def _write_design(study: Study, design: StudyDesign) -> None:
         )
         for i, q in enumerate(design.questions)
     ]
+    planned = plan_sessions(design.design, len(design.arms), design.washout_days, repeat=design.repeat_fraction > 0)
     study.sessions = [
         StudySession(number=s.number, offset_days=s.offset_days, repeat=s.repeat, opens_on=_opens_on(study, s.offset_days))
-        for s in plan_sessions(design.design, len(design.arms), design.washout_days, repeat=design.repeat_fraction > 0)
+        for s in planned
     ]
 
 
@@ -185,7 +198,8 @@ def _study_case(session: Session, spec: StudyCaseSpec, design: StudyDesign, pseu
         case_id=spec.case_id,
         pseudonym=pseudonym,
         design_index=index,
-        ground_truth=None if spec.ground_truth is None else require_text(spec.ground_truth, f"{where} ground truth", 128),
+        ground_truth=None if spec.ground_truth is None
+        else require_text(spec.ground_truth, f"{where} ground truth", 128),
         prediction_id=spec.prediction_id,
     )
     if spec.prediction_id is None:
@@ -227,7 +241,8 @@ def _add_cases(
     if repeated:
         raise InvalidInput(f"study {study.name!r}: cases {repeated} are listed twice")
     keep = keep or {}
-    fresh = iter(_pseudonyms(session, study, sum(1 for spec in specs if spec.case_id not in keep), list(keep.values())))
+    new_names = _pseudonyms(session, study, sum(1 for spec in specs if spec.case_id not in keep), list(keep.values()))
+    fresh = iter(new_names)
     first = len(study.cases)
     indices = case_design_indices(study.order_seed, first, len(specs))
     rows = [
@@ -341,7 +356,7 @@ def edit_study(
     cases: Sequence[StudyCaseSpec] | None = None,
     reader_ids: Sequence[int] | None = None,
 ) -> Study:
-    """Replace a study's design, cases or readers (those given), before anyone has answered.
+    """Replace a study's design, cases or readers (those given), before any case was opened.
 
     Assignments are rebuilt from the new design; cases kept keep their pseudonyms.
 
@@ -352,7 +367,7 @@ def edit_study(
     """
     coordinator = require_permission(session, requester_id, "study.edit")
     study = _locked(session, study_id)
-    _require_unread(study)
+    _require_unread(session, study)
     new_design = check_design(design) if design is not None else design_of(study)
     clash = session.scalar(sa.select(Study.id).where(Study.name == new_design.name.strip(), Study.id != study.id))
     if clash is not None:

@@ -35,7 +35,9 @@ def _pairwise(question: Any, order: dict[str, list[str]], final: Any) -> dict[st
     return {"pairwise_left": left, "pairwise_right": right, "pairwise_preferred": preferred}
 
 
-def _records(study: Study, assignment: Assignment, usernames: dict[int, str], predicted: dict[int, str]) -> list[dict[str, Any]]:
+def _records(
+    study: Study, assignment: Assignment, usernames: dict[int, str], predicted: dict[int, str]
+) -> list[dict[str, Any]]:
     rows = []
     case = assignment.study_case
     for phase in range(1, assignment.phases + 1):

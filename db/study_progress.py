@@ -20,7 +20,7 @@ from db.audit import record
 from db.base import utcnow
 from db.models import Assignment, StudyCase
 from db.permissions import require_permission
-from db.studies import get_study
+from db.studies import first_reading_at, get_study
 
 
 def _iso(moment: Any) -> str | None:
@@ -61,7 +61,9 @@ def _reader_progress(study: Any, username: str, mine: list[Assignment], now: dat
     }
 
 
-def study_status(session: Session, requester_id: int, study_id: int, *, now: datetime | None = None) -> dict[str, Any]:
+def study_status(
+    session: Session, requester_id: int, study_id: int, *, now: datetime | None = None
+) -> dict[str, Any]:
     """Progress of a study per reader, arm and session, and who is behind; no answers.
 
     "Behind" lists the readers who have submitted fewer cases than the median reader, fewest
@@ -94,7 +96,7 @@ def study_status(session: Session, requester_id: int, study_id: int, *, now: dat
             "washout_days": study.washout_days, "repeat_fraction": study.repeat_fraction,
             "allow_revisions": study.allow_revisions, "created_by": study.created_by.username,
             "created_at": _iso(study.created_at), "starts_on": _iso(study.starts_on), "opened_at": _iso(study.opened_at),
-            "closed_at": _iso(study.closed_at), "first_read_at": _iso(study.first_read_at),
+            "closed_at": _iso(study.closed_at), "first_reading_at": _iso(first_reading_at(session, study.id)),
         },
         "arms": [{"name": a.name, "shows_prediction": a.shows_prediction, "cam_method": a.cam_method} for a in study.arms],
         "sessions": [{"number": s.number, "opens_on": _iso(s.opens_on), "repeat": s.repeat} for s in study.sessions],

@@ -247,7 +247,9 @@ def _view(assignment: Assignment, later_started: bool) -> ReaderCase:
     )
 
 
-def case_for_reader(session: Session, reader_id: int, assignment_id: int, *, now: datetime | None = None) -> ReaderCase:
+def case_for_reader(
+    session: Session, reader_id: int, assignment_id: int, *, now: datetime | None = None
+) -> ReaderCase:
     """Open one of the reader's assignments: start (or resume) its reading and timer, and return
     the form with their drafts. A submitted case is returned locked, its timer untouched.
 

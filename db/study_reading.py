@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from db._study_access import (
@@ -32,7 +31,7 @@ from db._study_access import (
 from db.audit import record
 from db.base import utcnow
 from db.errors import InvalidInput, NotAllowed, StudyStateError
-from db.models import Assignment, Study, StudyAnswer, StudyQuestion, StudyReading
+from db.models import Assignment, StudyAnswer, StudyQuestion, StudyReading
 from db.readers import get_reader
 from db.study_spec import check_answer, question_visible
 
@@ -47,7 +46,9 @@ class SavedAnswer:
     version: int
 
 
-def _audit(session: Session, reader_id: int, action: str, assignment: Assignment, reading: StudyReading, **extra: Any) -> None:
+def _audit(
+    session: Session, reader_id: int, action: str, assignment: Assignment, reading: StudyReading, **extra: Any
+) -> None:
     record(
         session, actor=get_reader(session, reader_id).username, action=action, entity="assignments",
         entity_id=assignment.id,
@@ -62,13 +63,6 @@ def _question(assignment: Assignment, question_id: int, phase: int) -> StudyQues
                 raise NotAllowed(f"question {question.key!r} is not asked in arm {assignment.arm.name!r}, phase {phase}")
             return question
     raise NotAllowed(f"question {question_id} is not a question of this study")
-
-
-def _mark_first_read(session: Session, study: Study, now: datetime) -> None:
-    if study.first_read_at is None:
-        session.execute(
-            sa.update(Study).where(Study.id == study.id, Study.first_read_at.is_(None)).values(first_read_at=now)
-        )
 
 
 def save_answer(
@@ -102,9 +96,12 @@ def save_answer(
             reading.answers.remove(existing)
         stored = None
     else:
-        stored = check_answer(question.kind, question.options, value, case_shape=assignment.study_case.case.shape, where=where)
+        shape = assignment.study_case.case.shape
+        stored = check_answer(question.kind, question.options, value, case_shape=shape, where=where)
         if existing is None:
-            reading.answers.append(StudyAnswer(question_id=question.id, value=stored, first_given_at=moment, updated_at=moment, changes=0))
+            reading.answers.append(
+                StudyAnswer(question_id=question.id, value=stored, first_given_at=moment, updated_at=moment, changes=0)
+            )
         elif existing.value != stored:
             existing.value, existing.updated_at, existing.changes = stored, moment, existing.changes + 1
     if reading.first_answer_at is None and stored is not None:
@@ -112,7 +109,6 @@ def save_answer(
     if reading.open_since is None:
         reading.open_since = moment
     tick(reading, moment)
-    _mark_first_read(session, assignment.study, moment)
     session.flush()
     _audit(session, reader_id, "study.answer_saved" if stored is not None else "study.answer_cleared",
            assignment, reading, question=question.key)
@@ -181,7 +177,8 @@ def revise_case(session: Session, reader_id: int, assignment_id: int, *, now: da
     reading.shown_prediction_id = last.shown_prediction_id
     reading.shown_explanation_ids, reading.pairwise_order = dict(last.shown_explanation_ids), dict(last.pairwise_order)
     reading.answers = [
-        StudyAnswer(question_id=a.question_id, value=a.value, first_given_at=a.first_given_at, updated_at=a.updated_at, changes=0)
+        StudyAnswer(question_id=a.question_id, value=a.value, first_given_at=a.first_given_at,
+                    updated_at=a.updated_at, changes=0)
         for a in last.answers
     ]
     session.flush()

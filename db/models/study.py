@@ -58,8 +58,10 @@ class Study(Base):
         allow_revisions: whether a submitted answer may be changed (as a new version).
         created_by_id: the coordinator who created it.
         starts_on: the date the first session opens (set when the study opens).
-        first_read_at: when the first answer was given; from then on the design is frozen and
-            the study can only be extended.
+
+    Once a reader has opened one of its cases (``db.studies.first_reading_at``) the design is
+    frozen and the study can only be extended. That moment is read from the readings, not kept
+    on this row, so readers starting together never queue on one row lock.
     """
 
     __tablename__ = "studies"
@@ -85,7 +87,6 @@ class Study(Base):
     starts_on: Mapped[date | None]
     opened_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
-    first_read_at: Mapped[datetime | None]
 
     created_by: Mapped[Reader] = relationship()
     arms: Mapped[list[StudyArm]] = relationship(

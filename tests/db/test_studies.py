@@ -24,7 +24,7 @@ from db.studies import (
     list_studies,
     open_study,
 )
-from db.study_reader import reader_worklist
+from db.study_reader import case_for_reader, reader_worklist
 from db.study_reading import save_answer
 from db.study_spec import ArmSpec, QuestionSpec, StudyCaseSpec, design_from_mapping
 from tests.db.study_world import NOON, START, build_world, open_new_study, pocovid_design, sequential_design
@@ -162,6 +162,16 @@ def test_a_study_is_editable_until_its_first_answer_then_only_extendable(any_fac
         positions = sorted(p for r, _, p in after if r == reader)
         assert positions == list(range(18))
     assert _actions(any_factory, study_id) == ["study.created", "study.opened", "study.edited", "study.cases_added", "study.readers_added"]
+
+
+def test_opening_a_case_is_already_a_reading_that_freezes_the_design(any_factory, world) -> None:
+    study_id = open_new_study(any_factory, world, pocovid_design())
+    with any_factory.begin() as session:
+        entry = reader_worklist(session, world.readers[1], study_id, now=NOON).entries[0]
+        case_for_reader(session, world.readers[1], entry.assignment_id, now=NOON)
+    with any_factory.begin() as session:
+        with pytest.raises(StudyStateError, match="has been read since 2026-03-02 12:00 UTC"):
+            edit_study(session, world.coordinator, study_id, reader_ids=world.readers[:1])
 
 
 def test_open_dates_the_sessions_and_close_makes_the_study_read_only(any_factory, world) -> None:

@@ -87,7 +87,7 @@ def test_concurrent_readers_lose_no_answer(request, backend, readers, db_path) -
     assert len(stored) == readers * 10
     assert all(value == f"reader {reader} case {assignment}" for reader, assignment, value in stored)
     assert {reader for reader, _, _ in stored} == set(reader_ids)
-    assert elapsed < 90, f"{readers} readers x 10 answers took {elapsed:.1f} s"  # ~10 s on two idle cores
+    assert elapsed < 120, f"{readers} readers x 10 answers took {elapsed:.1f} s"  # CPU-bound: ~25 s of CPU in all
 
 
 def test_a_reader_killed_mid_session_loses_no_answer_given_before(any_url) -> None:

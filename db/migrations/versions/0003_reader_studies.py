@@ -89,7 +89,6 @@ def _create_studies() -> None:
         sa.Column("starts_on", sa.Date(), nullable=True),
         _stamp("opened_at"),
         _stamp("closed_at"),
-        _stamp("first_read_at"),
         sa.CheckConstraint("status IN ('draft', 'open', 'closed')", name="ck_studies_status"),
         sa.CheckConstraint(
             "design IN ('fully_crossed', 'counterbalanced', 'crossover', 'sequential')", name="ck_studies_design"
