@@ -16,7 +16,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +41,9 @@ from ui.backend import (
     Verdict,
     WorklistItem,
 )
+
+if TYPE_CHECKING:
+    from engine.analysis import CaseAnalysis
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +157,8 @@ class SalienceWorkstation:
         self._blobs = blobs.BlobStore(settings.blob_root)
         self._bundles: dict[str, object] = {}
         self._bundle_lock = threading.Lock()
-        self._analyses: OrderedDict[int, tuple] = OrderedDict()  # prediction id -> (bundle, CaseAnalysis)
-        self._prediction_bundles: dict[int, str] = {}  # prediction id -> the bundle it was made with
+        self._stored: dict[int, _Stored] = {}  # prediction id -> what was stored of it in this session
+        self._analyses: OrderedDict[int, CaseAnalysis] = OrderedDict()  # prediction id -> its CaseAnalysis, newest last
         self._cache_lock = threading.Lock()
         with self._sessions() as session:
             row = readers.get_reader(session, reader_id)
@@ -265,53 +270,58 @@ class SalienceWorkstation:
 
     def compare(self, case: OpenedCase, analysis: Analysis, method: str, progress: Progress) -> Analysis:
         """Add ``method``'s maps to the shown analysis: new Explanation rows on its Prediction, from
-        the kept capture (no forward pass for a gradient-family method)."""
+        the kept capture (no forward pass for a gradient-family method). An analysis no longer in
+        memory is analysed again, its maps stored on the same Prediction row."""
         from engine.analysis import add_methods, analyse_case
 
+        stored = self._stored.get(analysis.prediction_id)
+        if stored is None:
+            raise SalienceError(f"analysis {analysis.prediction_id} was not made in this session: analyse the case again")
+        model = self._bundle(stored.bundle)
         with self._cache_lock:
-            entry = self._analyses.get(analysis.prediction_id)
-        if entry is None:  # no longer cached: analyse again, stored on the same Prediction row
-            if analysis.prediction_id not in self._prediction_bundles:
-                raise SalienceError(f"analysis {analysis.prediction_id} was not made in this session: analyse the case again")
-            bundle = self._prediction_bundles[analysis.prediction_id]
-            with engine_errors():
-                result = analyse_case(case.volume, self._bundle(bundle), (method,),
-                                      progress=ScaledProgress(progress, 0.0, 0.95), max_map_side=MAP_SIDE)
-        else:
-            bundle, cached = entry
-            with engine_errors():
-                result = add_methods(cached, case.volume, self._bundle(bundle), (method,),
-                                     progress=ScaledProgress(progress, 0.0, 0.95))
+            cached = self._analyses.get(analysis.prediction_id)
+        with engine_errors():
+            if cached is None:
+                result = analyse_case(case.volume, model, (method,), progress=ScaledProgress(progress, 0.0, 0.95),
+                                      max_map_side=MAP_SIDE)
+            else:
+                result = add_methods(cached, case.volume, model, (method,), progress=ScaledProgress(progress, 0.0, 0.95))
         check_cancelled(progress)
-        shown = self._store_explanations(result, method, analysis.prediction_id, bundle)
+        shown = self._store_explanations(result, method, analysis.prediction_id, stored.bundle)
         progress.report(1.0, "done")
         return shown
 
-    def _store_explanations(self, result, method: str, prediction_id: int, bundle: str) -> Analysis:
-        """Store ``method``'s map of every explained class against the Prediction row, cache the
-        analysis, and return what the window shows."""
+    def _store_explanations(self, result: "CaseAnalysis", method: str, prediction_id: int, bundle: str) -> Analysis:
+        """Store ``method``'s map of every explained class against the Prediction row (once), keep
+        the analysis in memory, and return what the window shows."""
         maps = result.maps[method]
-        stored = [self._blobs.put(_npy_bytes(map_of_class), ".npy") for map_of_class in maps.maps]
+        stored = self._stored.setdefault(prediction_id, _Stored(bundle))
         with user_errors(), self._sessions.begin() as session:
-            explanation_ids = tuple(
-                runs.add_explanation(
-                    session,
-                    prediction_id=prediction_id,
-                    method=method,
-                    target_layer=result.target_layer,
-                    class_index=k,
-                    params=maps.params,
-                    map_path=path,
-                    map_sha256=sha,
-                    map_stats=map_summary(map_of_class).to_dict(),
-                ).id
-                for k, (path, sha), map_of_class in zip(maps.classes, stored, maps.maps)
-            )
+            if method not in stored.explanation_ids:
+                files = [self._blobs.put(_npy_bytes(map_of_class), ".npy") for map_of_class in maps.maps]
+                stored.explanation_ids[method] = tuple(
+                    runs.add_explanation(
+                        session,
+                        prediction_id=prediction_id,
+                        method=method,
+                        target_layer=result.target_layer,
+                        class_index=k,
+                        params=maps.params,
+                        map_path=path,
+                        map_sha256=sha,
+                        map_stats=map_summary(map_of_class).to_dict(),
+                    ).id
+                    for k, (path, sha), map_of_class in zip(maps.classes, files, maps.maps)
+                )
             study_ranges = tuple(
                 runs.stored_map_range(session, weights_sha256=result.weights_sha256, method=method, class_index=k)
                 for k in maps.classes
             )
-        self._remember(prediction_id, bundle, result)
+        with self._cache_lock:
+            self._analyses.pop(prediction_id, None)
+            self._analyses[prediction_id] = result
+            while len(self._analyses) > CACHED_ANALYSES:
+                self._analyses.popitem(last=False)
         verdict = None
         if result.verdict is not None:
             verdict = Verdict(label=result.verdict.label,
@@ -324,20 +334,11 @@ class SalienceWorkstation:
             method=method,
             maps=maps.maps,
             prediction_id=prediction_id,
-            explanation_ids=explanation_ids,
+            explanation_ids=stored.explanation_ids[method],
             verdict=verdict,
             probability_maps=result.probability_maps,
             study_ranges=study_ranges,
         )
-
-    def _remember(self, prediction_id: int, bundle: str, result) -> None:
-        """Cache the latest analyses (``CACHED_ANALYSES``, most recent last) for compare and check."""
-        with self._cache_lock:
-            self._prediction_bundles[prediction_id] = bundle
-            self._analyses.pop(prediction_id, None)
-            self._analyses[prediction_id] = (bundle, result)
-            while len(self._analyses) > CACHED_ANALYSES:
-                self._analyses.popitem(last=False)
 
     def check_map(
         self, case: OpenedCase, bundle: str, analysis: Analysis, class_index: int, item: int, progress: Progress
@@ -350,16 +351,16 @@ class SalienceWorkstation:
             raise SalienceError(f"no map for class {class_index} on item {item} of this analysis")
         model = self._bundle(bundle)
         with self._cache_lock:
-            entry = self._analyses.get(analysis.prediction_id)
+            result = self._analyses.get(analysis.prediction_id)
+        start = 0.0
         with engine_errors():
-            if entry is None or analysis.method not in entry[1].maps:
+            if result is None or analysis.method not in result.maps:  # no longer in memory: its map again
                 result = analyse_case(case.volume, model, (analysis.method,), classes=[class_index],
                                       progress=ScaledProgress(progress, 0.0, 0.3), max_map_side=MAP_SIDE,
                                       keep_capture=False)
-            else:
-                result = entry[1]
+                start = 0.3
             measured = check_map(result, case.volume, model, analysis.method, class_index, item,
-                                 progress=ScaledProgress(progress, 0.3 if entry is None else 0.0, 1.0))
+                                 progress=ScaledProgress(progress, start, 1.0))
         check_cancelled(progress)
         with user_errors(), self._sessions.begin() as session:
             runs.add_map_check(
@@ -390,6 +391,15 @@ class SalienceWorkstation:
     def my_readings(self, case: OpenedCase) -> list[SavedReading]:
         with self._sessions() as session:
             return [_saved(r) for r in readings.readings_for_reader(session, self._reader.id, case_id=case.case_id)]
+
+
+@dataclass
+class _Stored:
+    """What this session stored of one analysis: the bundle it was made with and, per method, the
+    Explanation ids of its maps (one per explained class, in class order)."""
+
+    bundle: str
+    explanation_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
@@ -125,7 +126,7 @@ class CaseAnalysis:
         item_axis: what a row of ``probabilities`` is: "slice", "frame", "patch", "tile".
         logits: ``(N, K)`` float32 raw network outputs, one row per item.
         probabilities: ``(N, K)`` float32, softmax of ``logits / temperature`` (``Bundle.predict``'s).
-        maps: per method name, its ``MapSet``.
+        maps: per method name, its ``MapSet`` (read-only).
         verdict: the pooled whole-case answer of a clip or a slide; None for item-wise images.
         crop_box: the window of each frame the network saw, or None for the whole frame.
         frame_times_ms: a clip's ``(N,)`` frame times from the first frame; else None.
@@ -165,6 +166,9 @@ class CaseAnalysis:
     batch_size: int = 32
     top_k: int = 3
     capture: StoredCapture | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "maps", MappingProxyType(dict(self.maps)))  # frozen all the way down
 
     @property
     def methods(self) -> tuple[str, ...]:

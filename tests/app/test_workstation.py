@@ -255,6 +255,7 @@ def test_compare_adds_a_method_to_the_same_prediction_with_no_forward_pass(setti
     try:
         compared = workstation.compare(case, first, "layercam", NullProgress())
         assert calls == []
+        assert workstation.compare(case, first, "layercam", NullProgress()).explanation_ids == compared.explanation_ids
         workstation._analyses.clear()  # forgotten: the next comparison must run the model again
         again = workstation.compare(case, first, "gradcampp", NullProgress())
         assert len(calls) == 1  # 23 slices, one batch
@@ -270,6 +271,7 @@ def test_compare_adds_a_method_to_the_same_prediction_with_no_forward_pass(setti
         for e in prediction.explanations:
             by_method.setdefault(e.method, []).append(e)
         assert sorted(by_method) == ["gradcam", "gradcampp", "layercam"]
+        assert all(len(rows) == 2 for rows in by_method.values())  # one per class, never twice
         stored = sorted(by_method["layercam"], key=lambda e: e.class_index)
         assert [e.id for e in stored] == list(compared.explanation_ids)
         for e in stored:
