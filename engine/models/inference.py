@@ -38,6 +38,12 @@ def calibrated_probabilities(logits: np.ndarray | torch.Tensor, temperature: flo
     return torch.softmax(raw / float(temperature), dim=1).numpy().astype(np.float32)
 
 
+def network_device(network: nn.Module) -> torch.device:
+    """The device of the network's parameters (the CPU for a network without any)."""
+    parameter = next(network.parameters(), None)
+    return torch.device("cpu") if parameter is None else parameter.device
+
+
 def predict_items(
     network: nn.Module,
     inputs: torch.Tensor,
@@ -59,11 +65,12 @@ def predict_items(
     """
     progress = progress or NullProgress()
     chunks = batches(inputs.shape[0], batch_size)
+    device = network_device(network)
     logits = []
     with torch.inference_mode():
         for done, chunk in enumerate(chunks, start=1):
             check_cancelled(progress)
-            logits.append(network(inputs[chunk.start : chunk.stop]).float())
+            logits.append(network(inputs[chunk.start : chunk.stop].to(device)).float().cpu())
             progress.report(done / len(chunks), f"predicted {chunk.stop} of {inputs.shape[0]}")
     if not logits:
         return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
@@ -197,23 +204,24 @@ def capture_pass(
     maps: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
     kept: list[tuple[torch.Tensor, torch.Tensor]] | None = [] if keep_bytes > 0 else None
     capture_bytes, done, weight = 0, 0, None
+    device = network_device(network)
     with CamCapture(network, [target_layer]) as cam:
         for x in inputs:
             check_cancelled(progress)
-            capture = cam.run(x, noise_samples=noisy, **request)
-            logits.append(capture.logits.float())
+            capture = cam.run(x.to(device), noise_samples=noisy, **request)
+            logits.append(capture.logits.float().cpu())
             if "cam" in methods and weight is None:
                 weight = final_linear_weight(network, capture.activations[target_layer].shape[1])
             for name, batch_maps in compute_maps(capture, target_layer, methods, fc_weight=weight).items():
-                maps[name].append(batch_maps.float())
+                maps[name].append(batch_maps.float().cpu())
             activations, gradients = capture.activations[target_layer], capture.gradients[target_layer]
-            if keep_bytes > 0 and not capture_bytes:  # the first batch tells the whole capture's size
+            if kept is not None and not capture_bytes:  # the first batch tells the whole capture's size
                 per_item = sum(t.element_size() * t.numel() for t in (activations, gradients)) / max(1, x.shape[0])
                 capture_bytes = int(per_item * total)
                 if capture_bytes > keep_bytes:
                     kept = None
-            if kept is not None:
-                kept.append((activations, gradients))
+            if kept is not None:  # copies, not views: with noisy copies a view would hold the whole noisy batch
+                kept.append((activations.cpu().clone(), gradients.cpu().clone()))
             done += x.shape[0]
             progress.report(done / max(1, total), f"analysed {done} of {total}")
     raw = torch.cat(logits) if logits else torch.zeros((0, 0))
@@ -260,6 +268,7 @@ def maps_from_capture(
     if noisy:
         raise ValueError(f"{noisy} cannot be computed from a stored capture")
     weight = final_linear_weight(network, capture.activations.shape[1]) if "cam" in methods else None
+    weight = None if weight is None else weight.cpu()
     maps: dict[str, list[torch.Tensor]] = {m: [] for m in methods}
     for chunk in batches(capture.activations.shape[0], batch_size):
         part = Capture(

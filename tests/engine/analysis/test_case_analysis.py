@@ -118,6 +118,13 @@ def test_what_methods_cost_that_cannot_come_from_the_capture():
     assert smooth.maps["smoothgradcampp"].params["noise_samples"] == SMOOTH_SAMPLES
     np.testing.assert_allclose(smooth.maps["smoothgradcampp"].maps, bundle.explain(volume, "smoothgradcampp"), atol=1e-6)
     with counting(bundle.network) as calls:
+        smooth_first = analyse_case(volume, bundle, "smoothgradcampp", batch_size=4)
+        assert calls == [4 * (1 + SMOOTH_SAMPLES), 2 * (1 + SMOOTH_SAMPLES)]  # the noisy copies ride along
+        assert smooth_first.capture.activations.shape[0] == 6  # the clean items only are kept
+        np.testing.assert_allclose(add_methods(smooth_first, volume, bundle, "gradcam").maps["gradcam"].maps,
+                                   analysis.maps["gradcam"].maps, atol=1e-6)
+    assert len(calls) == 2
+    with counting(bundle.network) as calls:
         scored = analyse_case(volume, bundle, ["gradcam", "scorecam"], classes=[1], batch_size=4)
     assert calls[:2] == [4, 2] and len(calls) > 2
     assert scored.maps["scorecam"].score == "probability" and scored.maps["gradcam"].score == "logit"
