@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from engine.analysis import clip
-from engine.analysis.result import CaseAnalysis, MapSet
+from engine.analysis.result import CaseAnalysis, MapSet, model_fields
 from engine.imaging.volume import ImageVolume
 from engine.models.bundle import Bundle
 from engine.models.crop_box import MapGrid
@@ -102,12 +102,7 @@ def analyse_items(
         notes.append("The model sees a window of each frame only (its crop box, e.g. an ultrasound's scan region); "
                      "the map is zero outside it.")
     analysis = CaseAnalysis(
-        bundle_name=bundle.name,
-        bundle_version=bundle.version,
-        weights_sha256=bundle.weights_sha256,
-        target_layer=bundle.target_layer,
-        calibrated=bundle.calibrated,
-        class_names=bundle.class_names,
+        **model_fields(bundle),
         kind=volume.kind,
         item_axis="frame" if is_clip else task_spec(bundle.task).item_axis,
         logits=logits,
@@ -133,19 +128,26 @@ def analyse_items(
     return replace(analysis, maps=maps)
 
 
+def plan_added(analysis: CaseAnalysis, methods: Sequence[str]) -> tuple[list[int], list[str], list[str], list[str]]:
+    """How ``add_methods`` makes each new method: ``(classes, from the kept capture, by a new
+    capture pass, by perturbation)``. The kept capture serves every gradient-family method but
+    Smooth Grad-CAM++ when it holds the explained classes' gradients of the analysis's score."""
+    classes = list(analysis.explained_classes)
+    gradient, perturbation = split_methods(methods)
+    stored = analysis.capture
+    usable = stored is not None and stored.covers(classes, method_score("gradcam", analysis.score))
+    reused = [m for m in gradient if usable and m != "smoothgradcampp"]
+    return classes, reused, [m for m in gradient if m not in reused], perturbation
+
+
 def add_item_methods(
     analysis: CaseAnalysis, volume: ImageVolume, bundle: Bundle, methods: Sequence[str], progress: Progress | None
 ) -> CaseAnalysis:
     """``add_methods`` for every kind but slides (see there)."""
     progress = progress or NullProgress()
-    classes = list(analysis.explained_classes)
-    gradient, perturbation = split_methods(methods)
-    stored = analysis.capture
-    can_reuse = stored is not None and stored.covers(classes, method_score("gradcam", analysis.score))
-    reused = [m for m in gradient if can_reuse and m != "smoothgradcampp"]
-    forward = [m for m in gradient if m not in reused]
+    classes, reused, forward, perturbation = plan_added(analysis, methods)
     notes = list(analysis.notes)
-    layer_maps = maps_from_capture(stored, bundle.network, reused, classes, analysis.batch_size) if reused else {}
+    layer_maps = maps_from_capture(analysis.capture, bundle.network, reused, classes, analysis.batch_size) if reused else {}
     inputs = bundle.preprocess(volume) if forward or perturbation else None
     share = CAPTURE_SHARE if perturbation else 1.0
     if forward:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from engine.imaging.tissue import Tile
 from engine.models.classes import class_index
 from engine.models.crop_box import CropBox
 from engine.models.inference import StoredCapture
+
+if TYPE_CHECKING:
+    from engine.models.bundle import Bundle
 
 #: Bytes of activations and gradients ``analyse_case`` keeps for later methods by default.
 CAPTURE_BUDGET_BYTES = 512 * 2**20
@@ -224,3 +228,15 @@ class CaseAnalysis:
              "probability": float(column[i])}
             for i in order
         ]
+
+
+def model_fields(bundle: "Bundle") -> dict:
+    """The ``CaseAnalysis`` fields that say which model made it."""
+    return {
+        "bundle_name": bundle.name,
+        "bundle_version": bundle.version,
+        "weights_sha256": bundle.weights_sha256,
+        "target_layer": bundle.target_layer,
+        "calibrated": bundle.calibrated,
+        "class_names": bundle.class_names,
+    }

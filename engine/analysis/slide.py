@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.analysis.items import CAPTURE_SHARE, over_budget_note, split_methods
-from engine.analysis.result import CaseAnalysis, CaseVerdict, MapSet, SlideDetails
+from engine.analysis.items import CAPTURE_SHARE, over_budget_note, plan_added, split_methods
+from engine.analysis.result import CaseAnalysis, CaseVerdict, MapSet, SlideDetails, model_fields
 from engine.errors import BundleError
 from engine.imaging.slide import THUMBNAIL_SIZE, SlideReader
 from engine.imaging.tissue import Tile, detect_tissue, read_tile, tile_grid
@@ -191,12 +191,7 @@ def analyse_slide(
         notes.append(over_budget_note(item_pass.capture_bytes, keep_bytes))
     details = replace(details, probability_maps=stitch(details, probabilities.T[:, :, None, None]))
     analysis = CaseAnalysis(
-        bundle_name=bundle.name,
-        bundle_version=bundle.version,
-        weights_sha256=bundle.weights_sha256,
-        target_layer=bundle.target_layer,
-        calibrated=bundle.calibrated,
-        class_names=bundle.class_names,
+        **model_fields(bundle),
         kind="slide",
         item_axis="tile",
         logits=logits,
@@ -227,14 +222,10 @@ def add_slide_methods(
     """``add_methods`` for a slide: from the stored capture when there is one, else the tiles are
     read again (the same tiles: tissue is not searched anew)."""
     progress = progress or NullProgress()
-    classes = list(analysis.explained_classes)
-    gradient, perturbation = split_methods(methods)
-    stored, tiles, notes = analysis.capture, analysis.slide.tiles, list(analysis.notes)
-    can_reuse = stored is not None and stored.covers(classes, method_score("gradcam", analysis.score))
-    reused = [m for m in gradient if can_reuse and m != "smoothgradcampp"]
-    forward = [m for m in gradient if m not in reused]
+    classes, reused, forward, perturbation = plan_added(analysis, methods)
+    tiles, notes = analysis.slide.tiles, list(analysis.notes)
     tile_maps = {m: maps.numpy() for m, maps in maps_from_capture(
-        stored, bundle.network, reused, classes, analysis.batch_size).items()} if reused else {}
+        analysis.capture, bundle.network, reused, classes, analysis.batch_size).items()} if reused else {}
     end = TILES_START + (TILES_END - TILES_START) * (CAPTURE_SHARE if perturbation else 1.0)
     if forward and tiles:
         recaptured = [m for m in forward if m != "smoothgradcampp"]
