@@ -163,6 +163,8 @@ def analyse_slide(
         grid_shape: ``(H, W)`` of the maps; None means the thumbnail grid ``read_slide`` makes.
         tile_mpp: microns per pixel the model's patches are taken to have; None means the
             bundle's ``slide.tile_mpp`` (an assumption for LC25000, see the model card).
+        keep_bytes: keep the capture (``CaseAnalysis.capture``) when it takes at most this many
+            bytes; 0 keeps none.
         shown_only: explain only the class ``CaseAnalysis.class_to_show`` picks.
 
     Raises:
