@@ -1,22 +1,18 @@
-"""What the headless subcommands do: read, run a bundle, write a map. Returns JSON-ready dicts."""
+"""What the headless subcommands do: read, run a bundle through ``engine.analysis``, write a map.
+
+Returns JSON-ready dicts. How each kind of image is analysed is ``engine.analysis``'s business;
+what is written for it (NIfTI, .npy, an overlay PNG or video) is ``app.outputs``'.
+"""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
 
 from engine.errors import SalienceError
-from engine.imaging import ImageVolume, nifti, read_image
+from engine.imaging import ImageVolume, read_image
 from engine.models.classes import class_index
-
-
-#: Image kinds explained as a whole (a clip verdict over frames, a slide score over tiles), by the
-#: module whose ``explain(path, volume, bundle, method, output, class_name, all_classes,
-#: with_quality, score) -> dict`` writes the maps and returns the JSON payload. Other kinds are explained
-#: item by item below.
-KIND_EXPLAINERS: dict[str, str] = {"clip": "app.explain_clip", "slide": "app.explain_slide"}
 
 
 def describe(volume: ImageVolume) -> dict:
@@ -44,54 +40,17 @@ def inspect(path: str | Path) -> dict:
 
 
 def predict(path: str | Path, bundle_name: str, per_item: bool = True) -> dict:
+    """``salience predict``: probabilities per item (slice, frame, tile), with a clip's verdict or
+    a slide's score (a slide is classified tile by tile over its tissue at the model's
+    magnification; the opened volume is only its thumbnail)."""
+    from app import outputs
+    from engine.analysis import analyse_case
     from engine.models.bundle import load_bundle
 
     volume = read_image(path)
     bundle = load_bundle(bundle_name)
-    if volume.kind == "slide":
-        return _predict_slide(path, volume, bundle, per_item)
-    result = bundle.predict(volume)
-    return _prediction_payload(volume, bundle, result.class_names, result.item_axis, result.probabilities, per_item)
-
-
-def _predict_slide(path: str | Path, volume: ImageVolume, bundle, per_item: bool) -> dict:
-    """A slide is classified tile by tile over its tissue at the model's magnification (the
-    opened volume is only its thumbnail); the slide score is the mean tile probability."""
-    from engine.analysis.slide import analyse_slide
-
-    analysis = analyse_slide(bundle, path, classes=[])
-    payload = _prediction_payload(volume, bundle, analysis.class_names, "tile", analysis.tile_probabilities, per_item)
-    payload["slide_scores"] = {name: float(p) for name, p in zip(analysis.class_names, analysis.slide_scores)}
-    payload["tiling"] = {"level": analysis.level, "tile_mpp": analysis.tile_mpp, "tile_size_level0": analysis.tile_size0,
-                         "notes": analysis.notes}
-    if per_item:
-        payload["tile_boxes_level0"] = analysis.tile_boxes.tolist()  # (row, col, rows, cols) per tile
-    return payload
-
-
-def _prediction_payload(volume: ImageVolume, bundle, class_names, item_axis: str, probabilities: np.ndarray,
-                        per_item: bool) -> dict:
-    probabilities = np.asarray(probabilities).reshape(-1, len(class_names))
-    top = probabilities.argmax(axis=1)
-    summary = {
-        name: {
-            "max_probability": float(probabilities[:, k].max()),
-            "at_item": int(probabilities[:, k].argmax()),
-            "items_predicted": int((top == k).sum()),
-        }
-        for k, name in enumerate(class_names)
-    } if len(probabilities) else {}
-    payload = {
-        "source": volume.source,
-        "bundle": {"name": bundle.name, "version": bundle.version, "weights_sha256": bundle.weights_sha256},
-        "classes": list(class_names),
-        "item_axis": item_axis,
-        "n_items": int(probabilities.shape[0]),
-        "summary": summary,
-    }
-    if per_item:
-        payload["probabilities"] = np.round(probabilities, 6).tolist()
-    return payload
+    analysis = analyse_case(volume, bundle, methods=(), keep_capture=False)
+    return outputs.prediction_payload(analysis, volume, per_item)
 
 
 def explain(
@@ -104,58 +63,44 @@ def explain(
     with_quality: bool = False,
     score: str | None = None,
 ) -> dict:
+    """``salience explain``: analyse the image, write the map(s) and return the JSON payload.
+
+    Args:
+        path: the image (file or folder).
+        bundle_name: a shipped bundle's name or a bundle folder.
+        method: CAM method name.
+        output: where the maps go; its suffix says how (``app.outputs.writer_for``).
+        class_name: class to explain and show (name or index); None: the one a reviewer looks at
+            first (a clip's verdict class, else the most likely finding).
+        all_classes: write the maps of every class (.npy).
+        with_quality: also measure the shown class's map (``engine.analysis.check_map``) on the
+            item that matters most.
+        score: "logit", "probability" or None (the method's default).
+
+    Raises:
+        SalienceError: bad output path, unknown class or method, or nothing to classify.
+    """
+    from app import outputs
+    from engine.analysis import SHOWN, analyse_case, check_map
     from engine.models.bundle import load_bundle
 
-    name = output.name.lower()
+    output = Path(output)
     if not output.parent.exists():
         raise SalienceError(f"{output.parent}: output folder does not exist")
     volume = read_image(path)
+    write = outputs.writer_for(volume, output, all_classes, with_quality)
     bundle = load_bundle(bundle_name)
-    if volume.kind in KIND_EXPLAINERS:  # clips and slides: a verdict over frames or tiles; they check `output`
-        module = importlib.import_module(KIND_EXPLAINERS[volume.kind])
-        return module.explain(path, volume, bundle, method, output, class_name, all_classes, with_quality, score)
-    if name.endswith(".png") and volume.kind == "image" and not (all_classes or with_quality):
-        from app.explain_slide import explain_patch_png
-
-        return explain_patch_png(volume, bundle, method, output, class_name, score)
-    if not name.endswith((".nii", ".nii.gz", ".npy")):
-        also = ", or .png for a single image without --all-classes or --quality" if volume.kind == "image" else ""
-        raise SalienceError(f"{output}: output must end in .nii.gz, .nii or .npy{also}")
-    if all_classes and not name.endswith(".npy"):
-        raise SalienceError(f"{output}: --all-classes writes (classes, slices, rows, cols) and needs .npy")
-    prediction = bundle.predict(volume)
-    probabilities = np.asarray(prediction.probabilities)
-    k = class_index(prediction.class_names, class_name, probabilities)
-    classes = None if all_classes else [k]
+    wanted = None if class_name is None else class_index(bundle.class_names, class_name)
+    classes = None if all_classes else ([wanted] if wanted is not None else SHOWN)
     try:
-        maps = np.asarray(bundle.explain(volume, method=method, classes=classes, score=score), dtype=np.float32)
+        analysis = analyse_case(volume, bundle, method, classes=classes, score=score, keep_capture=False)
+        if not len(analysis.probabilities):
+            raise SalienceError(f"{path}: {'; '.join(analysis.notes) or 'no items'}; nothing to explain")
+        k = wanted if wanted is not None else analysis.class_to_show()
+        quality = check_map(analysis, volume, bundle, method, k).report if with_quality else None
     except ValueError as exc:  # unknown method or class: the user's input, said in one line
         raise SalienceError(str(exc)) from None
-    written = maps if all_classes else maps[0]
-    if name.endswith(".npy"):
-        np.save(output, written)
-    else:
-        try:
-            nifti.write_on_grid(written, volume, output)
-        except ValueError as exc:
-            raise SalienceError(f"{output}: {exc}") from None
-    payload = {
-        "source": volume.source,
-        "output": str(output),
-        "bundle": {"name": bundle.name, "version": bundle.version},
-        "method": method,
-        "score": score or "method default",
-        "layer": bundle.target_layer,
-        "class": "all" if all_classes else prediction.class_names[k],
-        "shape": list(written.shape),
-        "axes": ("class, " if all_classes else "") + "slice, row, col (same grid as the input)",
-        "stats": {"min": float(written.min()), "max": float(written.max()), "mean": float(written.mean())},
-        "raw": "signed, not normalised",
-    }
-    if with_quality:
-        from engine.analysis.quality import quality_report
-
-        item = int(np.argmax(probabilities[:, k]))  # the slice where the model is surest of the class
-        cam = maps[k if all_classes else 0, item]
-        payload["quality"] = quality_report(bundle, volume, cam, method=method, class_index=k, item=item, score=score)
+    payload = write(analysis, volume, k)
+    if quality is not None:
+        payload["quality"] = quality
     return payload

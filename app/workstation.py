@@ -2,7 +2,10 @@
 
 This is where engine results enter the database: one session scope per user action
 (``with self._sessions.begin() as session:``), maps stored as content-addressed .npy files whose
-path and hash the Explanation rows keep.
+path and hash the Explanation rows keep. One analysis (``engine.analysis.analyse_case``) is one
+Prediction row with one Explanation per class and method; "Compare with..." adds the second
+method's Explanations to the same row, computed from the analysis kept in memory (its capture
+serves every gradient-family method with no forward pass).
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 import io
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +42,9 @@ from ui.backend import (
     WorklistItem,
 )
 
+if TYPE_CHECKING:
+    from engine.analysis import CaseAnalysis
+
 log = logging.getLogger(__name__)
 
 
@@ -47,6 +55,23 @@ def user_errors() -> Iterator[None]:
         yield
     except (DbError, PermissionError) as exc:
         raise SalienceError(str(exc)) from exc
+
+
+@contextmanager
+def engine_errors() -> Iterator[None]:
+    """Turn the engine's refusals of an input (unknown method, class or item) into one-line errors."""
+    try:
+        yield
+    except ValueError as exc:
+        raise SalienceError(str(exc)) from exc
+
+
+#: Longest side of the stored maps: a 300-frame clip's maps for 3 classes at 256 px take 240 MB
+#: in float32; at the frame's own size they could take gigabytes. The viewer stretches them.
+MAP_SIDE = 256
+
+#: Analyses kept in memory (with their captures) for "Compare with..." and the map check.
+CACHED_ANALYSES = 2
 
 
 def demo_worklist(demo_data: Path) -> list[WorklistItem]:
@@ -132,6 +157,9 @@ class SalienceWorkstation:
         self._blobs = blobs.BlobStore(settings.blob_root)
         self._bundles: dict[str, object] = {}
         self._bundle_lock = threading.Lock()
+        self._stored: dict[int, _Stored] = {}  # prediction id -> what was stored of it in this session
+        self._analyses: OrderedDict[int, CaseAnalysis] = OrderedDict()  # prediction id -> its CaseAnalysis, newest last
+        self._cache_lock = threading.Lock()
         with self._sessions() as session:
             row = readers.get_reader(session, reader_id)
             self._reader = ReaderInfo(id=row.id, name=row.display_name or row.username, role=row.role)
@@ -210,12 +238,18 @@ class SalienceWorkstation:
             return self._bundles[name]
 
     def analyse(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> Analysis:
+        """Analyse the case (``engine.analysis.analyse_case``) and store ONE Prediction with one
+        Explanation per class; the analysis stays cached for ``compare`` and ``check_map``."""
+        from engine.analysis import analyse_case
+
         model = self._bundle(bundle)
         progress.report(0.0, f"running {model.name} {model.version}")
-        run = self._run_model(case, model, method, progress)
+        with engine_errors():
+            result = analyse_case(case.volume, model, (method,), progress=ScaledProgress(progress, 0.0, 0.95),
+                                  max_map_side=MAP_SIDE)
+        if not len(result.probabilities):
+            raise SalienceError(f"{case.volume.source}: nothing to classify ({'; '.join(result.notes) or 'no items'})")
         check_cancelled(progress)
-        class_names = tuple(model.class_names)
-        stored = [self._blobs.put(_npy_bytes(run.maps[k]), ".npy") for k in range(len(class_names))]
         with user_errors(), self._sessions.begin() as session:
             model_run = runs.get_or_create_model_run(
                 session, bundle_name=model.name, version=model.version, weights_sha256=model.weights_sha256, device="cpu"
@@ -224,86 +258,116 @@ class SalienceWorkstation:
                 session,
                 case_id=case.case_id,
                 model_run_id=model_run.id,
-                probabilities=run.stored_probabilities.tolist(),
-                class_names=list(class_names),
-                item_axis=run.item_axis,
-                calibrated=model.calibrated,
+                probabilities=result.probabilities.tolist(),
+                class_names=list(result.class_names),
+                item_axis=result.item_axis,
+                calibrated=result.calibrated,
             )
-            explanation_ids = []
-            for k, (path, sha) in enumerate(stored):
-                explanation = runs.add_explanation(
-                    session,
-                    prediction_id=row.id,
-                    method=method,
-                    target_layer=model.target_layer,
-                    class_index=k,
-                    params=run.params,
-                    map_path=path,
-                    map_sha256=sha,
-                    map_stats=map_summary(run.maps[k]).to_dict(),
-                )
-                explanation_ids.append(explanation.id)
             prediction_id = row.id
-            study_ranges = tuple(
-                runs.stored_map_range(session, weights_sha256=model.weights_sha256, method=method, class_index=k)
-                for k in range(len(class_names))
-            )
+        shown = self._store_explanations(result, method, prediction_id, bundle)
         progress.report(1.0, "done")
-        return Analysis(
-            bundle=f"{model.name} {model.version}",
-            class_names=class_names,
-            probabilities=run.probabilities,
-            method=method,
-            maps=run.maps,
-            prediction_id=prediction_id,
-            explanation_ids=tuple(explanation_ids),
-            verdict=run.verdict,
-            probability_maps=run.probability_maps,
-            study_ranges=study_ranges,
-        )
+        return shown
 
-    def _run_model(self, case: OpenedCase, model, method: str, progress: Progress) -> "_ModelRun":
-        """Predict and explain the case the way its kind needs: item by item, or a slide by tiles."""
-        if case.volume.kind == "slide":
-            return _run_on_slide(case, model, method, progress)
-        if case.volume.kind == "clip":
-            return _run_on_clip(case, model, method, progress)
-        prediction = model.predict(case.volume, progress=ScaledProgress(progress, 0.0, 0.4))
+    def compare(self, case: OpenedCase, analysis: Analysis, method: str, progress: Progress) -> Analysis:
+        """Add ``method``'s maps to the shown analysis: new Explanation rows on its Prediction, from
+        the kept capture (no forward pass for a gradient-family method). An analysis no longer in
+        memory is analysed again, its maps stored on the same Prediction row."""
+        from engine.analysis import add_methods, analyse_case
+
+        stored = self._stored.get(analysis.prediction_id)
+        if stored is None:
+            raise SalienceError(f"analysis {analysis.prediction_id} was not made in this session: analyse the case again")
+        model = self._bundle(stored.bundle)
+        with self._cache_lock:
+            cached = self._analyses.get(analysis.prediction_id)
+        with engine_errors():
+            if cached is None:
+                result = analyse_case(case.volume, model, (method,), progress=ScaledProgress(progress, 0.0, 0.95),
+                                      max_map_side=MAP_SIDE)
+            else:
+                result = add_methods(cached, case.volume, model, (method,), progress=ScaledProgress(progress, 0.0, 0.95))
         check_cancelled(progress)
-        maps = np.asarray(
-            model.explain(case.volume, method=method, classes=None, progress=ScaledProgress(progress, 0.4, 0.9)),
-            dtype=np.float32,
-        )
-        probabilities = np.asarray(prediction.probabilities, dtype=np.float32)
-        return _ModelRun(
-            probabilities=probabilities,
-            stored_probabilities=probabilities,
-            item_axis=prediction.item_axis,
-            maps=maps,
-            params={"reduction": f"per {prediction.item_axis}", "upsampling": "bilinear"},
+        shown = self._store_explanations(result, method, analysis.prediction_id, stored.bundle)
+        progress.report(1.0, "done")
+        return shown
+
+    def _store_explanations(self, result: "CaseAnalysis", method: str, prediction_id: int, bundle: str) -> Analysis:
+        """Store ``method``'s map of every explained class against the Prediction row (once), keep
+        the analysis in memory, and return what the window shows."""
+        maps = result.maps[method]
+        stored = self._stored.setdefault(prediction_id, _Stored(bundle))
+        with user_errors(), self._sessions.begin() as session:
+            if method not in stored.explanation_ids:
+                files = [self._blobs.put(_npy_bytes(map_of_class), ".npy") for map_of_class in maps.maps]
+                stored.explanation_ids[method] = tuple(
+                    runs.add_explanation(
+                        session,
+                        prediction_id=prediction_id,
+                        method=method,
+                        target_layer=result.target_layer,
+                        class_index=k,
+                        params=maps.params,
+                        map_path=path,
+                        map_sha256=sha,
+                        map_stats=map_summary(map_of_class).to_dict(),
+                    ).id
+                    for k, (path, sha), map_of_class in zip(maps.classes, files, maps.maps)
+                )
+            study_ranges = tuple(
+                runs.stored_map_range(session, weights_sha256=result.weights_sha256, method=method, class_index=k)
+                for k in maps.classes
+            )
+        with self._cache_lock:
+            self._analyses.pop(prediction_id, None)
+            self._analyses[prediction_id] = result
+            while len(self._analyses) > CACHED_ANALYSES:
+                self._analyses.popitem(last=False)
+        verdict = None
+        if result.verdict is not None:
+            verdict = Verdict(label=result.verdict.label,
+                              probabilities=np.asarray(result.verdict.probabilities, dtype=np.float32),
+                              key_items=maps.key_items, notes=result.notes)
+        return Analysis(
+            bundle=f"{result.bundle_name} {result.bundle_version}",
+            class_names=result.class_names,
+            probabilities=np.asarray(result.item_probabilities, dtype=np.float32),
+            method=method,
+            maps=maps.maps,
+            prediction_id=prediction_id,
+            explanation_ids=stored.explanation_ids[method],
+            verdict=verdict,
+            probability_maps=result.probability_maps,
+            study_ranges=study_ranges,
         )
 
     def check_map(
         self, case: OpenedCase, bundle: str, analysis: Analysis, class_index: int, item: int, progress: Progress
     ) -> dict:
-        from engine.analysis.quality import quality_report
+        """Measure one shown map (``engine.analysis.check_map``) and store the measures with its
+        Explanation (a slide's against the tile measured)."""
+        from engine.analysis import analyse_case, check_map
 
         if not 0 <= class_index < len(analysis.class_names) or not 0 <= item < analysis.maps.shape[1]:
             raise SalienceError(f"no map for class {class_index} on item {item} of this analysis")
         model = self._bundle(bundle)
-        if case.volume.kind == "slide":  # a stitched map: measure the tile most likely to show the class
-            report, item = _check_slide_tile(case, model, analysis.method, class_index, progress)
-        else:
-            cam = on_image_grid(analysis.maps[class_index, item], case.volume.shape[1:])
-            report = quality_report(
-                model, case.volume, cam, method=analysis.method, class_index=class_index, item=item, progress=progress
-            )
+        with self._cache_lock:
+            result = self._analyses.get(analysis.prediction_id)
+        start = 0.0
+        with engine_errors():
+            if result is None or analysis.method not in result.maps:  # no longer in memory: its map again
+                result = analyse_case(case.volume, model, (analysis.method,), classes=[class_index],
+                                      progress=ScaledProgress(progress, 0.0, 0.3), max_map_side=MAP_SIDE,
+                                      keep_capture=False)
+                start = 0.3
+            measured = check_map(result, case.volume, model, analysis.method, class_index, item,
+                                 progress=ScaledProgress(progress, start, 1.0))
         check_cancelled(progress)
         with user_errors(), self._sessions.begin() as session:
             runs.add_map_check(
-                session, explanation_id=analysis.explanation_ids[class_index], item_index=item, report=report
+                session, explanation_id=analysis.explanation_ids[class_index], item_index=measured.item,
+                report=measured.report,
             )
-        return report
+        return measured.report
 
     # -- readings ------------------------------------------------------------------------------
 
@@ -329,116 +393,13 @@ class SalienceWorkstation:
             return [_saved(r) for r in readings.readings_for_reader(session, self._reader.id, case_id=case.case_id)]
 
 
-@dataclass(frozen=True)
-class _ModelRun:
-    """What one model run on a case produced, before it is stored.
+@dataclass
+class _Stored:
+    """What this session stored of one analysis: the bundle it was made with and, per method, the
+    Explanation ids of its maps (one per explained class, in class order)."""
 
-    ``probabilities`` are per item of the opened volume (what the viewer plots);
-    ``stored_probabilities`` are the rows the Prediction keeps (a slide's tiles).
-    """
-
-    probabilities: np.ndarray
-    stored_probabilities: np.ndarray
-    item_axis: str
-    maps: np.ndarray
-    params: dict
-    verdict: Verdict | None = None
-    probability_maps: np.ndarray | None = None
-
-
-def _run_on_slide(case: OpenedCase, model, method: str, progress: Progress) -> _ModelRun:
-    """Tiles over the slide's tissue at the model's magnification; maps stitched on the thumbnail."""
-    from engine.analysis.slide import analyse_slide
-
-    slide = analyse_slide(model, case.volume.source, method=method, grid_shape=case.volume.shape[1:], progress=progress)
-    if not slide.tiles:
-        raise SalienceError(f"{case.volume.source}: no tissue found to classify (every tile is glass)")
-    scores = np.asarray(slide.slide_scores, dtype=np.float32)
-    verdict = Verdict(
-        label=f"Slide score: mean of {len(slide.tiles)} tissue tiles",
-        probabilities=scores,
-        notes=tuple(slide.notes),
-    )
-    return _ModelRun(
-        probabilities=scores[None, :],
-        stored_probabilities=np.asarray(slide.tile_probabilities, dtype=np.float32),
-        item_axis="tile",
-        maps=np.asarray(slide.maps, dtype=np.float32)[:, None],
-        params={"tiles": len(slide.tiles), "level": slide.level, "tile_mpp": slide.tile_mpp,
-                "tile_size_level0": slide.tile_size0, "stitching": "mean where tiles overlap, NaN off tissue"},
-        verdict=verdict,
-        probability_maps=np.asarray(slide.probability_maps, dtype=np.float32)[:, None],
-    )
-
-
-def _check_slide_tile(case: OpenedCase, model, method: str, class_index: int, progress: Progress) -> tuple[dict, int]:
-    """Quality of a slide's map where it matters most: on the tissue tile the model finds likeliest
-    to show the class, with that tile's own map. Returns the report and the tile's index (the
-    row of the stored prediction)."""
-    from engine.imaging.slide import SlideReader, rgb_volume
-    from engine.imaging.tissue import read_tile
-    from engine.analysis.quality import quality_report
-    from engine.analysis.slide import analyse_slide
-
-    slide = analyse_slide(model, case.volume.source, method=method, classes=[class_index],
-                          grid_shape=case.volume.shape[1:], progress=ScaledProgress(progress, 0.0, 0.3))
-    if not slide.tiles:
-        raise SalienceError(f"{case.volume.source}: no tissue tile to measure")
-    best = int(np.argmax(slide.tile_probabilities[:, class_index]))
-    with SlideReader(case.volume.source) as reader:
-        rgb = read_tile(reader, slide.tiles[best])
-    top = slide.top_tiles(class_index, 1)[0]
-    tile = rgb_volume(f"{case.volume.source} (tile at row {top['row0']}, col {top['col0']})", rgb)
-    cam = on_image_grid(slide.tile_maps[0, best], rgb.shape[:2])
-    report = quality_report(model, tile, cam, method=method, class_index=class_index, item=0,
-                            progress=ScaledProgress(progress, 0.3, 1.0))
-    report["tile"] = top
-    return report, best
-
-
-#: Longest side of a clip's stored maps: a 300-frame clip's maps for 3 classes at 256 px take
-#: 240 MB in float32; at the frame's own size they could take gigabytes. The viewer stretches them.
-CLIP_MAP_SIDE = 256
-
-
-def _run_on_clip(case: OpenedCase, model, method: str, progress: Progress) -> _ModelRun:
-    """Every frame classified and explained; the clip verdict is the mean frame probability."""
-    from engine.analysis.clip import analyse_clip
-
-    clip = analyse_clip(model, case.volume, method=method, progress=progress, max_map_side=CLIP_MAP_SIDE)
-    probabilities = np.asarray(clip.prediction.probabilities, dtype=np.float32)
-    notes = []
-    if clip.crop_box is not None:
-        notes.append("The model sees the scan region only; the map is zero outside it.")
-    verdict = Verdict(
-        label=f"Clip verdict: mean of {case.volume.n_slices} frames",
-        probabilities=np.asarray(clip.verdict, dtype=np.float32),
-        key_items={k: tuple(explanation.key_frames) for k, explanation in clip.key_frames.items()},
-        notes=tuple(notes),
-    )
-    return _ModelRun(
-        probabilities=probabilities,
-        stored_probabilities=probabilities,
-        item_axis="frame",
-        maps=np.asarray(clip.maps, dtype=np.float32),
-        params={"reduction": "per frame", "map_grid": list(clip.maps.shape[2:]),
-                "crop_box": None if clip.crop_box is None else {
-                    "top": clip.crop_box.top, "left": clip.crop_box.left,
-                    "height": clip.crop_box.height, "width": clip.crop_box.width},
-                "key_frames": {str(k): list(v) for k, v in verdict.key_items.items()}},
-        verdict=verdict,
-    )
-
-
-def on_image_grid(cam: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A map kept on a coarser grid over the image (clips), resampled onto the image's pixels."""
-    if cam.shape == tuple(shape):
-        return cam
-    import torch
-
-    from engine.explain import upsample
-
-    return upsample(torch.as_tensor(cam, dtype=torch.float32)[None], tuple(shape))[0].numpy()
+    bundle: str
+    explanation_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

@@ -74,8 +74,8 @@ class Analysis:
         method: CAM method name, e.g. "gradcam".
         maps: ``(K, N, h, w)`` raw signed maps, one per class, on the volume grid or on a coarser
             grid over the same field of view (long clips).
-        prediction_id: database id of the stored Prediction.
-        explanation_ids: database ids of the stored Explanations, one per class.
+        prediction_id: database id of the stored Prediction (shared by the analyses of a comparison).
+        explanation_ids: database ids of this method's stored Explanations, one per class.
         verdict: the pooled whole-case answer of a clip or a slide; None for per-slice tasks.
         probability_maps: ``(K, N, h, w)`` each pixel's tile probability (a slide: NaN off
             tissue), shown instead of the CAM on request; None where there are no tiles.
@@ -158,6 +158,11 @@ class Workstation(Protocol):
 
     def analyse(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> Analysis:
         """Run the bundle and the CAM method on every slice, store and return the results."""
+
+    def compare(self, case: OpenedCase, analysis: Analysis, method: str, progress: Progress) -> Analysis:
+        """Add another CAM ``method``'s maps to ``analysis`` (same bundle, classes and prediction)
+        and return them as an ``Analysis`` with the same ``prediction_id`` and new
+        ``explanation_ids``: one prediction, explained by two methods."""
 
     def check_map(
         self, case: OpenedCase, bundle: str, analysis: Analysis, class_index: int, item: int, progress: Progress

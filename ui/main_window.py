@@ -292,13 +292,13 @@ class MainWindow(QMainWindow):
         return task
 
     def compare(self, method: str) -> Task | None:
-        """Run a second CAM ``method`` with the shown analysis's bundle in a worker thread, then
-        show both side by side (left: the first method, right: ``method``)."""
+        """Add a second CAM ``method`` to the shown analysis in a worker thread, then show both
+        side by side (left: the first method, right: ``method``)."""
         if self.case is None or self.state.analysis is None:
             return None
-        case, bundle = self.case, self._analysed_bundle
-        task = self.runner.start(f"Comparing with {method}", self.workstation.analyse,
-                                 case, bundle, method)
+        case = self.case
+        task = self.runner.start(f"Comparing with {method}", self.workstation.compare,
+                                 case, self.state.analysis, method)
         self._analysis_task = task
         self._follow_analysis(task, lambda analysis: self._show_comparison(case, analysis))
         return task

@@ -1,5 +1,9 @@
 """The quality measures a reviewer reads next to a map, for one item (slice) of a volume.
 
+``check_map`` measures one map of a ``CaseAnalysis``: on its slice or frame (a clip's map on the
+window of the frame the network saw), or for a slide on the tissue tile the model finds likeliest
+to show the class, with that tile's own map. ``quality_report`` does the measuring.
+
 Faithfulness (deletion and insertion AUC: does removing what the map highlights change the
 model's score? average drop and increase in confidence: does what it highlights suffice?), localisation against a mask when the image has one (pointing game, energy
 inside the mask), and the parameter-randomisation sanity check (does the map depend on what the
@@ -8,6 +12,7 @@ model learned at all?).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,6 +25,7 @@ from engine.models.inference import explain_with
 from engine.progress import NullProgress, Progress, ScaledProgress
 
 if TYPE_CHECKING:
+    from engine.analysis.result import CaseAnalysis, MapSet
     from engine.models.bundle import Bundle
 
 
@@ -102,3 +108,98 @@ def foreground(x: torch.Tensor, max_share: float = 0.98, tolerance: float = 0.03
     inside = ndimage.binary_fill_holes((np.abs(image - background[:, None, None]) > limit[:, None, None]).any(axis=0))
     share = float(inside.mean())
     return inside if 0.0 < share <= max_share and inside.sum() >= 2 else None
+
+
+@dataclass(frozen=True)
+class MapQuality:
+    """What ``check_map`` measured, and where.
+
+    Attributes:
+        report: ``quality_report``'s JSON-ready dict (a slide's with the measured ``"tile"``).
+        method: the CAM method of the measured map.
+        class_index: the class the map explains.
+        item: the row of the analysis's predictions measured: the slice or frame, or a slide's tile.
+    """
+
+    report: dict
+    method: str
+    class_index: int
+    item: int
+
+
+def _on_frame(cam: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A map kept on a coarser grid over the frame, resampled onto the frame's pixels."""
+    if cam.shape == tuple(shape):
+        return cam
+    return upsample(torch.as_tensor(cam, dtype=torch.float32)[None], tuple(shape))[0].numpy()
+
+
+def check_map(
+    analysis: "CaseAnalysis",
+    volume: ImageVolume,
+    bundle: "Bundle",
+    method: str,
+    class_index: int,
+    item: int | None = None,
+    progress: Progress | None = None,
+) -> MapQuality:
+    """Measure one map of an analysis (``quality_report``).
+
+    Args:
+        analysis: from ``engine.analysis.analyse_case``.
+        volume: the image analysed.
+        bundle: the model analysed with.
+        method: a method of ``analysis.maps``.
+        class_index: an explained class.
+        item: the slice or frame of ``volume`` whose map is measured; None: the one that matters
+            most (a clip's first key frame of the class, else the item most likely to show it).
+            A slide's volume is its thumbnail (item 0 or None): its map is measured on the tissue
+            tile most likely to show the class.
+        progress: told as the measures finish.
+
+    Raises:
+        ValueError: the method or class was not explained, an item out of range, or a slide
+            without tissue tiles.
+    """
+    if method not in analysis.maps:
+        raise ValueError(f"no {method} maps in this analysis (it has {list(analysis.maps)})")
+    map_set = analysis.maps[method]
+    if class_index not in map_set.classes:
+        raise ValueError(f"class {class_index} was not explained by {method} (explained: {list(map_set.classes)})")
+    if item is not None and not 0 <= item < volume.n_slices:
+        raise ValueError(f"item {item} out of range for {volume.n_slices} items of {volume.source}")
+    if analysis.slide is not None:
+        return _check_tile(analysis, map_set, bundle, class_index, progress)
+    key_frame = item is None and bool(map_set.key_frames)
+    if item is None:
+        item = map_set.key_frames[class_index].key_frames[0] if key_frame else \
+            int(np.argmax(analysis.probabilities[:, class_index]))
+    cam = _on_frame(map_set.of(class_index)[item], volume.shape[1:])
+    window = cam if analysis.crop_box is None else analysis.crop_box.crop(cam)
+    report = quality_report(bundle, volume, window, method=method, class_index=class_index, item=item,
+                            progress=progress, score=map_set.score)
+    if key_frame:
+        report["key_frame_time_ms"] = float(analysis.frame_times_ms[item])
+    return MapQuality(report, method, class_index, item)
+
+
+def _check_tile(
+    analysis: "CaseAnalysis", map_set: "MapSet", bundle: "Bundle", class_index: int, progress: Progress | None
+) -> MapQuality:
+    """A slide's map measured where it matters most: on the tissue tile the model finds likeliest
+    to show the class, with that tile's own map."""
+    from engine.imaging.slide import SlideReader, rgb_volume
+    from engine.imaging.tissue import read_tile
+
+    if not len(analysis.probabilities):
+        raise ValueError(f"{analysis.source}: no tissue tile to measure")
+    best = int(np.argmax(analysis.probabilities[:, class_index]))
+    with SlideReader(analysis.source) as reader:
+        rgb = read_tile(reader, analysis.slide.tiles[best])
+    top = analysis.top_tiles(class_index, 1)[0]
+    tile = rgb_volume(f"{analysis.source} (tile at row {top['row0']}, col {top['col0']})", rgb)
+    cam = _on_frame(map_set.tile_maps[map_set.classes.index(class_index), best], rgb.shape[:2])
+    report = quality_report(bundle, tile, cam, method=map_set.method, class_index=class_index, item=0,
+                            progress=progress, score=map_set.score)
+    report["tile"] = top
+    return MapQuality(report, map_set.method, class_index, best)

@@ -4,26 +4,37 @@ and stitched class-activation maps on the thumbnail grid the viewer shows.
 Tiles are cut where ``engine.imaging.tissue`` finds tissue, at the magnification the bundle was
 trained at (``metadata["slide"]["tile_mpp"]``, overridable). Each batch of tiles is ONE
 ``CamCapture``: its forward pass gives the tile logits (hence probabilities) and its partial
-backward the gradients every gradient-family CAM method needs. The slide score of a class is the
-mean tile probability over tissue tiles (the ``SlideScore(k, reduce="mean", score="probability")``
+backward the gradients every gradient-family CAM method needs. Perturbation methods read the
+tiles again and run their own forward passes. The slide score of a class is the mean tile
+probability over tissue tiles (the ``SlideScore(k, reduce="mean", score="probability")``
 convention); tile maps are put back in slide coordinates with ``stitch_tiles``.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from engine.analysis.items import CAPTURE_SHARE, over_budget_note, plan_added, split_methods
+from engine.analysis.result import CaseAnalysis, CaseVerdict, MapSet, SlideDetails, model_fields
 from engine.errors import BundleError
 from engine.imaging.slide import THUMBNAIL_SIZE, SlideReader
 from engine.imaging.tissue import Tile, detect_tissue, read_tile, tile_grid
 from engine.models.bundle import Bundle
-from engine.models.inference import batches, capture_maps, method_names, perturb_items, predict_items
+from engine.models.inference import (
+    batches,
+    calibrated_probabilities,
+    capture_pass,
+    check_methods,
+    maps_from_capture,
+    method_score,
+    perturb_items,
+)
 from engine.models.task_registry import task_spec
 from engine.progress import NullProgress, Progress, ScaledProgress, check_cancelled
 
@@ -32,55 +43,12 @@ DEFAULT_TILE_SIZE = 224
 DEFAULT_TILE_MPP = 0.5
 DEFAULT_MIN_TISSUE = 0.25
 
+#: How a slide's score is pooled from its tiles.
+SCORE_RULE = "mean tile probability over tissue tiles"
+STITCHING = "mean where tiles overlap, NaN off tissue"
 
-@dataclass
-class SlideAnalysis:
-    """What a classifier says about a slide, tile by tile and as a whole.
-
-    Attributes:
-        tiles: the tissue tiles read, in row order (``engine.imaging.tissue.Tile``).
-        tile_boxes: ``(n, 4)`` int ``(row0, col0, rows, cols)`` of each tile in level-0 pixels.
-        tile_probabilities: ``(n, K)`` calibrated class probabilities per tile.
-        class_names: the ``K`` class names.
-        slide_scores: ``(K,)`` mean tile probability per class (NaN when there are no tiles).
-        classes: the class indices the maps explain, in the order of ``maps``.
-        maps: ``(K', H, W)`` raw signed stitched CAMs on the grid; NaN where no tile lies.
-        probability_maps: ``(K, H, W)`` each pixel's tile probability; NaN off tissue tiles.
-        tile_maps: ``(K', n, h, w)`` raw maps of each tile at the target layer's resolution.
-        method: the CAM method.
-        layer: the explained layer.
-        grid_downsample: level-0 pixels per grid pixel (columns).
-        level: the pyramid level tiles were read from.
-        tile_mpp: microns per pixel of a tile as the model sees it (None: the slide gives no size).
-        tile_size0: tile side in level-0 pixels.
-        notes: assumptions made (e.g. an unknown pixel size).
-    """
-
-    tiles: list[Tile]
-    tile_boxes: np.ndarray
-    tile_probabilities: np.ndarray
-    class_names: tuple[str, ...]
-    slide_scores: np.ndarray
-    classes: list[int]
-    maps: np.ndarray
-    probability_maps: np.ndarray
-    tile_maps: np.ndarray
-    method: str
-    layer: str
-    grid_downsample: float
-    level: int
-    tile_mpp: float | None
-    tile_size0: int
-    notes: list[str] = field(default_factory=list)
-
-    def top_tiles(self, k: int, count: int = 5) -> list[dict]:
-        """The ``count`` tiles most likely to show class ``k``: level-0 box and probability."""
-        order = np.argsort(-self.tile_probabilities[:, k], kind="stable")[:count] if len(self.tiles) else []
-        return [
-            {"row0": int(self.tile_boxes[i, 0]), "col0": int(self.tile_boxes[i, 1]), "rows": int(self.tile_boxes[i, 2]),
-             "cols": int(self.tile_boxes[i, 3]), "probability": float(self.tile_probabilities[i, k])}
-            for i in order
-        ]
+#: The part of the progress bar the tile passes take (tissue detection before, stitching after).
+TILES_START, TILES_END = 0.05, 0.95
 
 
 def thumbnail_grid(slide: SlideReader, max_size: int = THUMBNAIL_SIZE) -> tuple[int, int]:
@@ -115,83 +83,44 @@ def _fit(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _stitch(boxes: np.ndarray, tile_values: np.ndarray, slide_shape: tuple[int, int], grid: tuple[int, int]) -> np.ndarray:
-    """``(K, H, W)`` heatmaps from ``(K, n, h, w)`` tile maps placed at ``boxes``."""
+def stitch(details: SlideDetails, tile_values: np.ndarray) -> np.ndarray:
+    """``(K, 1, H, W)`` heatmaps on the details' grid from ``(K, n, h, w)`` tile maps; NaN off tiles."""
     from engine.explain.stitch import stitch_tiles
 
-    downsample = slide_shape[1] / grid[1]
-    size = (int(boxes[0, 2]), int(boxes[0, 3])) if len(boxes) else 1
+    boxes, grid = details.tile_boxes, details.grid_shape
+    if not len(boxes):
+        return np.full((len(tile_values), 1) + tuple(grid), np.nan, np.float32)
+    size = (int(boxes[0, 2]), int(boxes[0, 3]))
     stitched = [
-        stitch_tiles([(int(b[0]), int(b[1]), m) for b, m in zip(boxes, per_class)], slide_shape, size, downsample=downsample)
+        stitch_tiles([(int(b[0]), int(b[1]), m) for b, m in zip(boxes, per_class)], details.slide_shape, size,
+                     downsample=details.grid_downsample)
         for per_class in tile_values
     ]
-    return _fit(np.stack(stitched), grid) if stitched else np.zeros((0,) + tuple(grid), np.float32)
+    return _fit(np.stack(stitched), grid)[:, None] if stitched else np.zeros((0, 1) + tuple(grid), np.float32)
 
 
-def _explain_batch(bundle: Bundle, inputs: torch.Tensor, method: str, classes: list[int], progress: Progress,
-                   score: str | None = None):
-    """Logits ``(b, K)`` and raw maps ``(K', b, h, w)`` of one batch of tiles."""
-    from engine.explain import METHODS
-
-    if method in METHODS:
-        logits, maps = capture_maps(bundle.network, inputs, bundle.target_layer, method, classes, score)
-        return logits.float().numpy(), maps.float().numpy()
-    from engine.explain.perturbation import PERTURBATION_METHODS
-
-    logits, _ = predict_items(bundle.network, inputs, batch_size=len(inputs))
-    maps = perturb_items(bundle.network, inputs, bundle.target_layer, PERTURBATION_METHODS[method], classes,
-                         tuple(bundle.input_size), len(inputs), progress, score)
-    return logits, maps
+def check_reads_tiles(bundle: Bundle) -> None:
+    """Raise ``BundleError`` unless the bundle's task prepares slide tiles (``TaskSpec.prepare_tiles``)."""
+    if task_spec(bundle.task).prepare_tiles is None:
+        raise BundleError(bundle.name, f"a {bundle.task} model does not read slide tiles")
 
 
-def analyse_slide(
-    bundle: Bundle,
-    path: str | Path,
-    method: str = "gradcam",
-    classes: Sequence[int] | None = None,
-    progress: Progress | None = None,
-    grid_shape: tuple[int, int] | None = None,
-    tile_mpp: float | None = None,
-    batch_size: int = 32,
-    score: str | None = None,
-) -> SlideAnalysis:
-    """Classify and explain every tissue tile of a slide and stitch the results.
+def _tile_inputs(bundle: Bundle, path: str | Path, tiles: Sequence[Tile], batch_size: int) -> Iterator[torch.Tensor]:
+    """The network inputs of ``tiles``, one batch at a time, through the task's tile preprocessing."""
+    check_reads_tiles(bundle)
+    spec = task_spec(bundle.task)
+    parameters = {k: v for k, v in bundle.metadata["preprocessing"].items() if k in spec.parameters}
+    with SlideReader(path) as slide:
+        for chunk in batches(len(tiles), batch_size):
+            rgb = np.stack([read_tile(slide, tiles[i]) for i in chunk])
+            yield spec.prepare_tiles(rgb, bundle.input_size, **parameters)
 
-    Args:
-        bundle: a patch classifier (histopathology task) from ``load_bundle``.
-        path: the slide file (any pyramid ``SlideReader`` opens).
-        method: a CAM method (``engine.models.inference.method_names()``).
-        classes: class indices to explain; None means every class.
-        progress: told after each batch of tiles; cancellation raises ``engine.progress.Cancelled``.
-        grid_shape: ``(H, W)`` of the maps; None means the thumbnail grid ``read_slide`` makes.
-        tile_mpp: microns per pixel the model's patches are taken to have; None means the
-            bundle's ``slide.tile_mpp`` (an assumption for LC25000, see the model card).
-        batch_size: tiles per capture.
-        score: "logit" (the default for gradient methods) or "probability"; the slide score is
-            the mean tile probability, so "probability" maps explain it tile by tile.
 
-    Returns:
-        A ``SlideAnalysis``.
-
-    Raises:
-        ValueError: unknown method or class index.
-        engine.errors.ImageReadError: the file is not a readable slide.
-    """
-    if method not in method_names():
-        raise ValueError(f"unknown CAM method {method!r}; available: {method_names()}")
-    k_all = len(bundle.class_names)
-    chosen = list(range(k_all)) if classes is None else [int(c) for c in classes]
-    if any(not 0 <= c < k_all for c in chosen):
-        raise ValueError(f"class indices {chosen} out of range for {k_all} classes")
-    progress = progress or NullProgress()
+def _find_tiles(bundle: Bundle, path: str | Path, grid_shape, tile_mpp, progress: Progress):
+    """Tissue tiles at the bundle's magnification: ``(SlideDetails without probabilities, notes)``."""
     settings = bundle.metadata.get("slide", {})
     tile_size = int(settings.get("tile_size", DEFAULT_TILE_SIZE))
     wanted_mpp = float(tile_mpp if tile_mpp is not None else settings.get("tile_mpp", DEFAULT_TILE_MPP))
-    spec = task_spec(bundle.task)
-    if spec.prepare_tiles is None:
-        raise BundleError(bundle.name, f"a {bundle.task} model does not read slide tiles")
-    prepare_tiles = spec.prepare_tiles
-    parameters = {k: v for k, v in bundle.metadata["preprocessing"].items() if k in spec.parameters}
     with SlideReader(path) as slide:
         grid = tuple(grid_shape) if grid_shape is not None else thumbnail_grid(slide)
         progress.report(0.0, "finding tissue")
@@ -200,44 +129,163 @@ def analyse_slide(
         tiles = tile_grid(slide, tissue=detect_tissue(slide),
                           min_tissue_fraction=float(settings.get("min_tissue_fraction", DEFAULT_MIN_TISSUE)), **plan)
         boxes = np.array([t.footprint(slide) for t in tiles], dtype=np.int64).reshape(-1, 4)
-        logits, maps = [], []
-        chunks = batches(len(tiles), batch_size)
-        for done, chunk in enumerate(chunks, start=1):
-            check_cancelled(progress)
-            rgb = np.stack([read_tile(slide, tiles[i]) for i in chunk])
-            inputs = prepare_tiles(rgb, bundle.input_size, **parameters)
-            sub = ScaledProgress(progress, 0.05 + 0.9 * (done - 1) / len(chunks), 0.05 + 0.9 * done / len(chunks))
-            batch_logits, batch_maps = _explain_batch(bundle, inputs, method, chosen, sub, score)
-            logits.append(batch_logits)
-            maps.append(batch_maps)
-            progress.report(0.05 + 0.9 * done / len(chunks), f"explained {chunk.stop} of {len(tiles)} tiles")
-        slide_shape = (slide.dimensions[0][1], slide.dimensions[0][0])
-        level = tiles[0].level if tiles else int(plan.get("level", 0))
-        tile_size0 = int(boxes[0, 2]) if len(boxes) else int(round(plan["tile_size"]))
-    raw_logits = np.concatenate(logits) if logits else np.zeros((0, k_all), np.float32)
-    probabilities = torch.softmax(torch.from_numpy(raw_logits) / bundle.temperature, dim=1).numpy()
-    tile_maps = np.concatenate(maps, axis=1) if maps else np.zeros((len(chosen), 0, 1, 1), np.float32)
-    scores = probabilities.mean(axis=0) if len(tiles) else np.full(k_all, math.nan)
-    probability_tiles = probabilities.T[:, :, None, None]  # (K, n, 1, 1): one value per tile
+        details = SlideDetails(
+            tiles=tuple(tiles),
+            tile_boxes=boxes,
+            probability_maps=np.zeros((0, 1) + grid, np.float32),
+            grid_shape=grid,
+            slide_shape=(slide.dimensions[0][1], slide.dimensions[0][0]),
+            level=tiles[0].level if tiles else int(plan.get("level", 0)),
+            tile_mpp=used_mpp,
+            tile_size0=int(boxes[0, 2]) if len(boxes) else int(round(plan["tile_size"])),
+        )
+    return details, notes
+
+
+def analyse_slide(
+    bundle: Bundle,
+    path: str | Path,
+    methods: Sequence[str] = ("gradcam",),
+    classes: Sequence[int] | None = None,
+    *,
+    score: str | None = None,
+    progress: Progress | None = None,
+    grid_shape: tuple[int, int] | None = None,
+    tile_mpp: float | None = None,
+    batch_size: int = 32,
+    keep_bytes: int = 0,
+    shown_only: bool = False,
+    content_hash: str | None = None,
+) -> CaseAnalysis:
+    """``analyse_case`` for a whole slide, from its file (see there for the common arguments).
+
+    Args:
+        grid_shape: ``(H, W)`` of the maps; None means the thumbnail grid ``read_slide`` makes.
+        tile_mpp: microns per pixel the model's patches are taken to have; None means the
+            bundle's ``slide.tile_mpp`` (an assumption for LC25000, see the model card).
+        keep_bytes: keep the capture (``CaseAnalysis.capture``) when it takes at most this many
+            bytes; 0 keeps none.
+        shown_only: explain only the class ``CaseAnalysis.class_to_show`` picks.
+
+    Raises:
+        ValueError: an unknown method or class index.
+        engine.errors.BundleError: the bundle's task does not read slide tiles.
+        engine.errors.ImageReadError: the file is not a readable slide.
+    """
+    check_methods(methods)
+    progress = progress or NullProgress()
+    check_reads_tiles(bundle)
+    captured = bundle.class_indices(None if shown_only else classes)
+    details, notes = _find_tiles(bundle, path, grid_shape, tile_mpp, progress)
+    tiles = details.tiles
+    gradient, perturbation = split_methods(methods)
+    end = TILES_START + (TILES_END - TILES_START) * (CAPTURE_SHARE if perturbation else 1.0)
+    with closing(_tile_inputs(bundle, path, tiles, batch_size)) as inputs:
+        item_pass = capture_pass(
+            bundle.network, bundle.target_layer, inputs, len(tiles), gradient, captured if methods or keep_bytes else (),
+            score=score, progress=ScaledProgress(progress, TILES_START, end), keep_bytes=keep_bytes,
+        )
+    logits = item_pass.logits.reshape(len(tiles), len(bundle.class_names))
+    probabilities = calibrated_probabilities(logits, bundle.temperature)
     if not tiles:
-        notes = notes + ["no tissue tiles found"]
-    result = SlideAnalysis(
-        tiles=list(tiles),
-        tile_boxes=boxes,
-        tile_probabilities=probabilities.astype(np.float32),
-        class_names=bundle.class_names,
-        slide_scores=np.asarray(scores, dtype=np.float32),
-        classes=chosen,
-        maps=_stitch(boxes, tile_maps, slide_shape, grid) if tiles else np.full((len(chosen),) + grid, np.nan, np.float32),
-        probability_maps=_stitch(boxes, probability_tiles, slide_shape, grid) if tiles else np.full((k_all,) + grid, np.nan, np.float32),
-        tile_maps=tile_maps.astype(np.float32),
-        method=method,
-        layer=bundle.target_layer,
-        grid_downsample=slide_shape[1] / grid[1],
-        level=level,
-        tile_mpp=used_mpp,
-        tile_size0=tile_size0,
-        notes=notes,
+        notes.append("no tissue tiles found")
+    elif keep_bytes > 0 and item_pass.capture is None:
+        notes.append(over_budget_note(item_pass.capture_bytes, keep_bytes))
+    details = replace(details, probability_maps=stitch(details, probabilities.T[:, :, None, None]))
+    analysis = CaseAnalysis(
+        **model_fields(bundle),
+        kind="slide",
+        item_axis="tile",
+        logits=logits,
+        probabilities=probabilities,
+        maps={},
+        verdict=CaseVerdict(probabilities.mean(axis=0), SCORE_RULE, f"Slide score: mean of {len(tiles)} tissue tiles")
+        if tiles else None,
+        slide=details,
+        notes=tuple(notes),
+        source=str(path),
+        content_hash=content_hash,
+        score=score,
+        batch_size=batch_size,
+        capture=item_pass.capture,
     )
+    chosen = [analysis.class_to_show()] if shown_only and tiles else captured
+    rows = [captured.index(k) for k in chosen]
+    tile_maps = {m: item_pass.layer_maps[m][rows].numpy() for m in gradient}
+    tile_maps.update(_perturbation_pass(analysis, bundle, perturbation, chosen, ScaledProgress(progress, end, TILES_END)))
+    maps = {m: _slide_map_set(analysis, m, chosen, tile_maps[m]) for m in methods}
     progress.report(1.0, f"{len(tiles)} tissue tiles")
-    return result
+    return replace(analysis, maps=maps)
+
+
+def add_slide_methods(
+    analysis: CaseAnalysis, bundle: Bundle, methods: Sequence[str], progress: Progress | None
+) -> CaseAnalysis:
+    """``add_methods`` for a slide: from the stored capture when there is one, else the tiles are
+    read again (the same tiles: tissue is not searched anew)."""
+    progress = progress or NullProgress()
+    classes, reused, forward, perturbation = plan_added(analysis, methods)
+    tiles, notes = analysis.slide.tiles, list(analysis.notes)
+    tile_maps = {m: maps.numpy() for m, maps in maps_from_capture(
+        analysis.capture, bundle.network, reused, classes, analysis.batch_size).items()} if reused else {}
+    end = TILES_START + (TILES_END - TILES_START) * (CAPTURE_SHARE if perturbation else 1.0)
+    if forward and tiles:
+        recaptured = [m for m in forward if m != "smoothgradcampp"]
+        if recaptured:
+            notes.append(f"No capture was kept for {', '.join(recaptured)}: the tiles were read and captured again.")
+        with closing(_tile_inputs(bundle, analysis.source, tiles, analysis.batch_size)) as inputs:
+            item_pass = capture_pass(
+                bundle.network, analysis.target_layer, inputs, len(tiles), forward, classes, score=analysis.score,
+                progress=ScaledProgress(progress, TILES_START, end),
+            )
+        tile_maps.update({m: maps.numpy() for m, maps in item_pass.layer_maps.items()})
+    for m in forward:
+        tile_maps.setdefault(m, np.zeros((len(classes), 0, 1, 1), np.float32))
+    tile_maps.update(_perturbation_pass(analysis, bundle, perturbation, classes, ScaledProgress(progress, end, TILES_END)))
+    added = {m: _slide_map_set(analysis, m, classes, tile_maps[m]) for m in methods}
+    progress.report(1.0, f"added {', '.join(methods)}")
+    return replace(analysis, maps={**analysis.maps, **added}, notes=tuple(notes))
+
+
+def _perturbation_pass(
+    analysis: CaseAnalysis, bundle: Bundle, methods: Sequence[str], classes: Sequence[int], progress: Progress
+) -> dict[str, np.ndarray]:
+    """Per perturbation method, ``(K', n, h, w)`` tile maps at the network's input size (one more
+    read of the tiles; the methods' own forward passes on each batch)."""
+    from engine.explain.perturbation import PERTURBATION_METHODS
+
+    tiles = analysis.slide.tiles
+    if not methods:
+        return {}
+    if not tiles:
+        return {m: np.zeros((len(classes), 0, 1, 1), np.float32) for m in methods}
+    parts: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    chunks = batches(len(tiles), analysis.batch_size)
+    with closing(_tile_inputs(bundle, analysis.source, tiles, analysis.batch_size)) as inputs:
+        for done, x in enumerate(inputs):
+            for step, method in enumerate(methods):
+                part = (done * len(methods) + step) / (len(chunks) * len(methods))
+                sub = ScaledProgress(progress, part, part + 1 / (len(chunks) * len(methods)))
+                parts[method].append(perturb_items(
+                    bundle.network, x, analysis.target_layer, PERTURBATION_METHODS[method], classes,
+                    tuple(bundle.input_size), len(x), sub, analysis.score))
+            progress.report((done + 1) / len(chunks), f"explained {chunks[done].stop} of {len(tiles)} tiles")
+    return {m: np.concatenate(p, axis=1) for m, p in parts.items()}
+
+
+def _slide_map_set(analysis: CaseAnalysis, method: str, classes: Sequence[int], tile_maps: np.ndarray) -> MapSet:
+    details = analysis.slide
+    tile_maps = np.asarray(tile_maps, dtype=np.float32)
+    if not len(details.tiles):
+        tile_maps = np.zeros((len(classes), 0, 1, 1), np.float32)
+    return MapSet(
+        method=method,
+        score=method_score(method, analysis.score),
+        classes=tuple(int(k) for k in classes),
+        maps=stitch(details, tile_maps),
+        params={"tiles": len(details.tiles), "level": details.level, "tile_mpp": details.tile_mpp,
+                "tile_size_level0": details.tile_size0, "stitching": STITCHING,
+                "score": method_score(method, analysis.score)},
+        tile_maps=tile_maps,
+    )
+

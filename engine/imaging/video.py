@@ -205,6 +205,19 @@ def luma(rgb: np.ndarray) -> np.ndarray:
     return ((weighted + 500) // 1000).astype(np.uint8)
 
 
+def grey_frames(volume: ImageVolume) -> np.ndarray:
+    """``(T, H, W)`` grey levels: the grey channel, or BT.601 luma of an RGB clip.
+
+    Raises:
+        ValueError: the volume is neither grey (one channel) nor RGB.
+    """
+    if volume.is_rgb:
+        return luma(np.moveaxis(np.asarray(volume.array), 0, -1))
+    if volume.array.shape[0] == 1:
+        return np.asarray(volume.array[0])
+    raise ValueError(f"{volume.source}: expected a grey or RGB clip, got channels {list(volume.channel_names)}")
+
+
 def _frame_times_ms(times_s: list[float | None], nominal_fps: float | None, stride: int) -> np.ndarray:
     """Kept frames' times from the first, from timestamps; nominal rate when they are unusable."""
     if all(t is not None for t in times_s):

@@ -28,8 +28,8 @@ from torch import nn
 
 from engine.errors import BundleError
 from engine.imaging.volume import ImageVolume
-from engine.models.crop_box import CropBox, scaled_shape
-from engine.models.inference import explain_with, method_names, predict_items
+from engine.models.crop_box import CropBox, MapGrid, map_grid
+from engine.models.inference import check_methods, explain_with, predict_items
 from engine.models.network_config import build_network
 from engine.models.task_registry import task_names, task_spec
 from engine.progress import Progress
@@ -203,12 +203,8 @@ class Bundle:
         Raises:
             ValueError: unknown method, class or slice index, or a bad ``max_map_side``.
         """
-        if method not in method_names():
-            raise ValueError(f"unknown CAM method {method!r}; available: {method_names()}")
-        chosen_classes = list(range(len(self.class_names))) if classes is None else [int(c) for c in classes]
-        for k in chosen_classes:
-            if not 0 <= k < len(self.class_names):
-                raise ValueError(f"class index {k} out of range for {len(self.class_names)} classes")
+        check_methods([method])
+        chosen_classes = self.class_indices(classes)
         inputs = self.preprocess(volume)
         if slices is not None:
             index = [int(s) for s in slices]
@@ -216,13 +212,32 @@ class Bundle:
             if bad:
                 raise ValueError(f"slice indices {bad} out of range for {inputs.shape[0]} slices")
             inputs = inputs[index]
-        grid, scale = scaled_shape(volume.shape[1:], max_map_side)
-        box = self.crop_box(volume)
-        window = grid if box is None else box.window_shape(scale)
+        grid = self.map_grid(volume, max_map_side)
         maps = explain_with(
-            self.network, inputs, self.target_layer, method, chosen_classes, window, batch_size, progress, score
+            self.network, inputs, self.target_layer, method, chosen_classes, grid.window, batch_size, progress, score
         )
-        return maps if box is None else box.paste(maps, scale)
+        return grid.place(maps)
+
+    def class_indices(self, classes: Sequence[int] | None) -> list[int]:
+        """``classes`` as checked indices of this model's classes; None means every class.
+
+        Raises:
+            ValueError: an index out of range.
+        """
+        chosen = list(range(len(self.class_names))) if classes is None else [int(c) for c in classes]
+        for k in chosen:
+            if not 0 <= k < len(self.class_names):
+                raise ValueError(f"class index {k} out of range for {len(self.class_names)} classes")
+        return chosen
+
+    def map_grid(self, volume: ImageVolume, max_map_side: int | None = None) -> MapGrid:
+        """Where this bundle's maps of ``volume`` are drawn: the frame grid (scaled so its longer side
+        is at most ``max_map_side``) and the window of it the network sees (``crop_box``).
+
+        Raises:
+            ValueError: a bad ``max_map_side``.
+        """
+        return map_grid(volume.shape[1:], self.crop_box(volume), max_map_side)
 
     def crop_box(self, volume: ImageVolume) -> CropBox | None:
         """The window of each frame the network sees, when the task crops (None: the whole frame)."""

@@ -129,3 +129,41 @@ class CropBox:
         wr = slice(fr.start - r0, max(fr.stop, fr.start) - r0)
         wc = slice(fc.start - c0, max(fc.stop, fc.start) - c0)
         return (fr, fc), (wr, wc)
+
+
+@dataclass(frozen=True, eq=False)
+class MapGrid:
+    """Where a frame's maps are drawn: the (possibly scaled-down) frame grid, and the window of it
+    the network saw.
+
+    Attributes:
+        shape: ``(H', W')`` of the output grid (``scaled_shape`` of the frame).
+        scale: output pixels per frame pixel.
+        box: the window the network saw, or None for the whole frame.
+    """
+
+    shape: tuple[int, int]
+    scale: float
+    box: CropBox | None = None
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """``(h, w)`` the maps are computed on before ``place`` puts them on the grid."""
+        return self.shape if self.box is None else self.box.window_shape(self.scale)
+
+    def place(self, maps: np.ndarray) -> np.ndarray:
+        """``(..., h, w)`` maps on the window, as float32 ``(..., H', W')`` on the grid (zero outside
+        the window and its mask)."""
+        if self.box is None:
+            return np.asarray(maps, dtype=np.float32)
+        return self.box.paste(maps, self.scale)
+
+
+def map_grid(frame_shape: tuple[int, int], box: CropBox | None, max_side: int | None) -> MapGrid:
+    """The ``MapGrid`` of a frame of ``frame_shape`` whose maps' longer side is at most ``max_side``.
+
+    Raises:
+        ValueError: ``max_side`` is not positive.
+    """
+    shape, scale = scaled_shape(frame_shape, max_side)
+    return MapGrid(shape, scale, box)

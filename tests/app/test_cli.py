@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from app.cli import EXIT_BAD_INPUT, main
+from engine.explain.summary import map_summary
 from engine.imaging import nifti
 
 
@@ -79,6 +80,7 @@ def test_explain_writes_a_nifti_that_overlays_the_input(glioma_case, tmp_path, c
     assert main(["explain", "--bundle", "glioma", "--method", "gradcam", str(glioma_case), "-o", str(out)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["class"] == "FLAIR abnormality" and info["method"] == "gradcam"
+    assert set(info["stats"]) == set(map_summary(np.zeros(1)).to_dict())  # the database's keys
     written = nib.load(str(out))
     flair = nib.load(str(glioma_case / f"{glioma_case.name}_flair.nii.gz"))
     assert written.shape == flair.shape

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from app.cli import EXIT_BAD_INPUT, main
-from app.explain_clip import output_paths, write_overlay_video
+from app.outputs import output_paths, write_overlay_video
 from engine.errors import SalienceError
 from engine.imaging import read_image
 from engine.imaging.volume import ImageVolume, plain_affine
@@ -114,13 +114,10 @@ def test_cli_refuses_a_bad_output_in_one_line(clip_path, tmp_path, capsys, name)
 
 
 def test_video_only_with_quality_measured_on_the_key_frame(clip_path, tmp_path):
-    """OUT.mp4 writes the video alone (the CLI's headless.explain passes only .npy/.nii today, so
-    this path is called directly), and --quality measures the key frame's map."""
-    from app.explain_clip import explain
-    from engine.models.bundle import load_bundle
+    """OUT.mp4 writes the video alone, and --quality measures the key frame's map."""
+    from app.headless import explain
 
-    volume = read_image(clip_path)
-    payload = explain(clip_path, volume, load_bundle("lung-ultrasound"), "gradcam", tmp_path / "q.mp4", "0", False, True)
+    payload = explain(clip_path, "lung-ultrasound", "gradcam", tmp_path / "q.mp4", "0", False, True)
     assert payload["output"]["maps"] is None and payload["class"] == "COVID-19"
     assert len(_decoded(tmp_path / "q.mp4")[0]) == 26
     assert not (tmp_path / "q.npy").exists()
@@ -145,3 +142,15 @@ def test_cli_explains_the_clip_verdicts_probability_when_asked(clip_path, tmp_pa
     by_logit, by_probability = np.load(logit_out), np.load(probability_out)
     assert by_logit.shape == by_probability.shape
     assert not np.allclose(by_logit, by_probability)
+
+
+def test_predict_prints_the_clip_verdict_beside_the_frame_probabilities(clip_path, capsys):
+    assert main(["predict", "--bundle", "lung-ultrasound", str(clip_path)]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    frames = np.array(payload["probabilities"])
+    assert payload["item_axis"] == "frame" and frames.shape == (26, 3)
+    verdict = payload["verdict"]
+    assert list(verdict) == ["COVID-19", "Bacterial pneumonia", "Healthy"]
+    np.testing.assert_allclose(list(verdict.values()), frames.mean(axis=0), atol=1e-5)
+    assert payload["verdict_class"] == max(verdict, key=verdict.get)
+    assert payload["verdict_rule"] == "mean of the frame probabilities"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import explain_slide
+from app.headless import explain
 from app.cli import main
 from engine.errors import SalienceError
 from engine.imaging.open import read_image
@@ -48,7 +48,7 @@ def test_png_overlay_colours_tissue_and_leaves_glass_alone(slide_path: Path, tmp
     volume = read_image(slide_path)
     try:
         out = tmp_path / "overlay.png"
-        payload = explain_slide.explain(slide_path, volume, load_bundle("histopathology"), "gradcam", out, None)
+        payload = explain(slide_path, "histopathology", "gradcam", out, None)
         thumbnail = np.moveaxis(volume.array[:, 0], 0, 2)
     finally:
         volume.extras["slide"].close()
@@ -70,14 +70,10 @@ def test_all_classes_npy_holds_one_map_per_class(slide_path: Path, tmp_path: Pat
 def test_bad_output_suffix_exits_with_status_2(slide_path: Path, tmp_path: Path, capsys):
     assert main(["explain", "--bundle", "histopathology", str(slide_path), "-o", str(tmp_path / "map.txt")]) == 2
     assert "map.txt" in capsys.readouterr().err
-    volume = read_image(slide_path)
-    try:
-        with pytest.raises(SalienceError, match=r"\.npy \(raw\) or \.png"):
-            explain_slide.explain(slide_path, volume, load_bundle("histopathology"), "gradcam", tmp_path / "m.nii.gz")
-        with pytest.raises(SalienceError, match="not available for whole slides"):
-            explain_slide.explain(slide_path, volume, load_bundle("histopathology"), "gradcam", tmp_path / "m.npy", with_quality=True)
-    finally:
-        volume.extras["slide"].close()
+    with pytest.raises(SalienceError, match=r"\.npy \(raw\) or \.png"):
+        explain(slide_path, "histopathology", "gradcam", tmp_path / "m.nii.gz")
+    with pytest.raises(SalienceError, match="not available for whole slides"):
+        explain(slide_path, "histopathology", "gradcam", tmp_path / "m.npy", with_quality=True)
 
 
 def test_a_single_patch_is_written_as_an_overlay_png(shared_data: Path, tmp_path: Path):
@@ -85,7 +81,7 @@ def test_a_single_patch_is_written_as_an_overlay_png(shared_data: Path, tmp_path
     volume = read_image(patch)
     out = tmp_path / "patch.png"
     bundle = load_bundle("histopathology")
-    payload = explain_slide.explain_patch_png(volume, bundle, "gradcam", out)  # the most likely class
+    payload = explain(patch, "histopathology", "gradcam", out)  # the most likely class
     png = np.asarray(Image.open(out))
     original = np.moveaxis(volume.array[:, 0], 0, 2)
     assert png.shape == original.shape == (224, 224, 3)

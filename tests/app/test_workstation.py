@@ -189,9 +189,9 @@ def test_a_slide_is_analysed_tile_by_tile_with_its_score_and_stitched_maps(setti
 
 def test_a_clip_is_analysed_frame_by_frame_with_a_verdict_and_key_frames(settings):
     """A real lung-ultrasound clip in the window: per-frame probabilities, maps on a grid of at
-    most CLIP_MAP_SIDE over the whole frame, the verdict as the mean frame probability, and key
+    most MAP_SIDE over the whole frame, the verdict as the mean frame probability, and key
     frames per class stored with the explanations."""
-    from app.workstation import CLIP_MAP_SIDE
+    from app.workstation import MAP_SIDE
 
     workstation = open_workstation(settings)
     clips = sorted((settings.demo_data / "lung-ultrasound" / "pocus_videos" / "convex").glob("Reg*"))
@@ -201,7 +201,7 @@ def test_a_clip_is_analysed_frame_by_frame_with_a_verdict_and_key_frames(setting
     frames = case.volume.n_slices
     assert analysis.probabilities.shape == (frames, len(analysis.class_names))
     assert analysis.maps.shape[:2] == (len(analysis.class_names), frames)
-    assert max(analysis.maps.shape[2:]) <= CLIP_MAP_SIDE
+    assert max(analysis.maps.shape[2:]) <= MAP_SIDE
     verdict = analysis.verdict
     np.testing.assert_allclose(verdict.probabilities, analysis.probabilities.mean(axis=0), atol=1e-6)
     assert set(verdict.key_items) == set(range(len(analysis.class_names)))
@@ -240,3 +240,43 @@ def test_a_second_case_learns_the_study_range_of_every_stored_map(analysed):
         assert low == pytest.approx(min(first.maps[k].min(), second.maps[k].min()))
         assert high == pytest.approx(max(first.maps[k].max(), second.maps[k].max()))
     assert second.study_ranges != first.study_ranges  # the first knew only itself
+
+
+def test_compare_adds_a_method_to_the_same_prediction_with_no_forward_pass(settings):
+    """"Compare with..." explains the shown prediction with a second method: new Explanation rows
+    on the SAME Prediction row, computed from the kept capture without running the network. When
+    the analysis is no longer in memory it is analysed again, still onto the same row."""
+    workstation = open_workstation(settings)
+    case = workstation.open_case(next(i for i in workstation.worklist() if i.title == CASE), NullProgress())
+    first = workstation.analyse(case, "glioma", "gradcam", NullProgress())
+    network = workstation._bundle("glioma").network
+    calls = []
+    hook = network.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        compared = workstation.compare(case, first, "layercam", NullProgress())
+        assert calls == []
+        assert workstation.compare(case, first, "layercam", NullProgress()).explanation_ids == compared.explanation_ids
+        workstation._analyses.clear()  # forgotten: the next comparison must run the model again
+        again = workstation.compare(case, first, "gradcampp", NullProgress())
+        assert len(calls) == 1  # 23 slices, one batch
+    finally:
+        hook.remove()
+    assert compared.method == "layercam" and compared.prediction_id == again.prediction_id == first.prediction_id
+    np.testing.assert_array_equal(compared.probabilities, first.probabilities)
+    assert compared.maps.shape == first.maps.shape and not np.allclose(compared.maps, first.maps)
+    store = blobs.BlobStore(settings.blob_root)
+    with workstation._sessions() as session:
+        [prediction] = runs.predictions_for_case(session, case.case_id)
+        by_method = {}
+        for e in prediction.explanations:
+            by_method.setdefault(e.method, []).append(e)
+        assert sorted(by_method) == ["gradcam", "gradcampp", "layercam"]
+        assert all(len(rows) == 2 for rows in by_method.values())  # one per class, never twice
+        stored = sorted(by_method["layercam"], key=lambda e: e.class_index)
+        assert [e.id for e in stored] == list(compared.explanation_ids)
+        for e in stored:
+            np.testing.assert_array_equal(load_map(store, e.map_path, e.map_sha256), compared.maps[e.class_index])
+            assert set(e.map_stats) >= {"min", "max", "mean", "std", "finite_fraction", "p50"}
+    # The map check of the shown analysis still measures its own method.
+    report = workstation.check_map(case, "glioma", first, 1, 10, NullProgress())
+    assert report["method"] == "gradcam"

@@ -59,7 +59,8 @@ def test_every_method_maps_a_whole_slide(shared_data, tmp_path_factory, method):
     if not path.exists():
         folder.mkdir(exist_ok=True)
         build_slide(path, shared_data / "histopathology-lc25000", layout=(("lung_aca", None, "lung_n"),), levels=2)
-    result = analyse_slide(load_bundle("histopathology"), path, method=method, classes=[0])
-    tissue = np.isfinite(result.maps[0])
+    result = analyse_slide(load_bundle("histopathology"), path, methods=[method], classes=[0])
+    stitched = result.maps[method].maps[0, 0]
+    tissue = np.isfinite(stitched)
     assert 0 < tissue.mean() < 1  # tiles on tissue, nothing on the glass between
-    assert np.ptp(result.maps[0][tissue]) > 0
+    assert np.ptp(stitched[tissue]) > 0

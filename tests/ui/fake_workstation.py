@@ -60,6 +60,7 @@ class FakeWorkstation:
     readings: list[tuple[OpenedCase, ReadingDraft]] = field(default_factory=list)
     saved: list[SavedReading] = field(default_factory=list)
     analyse_calls: list[tuple[str, str]] = field(default_factory=list)
+    compare_calls: list[tuple[int, str, str]] = field(default_factory=list)  # (prediction id, first, added)
     check_calls: list[tuple[str, str, int, int]] = field(default_factory=list)
     installed_bundles: tuple[str, ...] = ("glioma 1.0.0",)
     cam_methods: tuple[str, ...] = ("gradcam", "gradcam++")
@@ -121,6 +122,21 @@ class FakeWorkstation:
                         prediction_id=7,
                         explanation_ids=(11, 12), verdict=self.verdict,
                         probability_maps=self.probability_maps, study_ranges=self.study_ranges)
+
+    def compare(self, case: OpenedCase, analysis: Analysis, method: str, progress: Progress) -> Analysis:
+        """The same prediction explained by ``method`` too: its maps, new explanation ids."""
+        self.compare_calls.append((analysis.prediction_id, analysis.method, method))
+        progress.report(0.5, "computing maps")
+        check_cancelled(progress)
+        if self.analyse_error is not None:
+            raise self.analyse_error
+        return Analysis(bundle=analysis.bundle, class_names=analysis.class_names,
+                        probabilities=analysis.probabilities, method=method,
+                        maps=self.method_maps.get(method, synthetic_maps()).copy(),
+                        prediction_id=analysis.prediction_id,
+                        explanation_ids=tuple(i + 100 for i in analysis.explanation_ids),
+                        verdict=analysis.verdict, probability_maps=analysis.probability_maps,
+                        study_ranges=self.study_ranges)
 
     def check_map(self, case: OpenedCase, bundle: str, analysis: Analysis, class_index: int, item: int,
                   progress: Progress) -> dict:

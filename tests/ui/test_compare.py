@@ -90,7 +90,8 @@ def test_left_shows_first_method_right_shows_second(comparing, workstation):
     """Left view: gradcam's hot spot at the top left; right view: layercam's at the bottom right,
     both with the same bundle; each labelled with its method on the image."""
     left, right = comparing.slice_view, comparing.compare_view
-    assert workstation.analyse_calls == [("glioma 1.0.0", "gradcam"), ("glioma 1.0.0", "layercam")]
+    assert workstation.analyse_calls == [("glioma 1.0.0", "gradcam")]
+    assert workstation.compare_calls == [(7, "gradcam", "layercam")]  # added to the shown prediction
     assert right.isVisible() and abs(left.width() - right.width()) <= 2
     grey_left_br, grey_right_tl = pixel(left, 25, 25), pixel(right, 5, 5)
     state = comparing.state

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from engine.imaging.sector import ScanRegion, find_scan_region
-from engine.imaging.video import luma
+from engine.imaging.video import grey_frames
 from engine.imaging.volume import ImageVolume
 from engine.models.crop_box import CropBox
 
@@ -107,19 +107,6 @@ def interior_mask(mask: np.ndarray, band: float) -> np.ndarray:
         return mask
     distance = ndimage.distance_transform_edt(np.pad(mask, 1, constant_values=False))[1:-1, 1:-1]
     return distance > band
-
-
-def grey_frames(volume: ImageVolume) -> np.ndarray:
-    """``(T, H, W)`` grey levels: the grey channel, or BT.601 luma of an RGB clip.
-
-    Raises:
-        ValueError: the volume is neither grey (one channel) nor RGB.
-    """
-    if volume.is_rgb:
-        return luma(np.moveaxis(np.asarray(volume.array), 0, -1))
-    if volume.array.shape[0] == 1:
-        return np.asarray(volume.array[0])
-    raise ValueError(f"{volume.source}: expected a grey or RGB clip, got channels {list(volume.channel_names)}")
 
 
 def intensity_scale(grey: np.ndarray, box: CropBox, upper_percentile: float) -> float:

@@ -15,6 +15,7 @@ from engine.imaging.open import read_image
 from engine.imaging.slide import SlideReader
 from engine.models import load_bundle
 from engine.tasks.histopathology.data import CLASS_FOLDERS
+from engine.analysis import add_methods, analyse_case
 from engine.analysis.slide import analyse_slide, plan_tiles, thumbnail_grid
 from engine.progress import Cancelled
 from tests.engine.tasks.test_histopathology import lc25000  # noqa: F401 (fixture)
@@ -91,17 +92,18 @@ def analysis(bundle, mosaic):
 
 
 def test_tiles_are_the_tissue_cells_read_at_the_training_magnification(analysis, mosaic):
-    cells = sorted((int(r) // CELL, int(c) // CELL) for r, c in analysis.tile_boxes[:, :2])
+    tiling = analysis.slide
+    cells = sorted((int(r) // CELL, int(c) // CELL) for r, c in tiling.tile_boxes[:, :2])
     assert cells == sorted(mosaic.cells)
-    assert (analysis.tile_boxes[:, 2:] == CELL).all() and analysis.level == 0 and analysis.tile_mpp == MPP
-    assert analysis.tile_probabilities.shape == (len(mosaic.cells), 3)
-    np.testing.assert_allclose(analysis.tile_probabilities.sum(axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(analysis.slide_scores, analysis.tile_probabilities.mean(axis=0), atol=1e-6)
+    assert (tiling.tile_boxes[:, 2:] == CELL).all() and tiling.level == 0 and tiling.tile_mpp == MPP
+    assert analysis.probabilities.shape == (len(mosaic.cells), 3) and analysis.item_axis == "tile"
+    np.testing.assert_allclose(analysis.probabilities.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(analysis.verdict.probabilities, analysis.probabilities.mean(axis=0), atol=1e-6)
 
 
 def test_tile_probabilities_equal_the_patch_predictions(analysis, mosaic, bundle):
     """A tile that is exactly a patch gets exactly the patch's probabilities."""
-    for (row0, col0), probabilities in zip(analysis.tile_boxes[:, :2], analysis.tile_probabilities):
+    for (row0, col0), probabilities in zip(analysis.slide.tile_boxes[:, :2], analysis.probabilities):
         patch = read_image(mosaic.cells[(row0 // CELL, col0 // CELL)])
         np.testing.assert_allclose(probabilities, bundle.predict(patch).probabilities[0], atol=1e-4)
 
@@ -110,21 +112,23 @@ def test_probability_map_puts_each_class_where_its_patches_are(analysis):
     # 112 x 448 grid: each cell is 56 x 56 grid pixels; class regions are columns 0-1, 3-4, 6-7.
     regions = {0: slice(0, 112), 1: slice(168, 280), 2: slice(336, 448)}
     for k, columns in regions.items():
-        region = analysis.probability_maps[:, :, columns]
+        region = analysis.slide.probability_maps[:, 0, :, columns]
         assert np.isfinite(region).all()
         assert int(np.argmax(region.mean(axis=(1, 2)))) == k
     for glass in (slice(112, 168), slice(280, 336)):
-        assert np.isnan(analysis.probability_maps[:, :, glass]).all()
+        assert np.isnan(analysis.slide.probability_maps[:, 0, :, glass]).all()
 
 
 def test_stitched_maps_land_on_tissue_only(analysis):
-    assert analysis.maps.shape == (3, 112, 448) and analysis.classes == [0, 1, 2]
+    gradcam = analysis.maps["gradcam"]
+    maps = gradcam.maps[:, 0]  # one item: the thumbnail grid
+    assert maps.shape == (3, 112, 448) and gradcam.classes == (0, 1, 2)
     tissue = np.zeros((112, 448), dtype=bool)
     tissue[:, :112] = tissue[:, 168:280] = tissue[:, 336:] = True
-    assert np.isfinite(analysis.maps[:, tissue]).all()
-    assert np.isnan(analysis.maps[:, ~tissue]).all()
-    assert analysis.tile_maps.shape[:2] == (3, 12) and min(analysis.tile_maps.shape[2:]) >= 7
-    assert float(np.nanstd(analysis.maps[0])) > 0
+    assert np.isfinite(maps[:, tissue]).all()
+    assert np.isnan(maps[:, ~tissue]).all()
+    assert gradcam.tile_maps.shape[:2] == (3, 12) and min(gradcam.tile_maps.shape[2:]) >= 7
+    assert float(np.nanstd(maps[0])) > 0
 
 
 def test_default_grid_is_the_thumbnail_and_one_class_can_be_asked_for(bundle, mosaic):
@@ -135,9 +139,9 @@ def test_default_grid_is_the_thumbnail_and_one_class_can_be_asked_for(bundle, mo
     finally:
         volume.extras["slide"].close()
     one = analyse_slide(bundle, mosaic.path, classes=[1], tile_mpp=1.0)
-    assert one.maps.shape == (1,) + tuple(volume.shape[1:]) and one.classes == [1]
+    assert one.maps["gradcam"].maps[:, 0].shape == (1,) + tuple(volume.shape[1:]) and one.maps["gradcam"].classes == (1,)
     # At 1.0 um/px a 224-px tile covers 448 level-0 pixels, read from level 1 (half resolution).
-    assert one.level == 1 and (one.tile_boxes[:, 2:] == 2 * CELL).all()
+    assert one.slide.level == 1 and (one.slide.tile_boxes[:, 2:] == 2 * CELL).all()
 
 
 def test_slide_without_pixel_size_is_tiled_at_level_zero(tmp_path, lc25000):
@@ -167,4 +171,49 @@ def test_progress_is_reported_per_batch_and_cancellation_stops(bundle, mosaic):
     with pytest.raises(Cancelled):
         analyse_slide(bundle, mosaic.path, batch_size=4, progress=Recorder(cancel_after=2))
     with pytest.raises(ValueError, match="unknown CAM method"):
-        analyse_slide(bundle, mosaic.path, method="nonsense")
+        analyse_slide(bundle, mosaic.path, methods=["nonsense"])
+
+
+def test_a_slide_through_analyse_case_adds_methods_from_its_capture(bundle, mosaic):
+    """The slide volume (its thumbnail) goes through ``analyse_case``: tiles in batches of 5, one
+    forward pass each; LayerCAM afterwards needs none and equals LayerCAM analysed directly.
+    Without a kept capture the same tiles are read and captured again, and a note says so."""
+    volume = read_image(mosaic.path)
+    try:
+        calls = []
+        hook = bundle.network.register_forward_hook(lambda *_: calls.append(1))
+        try:
+            analysis = analyse_case(volume, bundle, "gradcam", batch_size=5)
+            assert len(calls) == 3  # 12 tissue tiles
+            added = add_methods(analysis, volume, bundle, "layercam")
+            assert len(calls) == 3
+            unkept = analyse_case(volume, bundle, "gradcam", batch_size=5, keep_capture=False)
+            recaptured = add_methods(unkept, volume, bundle, "layercam")
+            assert len(calls) == 9
+        finally:
+            hook.remove()
+    finally:
+        volume.extras["slide"].close()
+    assert analysis.kind == "slide" and analysis.slide.grid_shape == tuple(volume.shape[1:])
+    assert analysis.verdict.label == "Slide score: mean of 12 tissue tiles"
+    np.testing.assert_allclose(analysis.item_probabilities, analysis.verdict.probabilities[None], atol=1e-7)
+    direct = analyse_slide(bundle, mosaic.path, methods=["layercam"], grid_shape=analysis.slide.grid_shape, batch_size=5)
+    for result in (added, recaptured):
+        np.testing.assert_allclose(result.maps["layercam"].tile_maps, direct.maps["layercam"].tile_maps, atol=1e-5)
+        np.testing.assert_allclose(result.maps["layercam"].maps, direct.maps["layercam"].maps, atol=1e-5, equal_nan=True)
+    assert any("captured again" in note for note in recaptured.notes)
+
+
+def test_a_slides_map_is_checked_on_the_tile_likeliest_to_show_the_class(bundle, mosaic, analysis):
+    from engine.analysis import check_map
+
+    volume = read_image(mosaic.path)
+    try:
+        measured = check_map(analysis, volume, bundle, "gradcam", 1)
+    finally:
+        volume.extras["slide"].close()
+    assert measured.item == int(np.argmax(analysis.probabilities[:, 1]))
+    tile = measured.report["tile"]
+    assert mosaic.labels[(tile["row0"] // CELL, tile["col0"] // CELL)] == 1  # a squamous cell carcinoma cell
+    assert tile["probability"] == pytest.approx(float(analysis.probabilities[measured.item, 1]))
+    assert 0.0 <= measured.report["deletion"]["auc"] <= 1.0
