@@ -33,7 +33,7 @@ from ui.panels.task_progress import TaskProgress
 from ui.panels.worklist import WorklistPanel
 from ui.shortcuts import ShortcutsDialog
 from ui.slice_view import SliceView
-from ui.state import ViewerState
+from ui.model import ViewerState
 from ui.theme import apply_reading_room_theme
 from ui.workers import Task, TaskRunner
 
@@ -153,11 +153,11 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         action(file_menu, "&Quit", "Ctrl+Q", self.close)
         view_menu = self.menuBar().addMenu("&View")
-        self.overlay_action = action(view_menu, "Show CAM &overlay", "O", self.state.toggle_overlay)
+        self.overlay_action = action(view_menu, "Show CAM &overlay", "O", self.state.overlay.toggle_visible)
         self.overlay_action.setCheckable(True)
-        self.overlay_action.setChecked(self.state.overlay_visible)
+        self.overlay_action.setChecked(self.state.overlay.visible)
         action(view_menu, "&Fit image", "F", lambda: (self.slice_view.fit(), self.compare_view.fit()))
-        action(view_menu, "&Reset window/level", "R", self.state.reset_window)
+        action(view_menu, "&Reset window/level", "R", self.state.display.reset_window)
         view_menu.addAction(self.display_bar.play_action)
         tools_menu = self.menuBar().addMenu("&Tools")
         for tool_action in self.display_bar.tool_actions.values():
@@ -170,14 +170,11 @@ class MainWindow(QMainWindow):
         self.analysis_panel.analyse_requested.connect(self.analyse)
         self.analysis_panel.compare_requested.connect(self.compare)
         self.quality_panel.check_requested.connect(self.check_map)
-        self.state.events.compare_analysis.connect(
+        self.state.overlay.events.compare_analysis.connect(
             lambda analysis: self.compare_view.setVisible(analysis is not None))
         self.reading_form.save_requested.connect(self.save_reading)
-        self.state.events.overlay.connect(self._sync_overlay_action)
+        self.state.overlay.events.visible.connect(lambda on: self.overlay_action.setChecked(on))
         self.navigator.slider.sliderPressed.connect(self.display_bar.cine.pause)
-
-    def _sync_overlay_action(self) -> None:
-        self.overlay_action.setChecked(self.state.overlay_visible)
 
     def _show_case_controls(self, case_open: bool) -> None:
         self.analysis_panel.set_case_open(case_open)
@@ -259,7 +256,7 @@ class MainWindow(QMainWindow):
         channel = case.display_channel if case.display_channel in volume.channel_names else None
         if volume.is_rgb:
             channel = None  # colour by default; R, G and B stay in the channel box
-        self.state.set_volume(volume, channel)
+        self.state.display.set_volume(volume, channel)
         self.reading_form.reset()
         try:
             self.analysis_panel.set_choices(self.workstation.bundles(case.task),
@@ -315,7 +312,7 @@ class MainWindow(QMainWindow):
         if case is not self.case:  # the reader moved on to another case meanwhile
             return
         try:
-            self.state.set_analysis(analysis)
+            self.state.overlay.set_analysis(analysis)
         except ValueError as exc:
             self.show_error("The analysis does not fit the image", exc)
             return
@@ -326,7 +323,7 @@ class MainWindow(QMainWindow):
         if case is not self.case:
             return
         try:
-            self.state.set_compare_analysis(analysis)
+            self.state.overlay.set_compare_analysis(analysis)
         except ValueError as exc:
             self.show_error("The second analysis cannot be compared", exc)
             return
@@ -340,7 +337,7 @@ class MainWindow(QMainWindow):
             return None
         case, bundle = self.case, self._analysed_bundle
         where = (f"{analysis.method} \u00b7 {analysis.class_names[class_index]} \u00b7 "
-                 f"{self.state.item_word()} {item + 1}")
+                 f"{self.state.display.item_word()} {item + 1}")
         task = self.runner.start(f"Checking {analysis.method}", self.workstation.check_map,
                                  case, bundle, analysis, class_index, item)
         self.quality_panel.set_running(True)
@@ -364,7 +361,7 @@ class MainWindow(QMainWindow):
             diagnosis=diagnosis,
             confidence=confidence,
             comment=comment,
-            annotations=self.state.annotations,
+            annotations=self.state.annotation.drafts,
             seconds_on_case=round(time.monotonic() - self._opened_at, 1),
             prediction_id=analysis.prediction_id if analysis is not None else None,
         )
@@ -380,7 +377,7 @@ class MainWindow(QMainWindow):
         except SalienceError as exc:
             self.show_error("The reading was not saved", exc)
             return False
-        self.state.clear_annotations()
+        self.state.annotation.clear()
         self.reading_form.reset()
         self.saved_readings.set_readings(readings)
         self.refresh_worklist()
@@ -389,7 +386,7 @@ class MainWindow(QMainWindow):
         return True
 
     def has_unsaved_changes(self) -> bool:
-        return self.case is not None and (self.reading_form.is_dirty() or bool(self.state.annotations))
+        return self.case is not None and (self.reading_form.is_dirty() or bool(self.state.annotation.drafts))
 
     def confirm_discard_changes(self) -> bool:
         """Ask before unsaved marks or form entries are lost. True when it is fine to go on."""

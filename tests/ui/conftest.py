@@ -24,7 +24,7 @@ def window(qtbot, workstation):
     yield main
     main.runner.cancel_all()
     main.runner.wait(5000)
-    main.state.clear_annotations()  # ... closing would ask about unsaved work
+    main.state.annotation.clear()  # ... closing would ask about unsaved work
     main.reading_form.reset()
     main.close()
     main.deleteLater()
