@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self._open_task: Task | None = None
         self._analysis_task: Task | None = None
         self._analysed_bundle = ""  # the bundle key of the shown analysis, reused to compare
+        self._choices_task: Task | None = None  # lists the open case's bundles and methods
         self.setWindowTitle("Salience")
         self.resize(1400, 900)
         self._build_centre()
@@ -258,9 +259,8 @@ class MainWindow(QMainWindow):
             channel = None  # colour by default; R, G and B stay in the channel box
         self.state.display.set_volume(volume, channel)
         self.reading_form.reset()
+        self._choices_task = self._offer_analysis(case)
         try:
-            self.analysis_panel.set_choices(self.workstation.bundles(case.task),
-                                            self.workstation.methods())
             self.reading_form.set_diagnoses(self.workstation.diagnoses(case.task))
             self.annotations_panel.set_labels(self.workstation.annotation_labels(case.task))
             self.saved_readings.set_readings(self.workstation.my_readings(case))
@@ -275,6 +275,21 @@ class MainWindow(QMainWindow):
         self.slice_view.setFocus()
 
     # -- analysis ----------------------------------------------------------------------------
+    def _offer_analysis(self, case: OpenedCase) -> Task:
+        """List the bundles and CAM methods for ``case`` in a worker thread and offer them.
+
+        The first listing loads the model layer (torch and MONAI take seconds to import): the
+        case's image is on screen meanwhile, and Analyse waits for the choices.
+        """
+        workstation = self.workstation
+        self.analysis_panel.wait_for_choices()
+        task = self.runner.start("Listing the models",
+                                 lambda task_name, _progress: (workstation.bundles(task_name), workstation.methods()),
+                                 case.task)
+        task.finished.connect(lambda choices: case is self.case and self.analysis_panel.set_choices(*choices))
+        task.failed.connect(lambda exc: self.show_error("The case opened but its models could not be listed", exc))
+        return task
+
     def analyse(self, bundle: str, method: str) -> Task | None:
         """Run ``bundle`` with ``method`` on the open case in a worker thread."""
         if self.case is None:

@@ -37,4 +37,5 @@ def opened(qtbot, window):
     with qtbot.waitSignal(task.done, timeout=5000):
         pass
     assert window.case is not None
+    qtbot.waitUntil(lambda: not window._choices_task.is_running, timeout=5000)  # bundles and methods offered
     return window

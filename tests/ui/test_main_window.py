@@ -266,6 +266,7 @@ def test_without_a_bundle_analyse_is_off_and_says_why(qtbot, window, workstation
     task = window.open_item(window.worklist.items()[0])
     with qtbot.waitSignal(task.done, timeout=5000):
         pass
+    qtbot.waitUntil(lambda: not window._choices_task.is_running, timeout=5000)  # listed in a worker
     panel = window.analysis_panel
     assert panel.bundle.count() == 0 and panel.bundle.placeholderText() == "No model installed for this task"
     assert not panel.analyse_button.isEnabled()

@@ -90,6 +90,13 @@ class AnalysisPanel(QWidget):
                 box.setCurrentIndex(0)  # with a placeholder set, Qt would leave none picked
         self._update_button()
 
+    def wait_for_choices(self) -> None:
+        """Empty the pickers until ``set_choices`` offers the open case's bundles and methods."""
+        for box in (self.bundle, self.method, self.compare_method):
+            box.clear()
+            box.setPlaceholderText("Listing models\u2026")
+        self._update_button()
+
     def set_case_open(self, is_open: bool) -> None:
         self._case_open = is_open
         self._update_button()
