@@ -52,6 +52,8 @@ def snapshot(out: str, case_dir: str | None = None) -> None:
     item = window.worklist.items()[0]
     window.worklist.list.setCurrentRow(0)
     window._show_case(workstation.open_case(item, NullProgress()))
+    while window._choices_task.is_running:  # the bundles and methods are listed in a worker
+        app.processEvents()
     analysis = workstation.analyse(window.case, "glioma 1.0.0", "gradcam", NullProgress())
     window.state.overlay.set_analysis(analysis)
     if case_dir is None:
