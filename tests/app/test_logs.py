@@ -58,19 +58,10 @@ def test_a_command_that_logs_nothing_leaves_no_log_behind(glioma_case, tmp_path)
 
 @pytest.fixture
 def routed(tmp_path, capsys):
-    """Logging configured as the CLI does, undone afterwards."""
+    """Logging configured as the CLI does."""
     log_file = tmp_path / "data" / "salience.log"
     configure_logging(log_file)
-    yield log_file
-    _undo_logging()
-
-
-def _undo_logging() -> None:
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_salience", False)]:
-        root.removeHandler(handler)
-        handler.close()
-    logging.captureWarnings(False)
+    return log_file  # tests/app/conftest.py undoes the routing after each test
 
 
 def test_python_warnings_are_logged_not_printed(routed, capsys):
@@ -111,10 +102,7 @@ def test_an_unexpected_error_is_one_line_with_the_traceback_in_the_log(tmp_path,
 
     monkeypatch.setenv("SALIENCE_HOME", str(tmp_path))
     monkeypatch.setattr(cli, "cmd_inspect", broken)
-    try:
-        assert cli.main(["inspect", "anything"]) == cli.EXIT_INTERNAL
-    finally:
-        _undo_logging()
+    assert cli.main(["inspect", "anything"]) == cli.EXIT_INTERNAL
     log_file = tmp_path / "salience.log"
     assert capsys.readouterr().err == (f"salience: error: internal error: RuntimeError: boom "
                                        f"(details in {log_file})\n")
