@@ -12,7 +12,8 @@
 
 Bad input never ends in a traceback: the command prints one line naming the file and what is
 wrong, and exits with status 2. Unexpected errors print one line and log the traceback to the
-log file in the data folder.
+log file in the data folder, where libraries' warnings and tracebacks go too (``app.logs``);
+``--verbose`` shows them on the terminal.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ import json
 import logging
 import os
 import sys
-import traceback
 from pathlib import Path
 
-from app.settings import Settings
+from app.logs import configure_logging
+from app.settings import LOG_NAME, Settings, data_folder
 
 log = logging.getLogger("salience")
 
@@ -126,7 +127,7 @@ def cmd_mrmc(args: argparse.Namespace) -> int:
 def cmd_gui(args: argparse.Namespace) -> int:
     from app import gui
 
-    return gui.run(reader=args.reader, open_path=args.path)
+    return gui.run(reader=args.reader, open_path=args.path, verbose=args.verbose)
 
 
 class _ListMethods(argparse.Action):
@@ -155,7 +156,7 @@ def _first_line(text: str | None) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="salience", description="Review what a medical-imaging AI sees.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show every log message on stderr, libraries' and tracebacks included")
     sub = parser.add_subparsers(dest="command")
 
     gui = sub.add_parser("gui", help="start the workstation window (the default)")
@@ -226,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if rest and args.command not in ("train", "bench"):
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    log_file = data_folder() / LOG_NAME
+    configure_logging(log_file, verbose=args.verbose)
     command = args.command or "gui"
     if command == "gui" and not hasattr(args, "reader"):
         args.reader, args.path = None, None
@@ -252,20 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull.fileno(), sys.stdout.fileno())
         return 141
     except Exception as exc:  # one line for the user, the traceback for the log
-        where = _log_traceback()
-        print(f"salience: internal error: {type(exc).__name__}: {exc} (details in {where})", file=sys.stderr)
+        log.error("internal error: %s: %s (details in %s)", type(exc).__name__, exc, log_file, exc_info=True)
         return EXIT_INTERNAL
-
-
-def _log_traceback() -> str:
-    settings = Settings.from_env()
-    try:
-        settings.home.mkdir(parents=True, exist_ok=True)
-        with settings.log_file.open("a", encoding="utf-8") as handle:
-            handle.write(traceback.format_exc())
-        return str(settings.log_file)
-    except OSError:
-        return "the log (unwritable)"
 
 
 if __name__ == "__main__":

@@ -5,17 +5,21 @@ from __future__ import annotations
 import logging
 import sys
 
+from app.logs import configure_logging
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def _log_to_file(settings: Settings) -> None:
-    """Keep errors and their tracebacks in the data folder's log (never patient identifiers)."""
-    handler = logging.FileHandler(settings.log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    logging.getLogger().addHandler(handler)
+def _route_qt_messages() -> None:
+    """Qt's own warnings (a platform plugin's complaints) go to the log like any library's."""
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    qt_log = logging.getLogger("qt")
+    levels = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
+              QtMsgType.QtWarningMsg: logging.WARNING, QtMsgType.QtCriticalMsg: logging.ERROR,
+              QtMsgType.QtFatalMsg: logging.CRITICAL}
+    qInstallMessageHandler(lambda kind, _context, message: qt_log.log(levels.get(kind, logging.WARNING), "%s", message))
 
 
 def install_excepthook(window) -> None:
@@ -34,7 +38,7 @@ def install_excepthook(window) -> None:
     sys.excepthook = hook
 
 
-def run(reader: str | None = None, open_path: str | None = None) -> int:
+def run(reader: str | None = None, open_path: str | None = None, verbose: bool = False) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.startup import open_workstation
@@ -42,7 +46,8 @@ def run(reader: str | None = None, open_path: str | None = None) -> int:
 
     settings = Settings.from_env(reader=reader)
     settings.ensure_home()
-    _log_to_file(settings)
+    configure_logging(settings.log_file, verbose=verbose)
+    _route_qt_messages()
     workstation = open_workstation(settings)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Salience")

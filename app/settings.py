@@ -19,9 +19,13 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
-from db.session import sqlite_url
-
 APP_NAME = "Salience"
+LOG_NAME = "salience.log"  # in the data folder
+
+
+def data_folder() -> Path:
+    """The data folder: ``SALIENCE_HOME``, else the user's data folder for Salience."""
+    return Path(os.environ.get("SALIENCE_HOME") or user_data_dir(APP_NAME, appauthor=False))
 
 
 def _default_demo_data() -> Path:
@@ -42,11 +46,13 @@ class Settings:
 
     @property
     def log_file(self) -> Path:
-        return self.home / "salience.log"
+        return self.home / LOG_NAME
 
     @classmethod
     def from_env(cls, reader: str | None = None) -> "Settings":
-        home = Path(os.environ.get("SALIENCE_HOME") or user_data_dir(APP_NAME, appauthor=False))
+        from db.session import sqlite_url  # here, so a command that needs no database loads no SQLAlchemy
+
+        home = data_folder()
         db_url = os.environ.get("SALIENCE_DB_URL") or sqlite_url(home / "salience.db")
         demo = Path(os.environ.get("SALIENCE_DEMO_DATA") or _default_demo_data())
         try:

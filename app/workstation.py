@@ -117,7 +117,7 @@ def _histopathology_cases(demo_data: Path) -> list[WorklistItem]:
     if not root.is_dir():
         return []
     try:
-        from engine.models.bundle import read_metadata
+        from engine.models.metadata import read_metadata
 
         held_out = set(read_metadata("histopathology").get("split", {}).get("test", []))
     except SalienceError:
@@ -182,7 +182,7 @@ class SalienceWorkstation:
     def bundles(self, task: str) -> list[str]:
         """The task's own bundles first, then every other installed bundle: a researcher may run
         any model on any image (a model that cannot read it says why in one line)."""
-        from engine.models.bundle import list_bundles, read_metadata
+        from engine.models.metadata import list_bundles, read_metadata
 
         names = list_bundles()
         own = [name for name in names if read_metadata(name).get("task") == task]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # The suite runs in two xdist workers on two cores: one torch thread each, or they fight.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# The CLI logs to the data folder: the suite's runs (and the commands it starts) write to a
+# folder of their own, never to the user's.
+os.environ.setdefault("SALIENCE_HOME", tempfile.mkdtemp(prefix="salience-test-home-"))
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import QElapsedTimer, QObject, Qt, QTimer, Signal
 
 from engine.imaging.volume import ImageVolume
-from ui.state import ViewerState
+from ui.model import DisplayModel
 
 
 def frame_rate(volume: ImageVolume | None) -> float | None:
@@ -31,7 +31,7 @@ def frame_rate(volume: ImageVolume | None) -> float | None:
 
 
 class CinePlayer(QObject):
-    """Steps ``state.slice_index`` through a clip in real time while playing.
+    """Steps ``display.slice_index`` through a clip in real time while playing.
 
     Signals:
         playing_changed(bool): after playback starts or stops.
@@ -39,15 +39,15 @@ class CinePlayer(QObject):
 
     playing_changed = Signal(bool)
 
-    def __init__(self, state: ViewerState, parent: QObject | None = None) -> None:
+    def __init__(self, display: DisplayModel, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.display = display
         self._timer = QTimer(self)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.timeout.connect(self._tick)
         self._clock = QElapsedTimer()
         self._start_frame = 0
-        state.events.volume.connect(lambda _volume: self.pause())
+        display.events.volume.connect(lambda _volume: self.pause())
 
     @property
     def playing(self) -> bool:
@@ -55,15 +55,15 @@ class CinePlayer(QObject):
 
     def can_play(self) -> bool:
         """True when the shown volume is a clip with a known frame time."""
-        return frame_rate(self.state.volume) is not None
+        return frame_rate(self.display.volume) is not None
 
     def play(self) -> None:
         """Start from the shown frame; does nothing for a volume that cannot play."""
         if self.playing or not self.can_play():
             return
-        self._start_frame = self.state.slice_index
+        self._start_frame = self.display.slice_index
         self._clock.start()
-        self._timer.start(max(1, round(self.state.volume.frame_time_ms)))
+        self._timer.start(max(1, round(self.display.volume.frame_time_ms)))
         self.playing_changed.emit(True)
 
     def pause(self) -> None:
@@ -80,9 +80,9 @@ class CinePlayer(QObject):
             self.play()
 
     def _tick(self) -> None:
-        volume = self.state.volume
+        volume = self.display.volume
         if volume is None or not self.can_play():
             self.pause()
             return
         elapsed_frames = int(self._clock.elapsed() / volume.frame_time_ms)
-        self.state.slice_index = (self._start_frame + elapsed_frames) % volume.n_slices
+        self.display.slice_index = (self._start_frame + elapsed_frames) % volume.n_slices

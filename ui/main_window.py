@@ -33,7 +33,7 @@ from ui.panels.task_progress import TaskProgress
 from ui.panels.worklist import WorklistPanel
 from ui.shortcuts import ShortcutsDialog
 from ui.slice_view import SliceView
-from ui.state import ViewerState
+from ui.model import ViewerState
 from ui.theme import apply_reading_room_theme
 from ui.workers import Task, TaskRunner
 
@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self._open_task: Task | None = None
         self._analysis_task: Task | None = None
         self._analysed_bundle = ""  # the bundle key of the shown analysis, reused to compare
+        self._choices_task: Task | None = None  # lists the open case's bundles and methods
         self.setWindowTitle("Salience")
         self.resize(1400, 900)
         self._build_centre()
@@ -153,11 +154,11 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         action(file_menu, "&Quit", "Ctrl+Q", self.close)
         view_menu = self.menuBar().addMenu("&View")
-        self.overlay_action = action(view_menu, "Show CAM &overlay", "O", self.state.toggle_overlay)
+        self.overlay_action = action(view_menu, "Show CAM &overlay", "O", self.state.overlay.toggle_visible)
         self.overlay_action.setCheckable(True)
-        self.overlay_action.setChecked(self.state.overlay_visible)
+        self.overlay_action.setChecked(self.state.overlay.visible)
         action(view_menu, "&Fit image", "F", lambda: (self.slice_view.fit(), self.compare_view.fit()))
-        action(view_menu, "&Reset window/level", "R", self.state.reset_window)
+        action(view_menu, "&Reset window/level", "R", self.state.display.reset_window)
         view_menu.addAction(self.display_bar.play_action)
         tools_menu = self.menuBar().addMenu("&Tools")
         for tool_action in self.display_bar.tool_actions.values():
@@ -170,14 +171,11 @@ class MainWindow(QMainWindow):
         self.analysis_panel.analyse_requested.connect(self.analyse)
         self.analysis_panel.compare_requested.connect(self.compare)
         self.quality_panel.check_requested.connect(self.check_map)
-        self.state.events.compare_analysis.connect(
+        self.state.overlay.events.compare_analysis.connect(
             lambda analysis: self.compare_view.setVisible(analysis is not None))
         self.reading_form.save_requested.connect(self.save_reading)
-        self.state.events.overlay.connect(self._sync_overlay_action)
+        self.state.overlay.events.visible.connect(lambda on: self.overlay_action.setChecked(on))
         self.navigator.slider.sliderPressed.connect(self.display_bar.cine.pause)
-
-    def _sync_overlay_action(self) -> None:
-        self.overlay_action.setChecked(self.state.overlay_visible)
 
     def _show_case_controls(self, case_open: bool) -> None:
         self.analysis_panel.set_case_open(case_open)
@@ -259,11 +257,10 @@ class MainWindow(QMainWindow):
         channel = case.display_channel if case.display_channel in volume.channel_names else None
         if volume.is_rgb:
             channel = None  # colour by default; R, G and B stay in the channel box
-        self.state.set_volume(volume, channel)
+        self.state.display.set_volume(volume, channel)
         self.reading_form.reset()
+        self._choices_task = self._offer_analysis(case)
         try:
-            self.analysis_panel.set_choices(self.workstation.bundles(case.task),
-                                            self.workstation.methods())
             self.reading_form.set_diagnoses(self.workstation.diagnoses(case.task))
             self.annotations_panel.set_labels(self.workstation.annotation_labels(case.task))
             self.saved_readings.set_readings(self.workstation.my_readings(case))
@@ -278,6 +275,21 @@ class MainWindow(QMainWindow):
         self.slice_view.setFocus()
 
     # -- analysis ----------------------------------------------------------------------------
+    def _offer_analysis(self, case: OpenedCase) -> Task:
+        """List the bundles and CAM methods for ``case`` in a worker thread and offer them.
+
+        The first listing loads the model layer (torch and MONAI take seconds to import): the
+        case's image is on screen meanwhile, and Analyse waits for the choices.
+        """
+        workstation = self.workstation
+        self.analysis_panel.wait_for_choices()
+        task = self.runner.start("Listing the models",
+                                 lambda task_name, _progress: (workstation.bundles(task_name), workstation.methods()),
+                                 case.task)
+        task.finished.connect(lambda choices: case is self.case and self.analysis_panel.set_choices(*choices))
+        task.failed.connect(lambda exc: self.show_error("The case opened but its models could not be listed", exc))
+        return task
+
     def analyse(self, bundle: str, method: str) -> Task | None:
         """Run ``bundle`` with ``method`` on the open case in a worker thread."""
         if self.case is None:
@@ -294,11 +306,11 @@ class MainWindow(QMainWindow):
     def compare(self, method: str) -> Task | None:
         """Add a second CAM ``method`` to the shown analysis in a worker thread, then show both
         side by side (left: the first method, right: ``method``)."""
-        if self.case is None or self.state.analysis is None:
+        if self.case is None or self.state.overlay.analysis is None:
             return None
         case = self.case
         task = self.runner.start(f"Comparing with {method}", self.workstation.compare,
-                                 case, self.state.analysis, method)
+                                 case, self.state.overlay.analysis, method)
         self._analysis_task = task
         self._follow_analysis(task, lambda analysis: self._show_comparison(case, analysis))
         return task
@@ -315,7 +327,7 @@ class MainWindow(QMainWindow):
         if case is not self.case:  # the reader moved on to another case meanwhile
             return
         try:
-            self.state.set_analysis(analysis)
+            self.state.overlay.set_analysis(analysis)
         except ValueError as exc:
             self.show_error("The analysis does not fit the image", exc)
             return
@@ -326,28 +338,28 @@ class MainWindow(QMainWindow):
         if case is not self.case:
             return
         try:
-            self.state.set_compare_analysis(analysis)
+            self.state.overlay.set_compare_analysis(analysis)
         except ValueError as exc:
             self.show_error("The second analysis cannot be compared", exc)
             return
-        first = self.state.analysis.method
+        first = self.state.overlay.analysis.method
         self.statusBar().showMessage(f"Comparing {first} (left) with {analysis.method} (right)", 8000)
 
     def check_map(self, class_index: int, item: int) -> Task | None:
         """Measure the shown map of ``class_index`` on slice ``item`` in a worker thread."""
-        analysis = self.state.analysis
+        analysis = self.state.overlay.analysis
         if self.case is None or analysis is None:
             return None
         case, bundle = self.case, self._analysed_bundle
         where = (f"{analysis.method} \u00b7 {analysis.class_names[class_index]} \u00b7 "
-                 f"{self.state.item_word()} {item + 1}")
+                 f"{self.state.display.item_word()} {item + 1}")
         task = self.runner.start(f"Checking {analysis.method}", self.workstation.check_map,
                                  case, bundle, analysis, class_index, item)
         self.quality_panel.set_running(True)
         self.quality_panel.progress.follow(task)
 
         def show(report: dict) -> None:
-            if case is self.case and analysis is self.state.analysis:
+            if case is self.case and analysis is self.state.overlay.analysis:
                 self.quality_panel.show_report(report, where)
 
         task.finished.connect(show)
@@ -359,12 +371,12 @@ class MainWindow(QMainWindow):
     def reading_draft(self) -> ReadingDraft:
         """The reading as the form and the marks hold it now."""
         diagnosis, confidence, comment = self.reading_form.values()
-        analysis = self.state.analysis
+        analysis = self.state.overlay.analysis
         return ReadingDraft(
             diagnosis=diagnosis,
             confidence=confidence,
             comment=comment,
-            annotations=self.state.annotations,
+            annotations=self.state.annotation.drafts,
             seconds_on_case=round(time.monotonic() - self._opened_at, 1),
             prediction_id=analysis.prediction_id if analysis is not None else None,
         )
@@ -380,7 +392,7 @@ class MainWindow(QMainWindow):
         except SalienceError as exc:
             self.show_error("The reading was not saved", exc)
             return False
-        self.state.clear_annotations()
+        self.state.annotation.clear()
         self.reading_form.reset()
         self.saved_readings.set_readings(readings)
         self.refresh_worklist()
@@ -389,7 +401,7 @@ class MainWindow(QMainWindow):
         return True
 
     def has_unsaved_changes(self) -> bool:
-        return self.case is not None and (self.reading_form.is_dirty() or bool(self.state.annotations))
+        return self.case is not None and (self.reading_form.is_dirty() or bool(self.state.annotation.drafts))
 
     def confirm_discard_changes(self) -> bool:
         """Ask before unsaved marks or form entries are lost. True when it is fine to go on."""

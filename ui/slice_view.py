@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from engine.imaging.volume import ImageVolume
 from ui.backend import AnnotationDraft
 from engine.imaging.render import render_slice
-from ui.state import MapRole, ViewerState
+from ui.model import MapRole, ViewerState
 
 PAGE_STEP = 5
 MARK_COLOUR = QColor(64, 224, 208)  # turquoise: visible on grey and on the inferno/jet maps
@@ -82,20 +82,20 @@ class SliceView(QWidget):
         self.setMinimumSize(200, 200)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
-        events = state.events
-        for signal in (events.channel, events.slice_index, events.window, events.overlay,
-                       events.compare_analysis):
-            signal.connect(self._rerender)
-        events.volume.connect(self._on_volume)
-        events.annotations.connect(self._repaint)
-        events.tool.connect(self._on_tool)
-        self._on_tool(state.tool)
+        self.display, self.overlay, self.annotation = state.display, state.overlay, state.annotation
+        for signal in (self.display.events.channel, self.display.events.slice_index,
+                       self.display.events.window, self.overlay.events.all):
+            signal.connect(self._rerender)  # every overlay change shows in the pixels
+        self.display.events.volume.connect(self._on_volume)
+        self.annotation.events.drafts.connect(self._repaint)
+        self.annotation.events.tool.connect(self._on_tool)
+        self._on_tool(self.annotation.tool)
         self._rerender()
 
     # -- geometry ----------------------------------------------------------------------------
     def image_rect(self) -> QRectF:
         """Where the whole image lies in widget coordinates (outer edges of the edge pixels)."""
-        volume = self.state.volume
+        volume = self.display.volume
         if volume is None:
             return QRectF()
         _, rows, cols = volume.shape
@@ -110,7 +110,7 @@ class SliceView(QWidget):
     def image_to_widget(self, row: float, col: float) -> QPointF:
         """Widget position of image coordinates ``(row, col)`` (whole numbers = pixel centres)."""
         rect = self.image_rect()
-        _, rows, cols = self.state.volume.shape
+        _, rows, cols = self.display.volume.shape
         return QPointF(
             rect.left() + (col + 0.5) * rect.width() / cols,
             rect.top() + (row + 0.5) * rect.height() / rows,
@@ -119,17 +119,17 @@ class SliceView(QWidget):
     def widget_to_image(self, point: QPointF) -> tuple[float, float]:
         """Image ``(row, col)`` under a widget position (may lie outside the image)."""
         rect = self.image_rect()
-        _, rows, cols = self.state.volume.shape
+        _, rows, cols = self.display.volume.shape
         col = (point.x() - rect.left()) * cols / rect.width() - 0.5
         row = (point.y() - rect.top()) * rows / rect.height() - 0.5
         return row, col
 
     def _inside(self, row: float, col: float) -> bool:
-        _, rows, cols = self.state.volume.shape
+        _, rows, cols = self.display.volume.shape
         return -0.5 <= row <= rows - 0.5 and -0.5 <= col <= cols - 0.5
 
     def _clamp_inside(self, row: float, col: float) -> tuple[float, float]:
-        _, rows, cols = self.state.volume.shape
+        _, rows, cols = self.display.volume.shape
         return min(max(row, -0.5), rows - 0.5), min(max(col, -0.5), cols - 0.5)
 
     def fit(self) -> None:
@@ -151,13 +151,13 @@ class SliceView(QWidget):
         self.update()
 
     def _rerender(self, *_args: object) -> None:
-        image = self.state.current_image()
+        image = self.display.current_image()
         if image is None:
             self._image = None
         else:
-            centre, width = self.state.window
+            centre, width = self.display.window
             rgba = np.ascontiguousarray(render_slice(image, centre, width,
-                                                     self.state.overlay_spec(self.role)))
+                                                     self.overlay.spec(self.role)))
             rows, cols = rgba.shape[:2]
             self._image = QImage(rgba.data, cols, rows, 4 * cols, QImage.Format.Format_RGBA8888).copy()
         self.update()
@@ -168,7 +168,7 @@ class SliceView(QWidget):
     def paintEvent(self, _event: object) -> None:  # noqa: N802 (Qt name)
         painter = QPainter(self)
         painter.fillRect(self.rect(), Qt.GlobalColor.black)
-        if self._image is None or self.state.volume is None:
+        if self._image is None or self.display.volume is None:
             painter.setPen(QColor(150, 150, 150))
             painter.drawText(self.rect().adjusted(20, 0, -20, 0),
                              Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
@@ -184,8 +184,8 @@ class SliceView(QWidget):
 
     def _draw_marks(self, painter: QPainter) -> None:
         painter.setFont(QFont(self.font().family(), 9))
-        for number, mark in enumerate(self.state.annotations, start=1):
-            if mark.slice_index == self.state.slice_index:
+        for number, mark in enumerate(self.annotation.drafts, start=1):
+            if mark.slice_index == self.display.slice_index:
                 self._draw_mark(painter, mark, f"{number} {mark.label}".strip())
         if self._box_start is not None and self._box_end is not None:
             painter.setPen(QPen(MARK_COLOUR, 1.5, Qt.PenStyle.DashLine))
@@ -211,17 +211,17 @@ class SliceView(QWidget):
         painter.drawText(anchor, caption)
 
     def _draw_text(self, painter: QPainter) -> None:
-        volume = self.state.volume
-        centre, width = self.state.window
+        volume = self.display.volume
+        centre, width = self.display.window
         painter.setPen(TEXT_COLOUR)
         painter.setFont(QFont(self.font().family(), 10))
         margin = self.rect().adjusted(8, 6, -8, -6)
-        top_left = (f"{self.state.channel.upper()}\n"
-                    f"{self.state.item_word().capitalize()} {self.state.slice_index + 1} / {volume.n_slices}")
+        top_left = (f"{self.display.channel.upper()}\n"
+                    f"{self.display.item_word().capitalize()} {self.display.slice_index + 1} / {volume.n_slices}")
         painter.drawText(margin, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, top_left)
         painter.drawText(margin, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
                          f"W {width:.0f}  L {centre:.0f}")
-        caption = self.state.method_caption(self.role)
+        caption = self.overlay.method_caption(self.role)
         if caption:
             method, detail = caption.split("\n", 1)
             painter.setPen(CAPTION_COLOUR)
@@ -243,15 +243,15 @@ class SliceView(QWidget):
 
     # -- input -------------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self.state.volume is None:
+        if self.display.volume is None:
             return
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         button, position = event.button(), event.position()
-        tool = self.state.tool
+        tool = self.annotation.tool
         if button == Qt.MouseButton.LeftButton and tool == "point":
             row, col = self.widget_to_image(position)
             if self._inside(row, col):
-                self.state.add_point(row, col)
+                self.annotation.add_point(row, col)
             return
         if button == Qt.MouseButton.LeftButton and tool == "box":
             row, col = self.widget_to_image(position)
@@ -259,7 +259,7 @@ class SliceView(QWidget):
                 self._box_start = self._box_end = (row, col)
             return
         self._drag_button, self._drag_start = button, position
-        self._drag_window, self._drag_pan = self.state.window, QPointF(self._pan)
+        self._drag_window, self._drag_pan = self.display.window, QPointF(self._pan)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         position = event.position()
@@ -277,8 +277,8 @@ class SliceView(QWidget):
     def _drag_window_level(self, delta: QPointF) -> None:
         """Right-drag: right widens the window, left narrows it; down raises the level."""
         centre, width = self._drag_window
-        step = self.state.volume.default_window()[1] / _WL_PIXELS_PER_WIDTH
-        self.state.window = (centre + delta.y() * step, width + delta.x() * step)
+        step = self.display.volume.default_window()[1] / _WL_PIXELS_PER_WIDTH
+        self.display.window = (centre + delta.y() * step, width + delta.x() * step)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self._box_start is not None and event.button() == Qt.MouseButton.LeftButton:
@@ -286,20 +286,20 @@ class SliceView(QWidget):
             end = self._clamp_inside(*self.widget_to_image(event.position()))
             self._box_start = self._box_end = None
             if abs(end[0] - start[0]) >= 0.5 and abs(end[1] - start[1]) >= 0.5:
-                self.state.add_box(start, end)
+                self.annotation.add_box(start, end)
             self.update()
             return
         if event.button() == self._drag_button:
             self._drag_button = Qt.MouseButton.NoButton
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
-        if self.state.volume is None:
+        if self.display.volume is None:
             return
         steps = event.angleDelta().y() / 120.0
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             self._zoom_about(event.position(), 1.25 ** steps)
         elif steps:
-            self.state.step_slice(int(np.sign(steps) * max(1, round(abs(steps)))))
+            self.display.step_slice(int(np.sign(steps) * max(1, round(abs(steps)))))
         event.accept()
 
     def _zoom_about(self, anchor: QPointF, factor: float) -> None:
@@ -315,17 +315,17 @@ class SliceView(QWidget):
         steps = {Qt.Key.Key_Up: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: -1, Qt.Key.Key_Left: -1,
                  Qt.Key.Key_PageUp: PAGE_STEP, Qt.Key.Key_PageDown: -PAGE_STEP}
         if key in steps:
-            self.state.step_slice(steps[key])
+            self.display.step_slice(steps[key])
         elif key == Qt.Key.Key_Home:
-            self.state.slice_index = 0
+            self.display.slice_index = 0
         elif key == Qt.Key.Key_End:
-            self.state.slice_index = self.state.volume.n_slices - 1 if self.state.volume else 0
+            self.display.slice_index = self.display.volume.n_slices - 1 if self.display.volume else 0
         elif key == Qt.Key.Key_Escape:
             if self._box_start is not None:
                 self._box_start = self._box_end = None
                 self.update()
             else:
-                self.state.tool = "navigate"
+                self.annotation.tool = "navigate"
         elif key == Qt.Key.Key_F:
             self.fit()
         else:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import importlib
 
-_LAZY = {name: "engine.models.bundle" for name in ("Bundle", "BundlePrediction", "list_bundles", "load_bundle", "read_metadata")}
+_LAZY = {name: "engine.models.bundle" for name in ("Bundle", "BundlePrediction", "load_bundle")}
+_LAZY.update({name: "engine.models.metadata" for name in ("list_bundles", "read_metadata")})
 
 __all__ = sorted(_LAZY)
 

@@ -8,16 +8,13 @@ A bundle is a folder::
     <bundle>/docs/README.md           the model card
 
 ``load_bundle("glioma")`` finds a bundle shipped in ``engine/bundles``; a path loads a user's
-bundle. The weights' SHA-256 is checked against the metadata before they are read.
+bundle. The weights' SHA-256 is checked against the metadata before they are read. The layout and
+the metadata checks live in ``engine.models.metadata``, which reads them without torch.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.resources
-import json
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,17 +27,13 @@ from engine.errors import BundleError
 from engine.imaging.volume import ImageVolume
 from engine.models.crop_box import CropBox, MapGrid, map_grid
 from engine.models.inference import check_methods, explain_with, predict_items
+from engine.models.metadata import (  # noqa: F401 (the file names and readers, re-exported)
+    INFERENCE_FILE, METADATA_FILE, MODEL_CARD_FILE, WEIGHTS_FILE, file_sha256, list_bundles, read_json,
+    read_metadata, resolve_bundle,
+)
 from engine.models.network_config import build_network
-from engine.models.task_registry import task_names, task_spec
+from engine.models.task_registry import task_spec
 from engine.progress import Progress
-
-METADATA_FILE = "configs/metadata.json"
-INFERENCE_FILE = "configs/inference.json"
-WEIGHTS_FILE = "models/model.safetensors"
-MODEL_CARD_FILE = "docs/README.md"
-
-
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -60,15 +53,6 @@ class BundlePrediction:
     item_axis: str = "slice"
     logits: np.ndarray | None = None
     calibrated: bool = False
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,110 +229,6 @@ class Bundle:
         return None if crop is None else crop(volume)
 
 
-def bundles_root() -> Path:
-    """The folder of the bundles shipped with Salience (``engine/bundles``)."""
-    root = importlib.resources.files("engine.bundles")
-    return Path(str(root))
-
-
-def list_bundles() -> list[str]:
-    """Names of the shipped bundles, sorted."""
-    root = bundles_root()
-    return sorted(p.name for p in root.iterdir() if (p / METADATA_FILE).is_file())
-
-
-def resolve_bundle(name_or_path: str | Path) -> Path:
-    """The folder of a shipped bundle by name, or of a user's bundle by path.
-
-    A bare name (no path separator) is looked up among the shipped bundles first.
-
-    Raises:
-        BundleError: no such bundle.
-    """
-    text = str(name_or_path)
-    is_bare_name = not isinstance(name_or_path, Path) and re.fullmatch(r"[A-Za-z0-9_.-]+", text) and text not in (".", "..")
-    if is_bare_name:
-        shipped = bundles_root() / text
-        if (shipped / METADATA_FILE).is_file():
-            return shipped
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return path
-    if is_bare_name:
-        raise BundleError(text, f"no shipped bundle of that name (shipped: {', '.join(list_bundles()) or 'none'})")
-    raise BundleError(text, "no such folder")
-
-
-def _read_json(bundle: Path, relative: str) -> dict[str, Any]:
-    path = bundle / relative
-    if not path.is_file():
-        raise BundleError(bundle, f"{relative} is missing")
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BundleError(bundle, f"{relative} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BundleError(bundle, f"{relative} cannot be read ({exc})") from None
-    if not isinstance(content, dict):
-        raise BundleError(bundle, f"{relative} must hold a JSON object")
-    return content
-
-
-def _is_str_list(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
-
-
-_REQUIRED: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "name": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
-    "version": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
-    "task": (lambda v: isinstance(v, str) and v in task_names(), f"one of {task_names()}"),
-    "class_names": (_is_str_list, "a non-empty list of names"),
-    "input_channels": (_is_str_list, "a non-empty list of channel names"),
-    "input_size": (
-        lambda v: isinstance(v, list) and len(v) == 2 and all(isinstance(n, int) and n > 0 for n in v),
-        "[height, width] in pixels",
-    ),
-    "target_layer": (lambda v: isinstance(v, str) and bool(v), "a dotted layer path"),
-    "preprocessing": (lambda v: isinstance(v, dict), "an object of parameters"),
-    "weights_sha256": (lambda v: isinstance(v, str) and bool(_SHA256.match(v)), "64 lower-case hex digits"),
-    "data_license": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
-}
-
-
-def check_metadata(metadata: dict[str, Any], bundle: Path) -> None:
-    """Raise ``BundleError`` naming the first missing or malformed metadata field."""
-    for key, (valid, expected) in _REQUIRED.items():
-        if key not in metadata:
-            raise BundleError(bundle, f"{METADATA_FILE} lacks {key!r}")
-        if not valid(metadata[key]):
-            raise BundleError(bundle, f"{METADATA_FILE} {key!r} must be {expected}, got {metadata[key]!r}")
-    unknown = set(metadata["preprocessing"]) - set(task_spec(metadata["task"]).parameters) - {"function"}
-    if unknown:
-        raise BundleError(bundle, f"{METADATA_FILE} preprocessing has unknown parameters {sorted(unknown)}")
-    numbers = {k: v for k, v in metadata["preprocessing"].items() if k != "function"}
-    not_numbers = sorted(k for k, v in numbers.items() if isinstance(v, bool) or not isinstance(v, (int, float)))
-    if not_numbers:
-        raise BundleError(bundle, f"{METADATA_FILE} preprocessing parameters {not_numbers} must be numbers")
-    calibration = metadata.get("calibration", {})
-    if not isinstance(calibration, dict):
-        raise BundleError(bundle, f"{METADATA_FILE} calibration must be an object")
-    temperature = calibration.get("temperature", 1.0)
-    if not (isinstance(temperature, (int, float)) and temperature > 0):
-        raise BundleError(bundle, f"{METADATA_FILE} calibration temperature must be positive, got {temperature!r}")
-
-
-def read_metadata(name_or_path: str | Path) -> dict[str, Any]:
-    """A bundle's checked ``metadata.json`` without building its network or reading its weights.
-
-    Raises:
-        BundleError: no such bundle, or its metadata is missing or malformed.
-    """
-    path = resolve_bundle(name_or_path)
-    metadata = _read_json(path, METADATA_FILE)
-    check_metadata(metadata, path)
-    return metadata
-
-
 def _load_weights(bundle: Path, network: nn.Module, expected_sha256: str) -> None:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -389,7 +269,8 @@ def load_bundle(name_or_path: str | Path) -> Bundle:
 
     path = resolve_bundle(name_or_path)
     metadata = read_metadata(path)
-    inference = _read_json(path, INFERENCE_FILE)
+    check_preprocessing(metadata, path)
+    inference = read_json(path, INFERENCE_FILE)
     if "network_def" not in inference:
         raise BundleError(path, f"{INFERENCE_FILE} lacks 'network_def'")
     network = build_network(inference["network_def"], str(path))
@@ -402,6 +283,18 @@ def load_bundle(name_or_path: str | Path) -> Bundle:
         parameter.requires_grad_(False)
     _check_output_width(network, metadata, path)
     return Bundle(path=path, metadata=metadata, network=network.eval())
+
+
+def check_preprocessing(metadata: dict[str, Any], bundle: Path) -> None:
+    """Raise ``BundleError`` when the preprocessing names parameters its task does not know.
+
+    Args:
+        metadata: metadata that passed ``engine.models.metadata.check_metadata``.
+        bundle: the bundle folder, for the message.
+    """
+    unknown = set(metadata["preprocessing"]) - set(task_spec(metadata["task"]).parameters) - {"function"}
+    if unknown:
+        raise BundleError(bundle, f"{METADATA_FILE} preprocessing has unknown parameters {sorted(unknown)}")
 
 
 def _check_output_width(network: nn.Module, metadata: dict[str, Any], path: Path) -> None:

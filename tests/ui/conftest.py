@@ -24,7 +24,7 @@ def window(qtbot, workstation):
     yield main
     main.runner.cancel_all()
     main.runner.wait(5000)
-    main.state.clear_annotations()  # ... closing would ask about unsaved work
+    main.state.annotation.clear()  # ... closing would ask about unsaved work
     main.reading_form.reset()
     main.close()
     main.deleteLater()
@@ -37,4 +37,5 @@ def opened(qtbot, window):
     with qtbot.waitSignal(task.done, timeout=5000):
         pass
     assert window.case is not None
+    qtbot.waitUntil(lambda: not window._choices_task.is_running, timeout=5000)  # bundles and methods offered
     return window

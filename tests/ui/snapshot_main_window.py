@@ -52,20 +52,22 @@ def snapshot(out: str, case_dir: str | None = None) -> None:
     item = window.worklist.items()[0]
     window.worklist.list.setCurrentRow(0)
     window._show_case(workstation.open_case(item, NullProgress()))
+    while window._choices_task.is_running:  # the bundles and methods are listed in a worker
+        app.processEvents()
     analysis = workstation.analyse(window.case, "glioma 1.0.0", "gradcam", NullProgress())
-    window.state.set_analysis(analysis)
+    window.state.overlay.set_analysis(analysis)
     if case_dir is None:
         assert analysis.maps.shape == synthetic_maps().shape
     peak = int(np.argmax(analysis.probabilities[:, 1]))
-    window.state.slice_index = peak
+    window.state.display.slice_index = peak
     window.display_bar.tool_actions["point"].trigger()
     _, rows, cols = window.case.volume.shape
-    window.state.add_point(rows * 0.4, cols * 0.6)
+    window.state.annotation.add_point(rows * 0.4, cols * 0.6)
     window.reading_form.diagnosis.setCurrentIndex(1)
     window.reading_form.confidence.button(4).click()
     app.processEvents()
     window.grab().save(out)
-    window.state.clear_annotations()
+    window.state.annotation.clear()
     window.reading_form.reset()
     window.close()
 

@@ -19,7 +19,7 @@ from engine.imaging.render import blend_overlay, inferno_lut, normalise_map
 from engine.explain.summary import map_range
 from ui.shortcuts import SHORTCUTS
 from ui.slice_view import SliceView, orientation_letters
-from ui.state import RGB_CHANNEL, ViewerState
+from ui.model import RGB_CHANNEL, ViewerState
 
 PINK = (230.0, 160.0, 210.0)  # eosin-like background of an H&E patch
 FRAMES, FRAME_TIME_MS = 5, 20.0
@@ -51,15 +51,15 @@ def test_rgb_patch_is_shown_in_colour_by_default_and_single_channels_stay_select
     state = ViewerState()
     bar = DisplayBar(state)
     qtbot.addWidget(bar)
-    state.set_volume(rgb_patch())
+    state.display.set_volume(rgb_patch())
     view = shown(qtbot, state)
-    assert state.channel == RGB_CHANNEL
+    assert state.display.channel == RGB_CHANNEL
     assert [bar.channel.itemText(i) for i in range(bar.channel.count())] == [RGB_CHANNEL, "R", "G", "B"]
     red, green, blue = pixel(view, 12, 12)
     assert red >= 250 and green <= 5 and blue <= 5
     assert pixel(view, 28, 28) == tuple(round(v) for v in PINK)
     bar.channel.setCurrentText("G")
-    assert state.channel == "G"
+    assert state.display.channel == "G"
     assert pixel(view, 28, 28) == (160, 160, 160)
     assert pixel(view, 12, 12) == (0, 0, 0)
 
@@ -67,9 +67,9 @@ def test_rgb_patch_is_shown_in_colour_by_default_and_single_channels_stay_select
 def test_window_applies_to_each_colour_channel(qtbot):
     """Window (centre 195, width 70) maps 160 to 0 and 230 to 255 in every channel."""
     state = ViewerState()
-    state.set_volume(rgb_patch())
+    state.display.set_volume(rgb_patch())
     view = shown(qtbot, state)
-    state.window = (195.0, 70.0)
+    state.display.window = (195.0, 70.0)
     assert pixel(view, 28, 28) == (255, 0, round((210 - 160) * 255 / 70))
     assert pixel(view, 12, 12) == (255, 0, 0)
 
@@ -79,18 +79,18 @@ def test_cam_overlay_blends_over_the_colour_image(qtbot):
     that colour and the pink background, and zero saliency leaves the red square red."""
     volume = rgb_patch()
     state = ViewerState()
-    state.set_volume(volume)
+    state.display.set_volume(volume)
     view = shown(qtbot, state)
     maps = np.zeros((2,) + volume.shape, dtype=np.float32)
     maps[1][:, HOT[0], HOT[1]] = 1.0
-    state.set_analysis(Analysis("patch 1.0", ("benign", "tumour"), np.array([[0.2, 0.8]] * 2),
+    state.overlay.set_analysis(Analysis("patch 1.0", ("benign", "tumour"), np.array([[0.2, 0.8]] * 2),
                                 "gradcam", maps, 1, (2, 3)))
-    state.overlay_opacity = 1.0
+    state.overlay.opacity = 1.0
     assert pixel(view, 24, 24) == tuple(inferno_lut()[255])
     assert pixel(view, 12, 12)[0] >= 250 and pixel(view, 12, 12)[1] <= 5
-    state.overlay_opacity = 0.5
-    colour = np.moveaxis(volume.array[:, state.slice_index], 0, -1).astype(np.uint8)
-    saliency = normalise_map(maps[1, state.slice_index], map_range(maps[1], 0, "volume", False))
+    state.overlay.opacity = 0.5
+    colour = np.moveaxis(volume.array[:, state.display.slice_index], 0, -1).astype(np.uint8)
+    saliency = normalise_map(maps[1, state.display.slice_index], map_range(maps[1], 0, "volume", False))
     expected = blend_overlay(colour, saliency, inferno_lut(), 0.5)
     assert pixel(view, 24, 24) == tuple(expected[24, 24, :3])
     assert pixel(view, 24, 24) not in (tuple(inferno_lut()[255]), tuple(round(v) for v in PINK))
@@ -107,9 +107,9 @@ def bright_pixels_left_middle(view: SliceView) -> int:
 def test_letters_are_drawn_for_a_patient_volume(qtbot):
     """An MR volume in LPS order "SPL" gets R on the left and A on top, drawn on the image."""
     state = ViewerState()
-    state.set_volume(synthetic_volume(), "flair")
+    state.display.set_volume(synthetic_volume(), "flair")
     view = shown(qtbot, state)
-    assert orientation_letters(state.volume) == ("R", "A")
+    assert orientation_letters(state.display.volume) == ("R", "A")
     assert bright_pixels_left_middle(view) > 5
 
 
@@ -117,10 +117,10 @@ def test_no_letters_for_a_patch_or_clip_without_patient_geometry(qtbot):
     """A patch and a clip are not placed in the patient: no letters, nothing drawn there."""
     assert orientation_letters(clip()) is None
     state = ViewerState()
-    state.set_volume(rgb_patch(), "G")
-    state.window = (1000.0, 10.0)  # everything black, so any drawn letter would show
+    state.display.set_volume(rgb_patch(), "G")
+    state.display.window = (1000.0, 10.0)  # everything black, so any drawn letter would show
     view = shown(qtbot, state)
-    assert orientation_letters(state.volume) is None
+    assert orientation_letters(state.display.volume) is None
     assert bright_pixels_left_middle(view) == 0
 
 
@@ -131,8 +131,8 @@ def cine(qtbot):
     state = ViewerState()
     bar = DisplayBar(state)
     qtbot.addWidget(bar)
-    state.set_volume(clip())
-    state.slice_index = 0
+    state.display.set_volume(clip())
+    state.display.slice_index = 0
     view = shown(qtbot, state)
     return bar, view
 
@@ -143,15 +143,15 @@ def test_play_advances_frames_on_screen_and_pause_stops(qtbot, cine):
     assert bar.play_action.isEnabled() and bar.frame_rate_label.text() == "50.0 fps"
     assert pixel(view, 5, 5) == (0, 0, 0)
     seen = []
-    view.state.events.slice_index.connect(seen.append)
+    view.state.display.events.slice_index.connect(seen.append)
     bar.play_button.click()
     assert bar.cine.playing and bar.play_action.text() == "Pause"
     qtbot.waitUntil(lambda: 0 in seen[1:] and len(seen) > FRAMES, timeout=3000)  # looped
     bar.play_button.click()
     assert not bar.cine.playing and bar.play_action.text() == "Play"
-    held = view.state.slice_index
+    held = view.state.display.slice_index
     qtbot.wait(100)
-    assert view.state.slice_index == held
+    assert view.state.display.slice_index == held
     assert pixel(view, 5, 5) == (50 * held,) * 3
 
 
@@ -159,8 +159,8 @@ def test_a_new_case_stops_playback(qtbot, cine):
     """Opening another volume stops playback and unchecks the button."""
     bar, view = cine
     bar.play_action.trigger()
-    qtbot.waitUntil(lambda: view.state.slice_index != 0, timeout=3000)
-    view.state.set_volume(clip())
+    qtbot.waitUntil(lambda: view.state.display.slice_index != 0, timeout=3000)
+    view.state.display.set_volume(clip())
     assert not bar.cine.playing and not bar.play_action.isChecked()
     assert bar.play_action.text() == "Play"
 
@@ -169,21 +169,21 @@ def test_play_is_disabled_without_frame_time(qtbot, cine):
     """A volume without frame_time_ms (an MR volume, or a clip of unknown rate) cannot play."""
     bar, view = cine
     for volume in (synthetic_volume(), clip(frame_time_ms=None)):
-        view.state.set_volume(volume)
+        view.state.display.set_volume(volume)
         assert not bar.play_action.isEnabled() and bar.frame_rate_label.text() == ""
-        index = view.state.slice_index
+        index = view.state.display.slice_index
         bar.cine.play()
-        assert not bar.cine.playing and view.state.slice_index == index
+        assert not bar.cine.playing and view.state.display.slice_index == index
 
 
 def test_space_plays_in_the_main_window_and_dragging_the_slider_pauses(qtbot, window):
     """In the main window Space (listed in the shortcuts) plays a clip; pressing the slice
     slider pauses it."""
     assert any(keys == "Space" for keys, _ in SHORTCUTS)
-    window.state.set_volume(clip())
+    window.state.display.set_volume(clip())
     window.slice_view.setFocus()
     qtbot.keyClick(window.slice_view, Qt.Key.Key_Space)
     assert window.display_bar.cine.playing
-    qtbot.waitUntil(lambda: window.state.slice_index != FRAMES // 2, timeout=3000)
+    qtbot.waitUntil(lambda: window.state.display.slice_index != FRAMES // 2, timeout=3000)
     window.navigator.slider.sliderPressed.emit()
     assert not window.display_bar.cine.playing

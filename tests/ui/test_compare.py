@@ -15,7 +15,7 @@ from tests.ui.fake_workstation import CLASS_NAMES, PROBABILITIES, ROWS, SLICES, 
 from ui.backend import Analysis
 from engine.imaging.render import blend_overlay, inferno_lut, normalise_map, window_to_uint8
 from engine.explain.summary import map_range
-from ui.state import ViewerState
+from ui.model import ViewerState
 
 TOP_LEFT = (slice(2, 8), slice(2, 8))
 BOTTOM_RIGHT = (slice(22, 28), slice(22, 28))
@@ -55,7 +55,7 @@ def comparing(qtbot, opened):
     """CASE_A analysed with gradcam, then compared with layercam, overlay at opacity 1."""
     opened.analysis_panel.analyse_button.click()
     finish(qtbot, opened._analysis_task)
-    opened.state.overlay_opacity = 1.0
+    opened.state.overlay.opacity = 1.0
     panel = opened.analysis_panel
     assert panel.compare_method.currentText() == "layercam"
     panel.compare_button.click()
@@ -67,9 +67,9 @@ def comparing(qtbot, opened):
 def expected_colour(window, maps: np.ndarray, row: int, col: int) -> tuple[int, int, int]:
     """What the render functions make of ``maps`` at (row, col) of the shown slice."""
     state = window.state
-    k = state.slice_index
-    grey = window_to_uint8(window.case.volume.channel("flair")[k], *state.window)
-    value_range = map_range(maps[1], k, state.normalisation, False)
+    k = state.display.slice_index
+    grey = window_to_uint8(window.case.volume.channel("flair")[k], *state.display.window)
+    value_range = map_range(maps[1], k, state.overlay.normalisation, False)
     rgba = blend_overlay(grey, normalise_map(maps[1][k], value_range), inferno_lut(), 1.0)
     return tuple(int(v) for v in rgba[row, col, :3])
 
@@ -95,7 +95,7 @@ def test_left_shows_first_method_right_shows_second(comparing, workstation):
     assert right.isVisible() and abs(left.width() - right.width()) <= 2
     grey_left_br, grey_right_tl = pixel(left, 25, 25), pixel(right, 5, 5)
     state = comparing.state
-    assert state.slice_index == 2
+    assert state.display.slice_index == 2
     gradcam, layercam = workstation.method_maps["gradcam"], workstation.method_maps["layercam"]
     assert pixel(left, 5, 5) == expected_colour(comparing, gradcam, 5, 5)
     assert pixel(right, 25, 25) == expected_colour(comparing, layercam, 25, 25)
@@ -103,9 +103,9 @@ def test_left_shows_first_method_right_shows_second(comparing, workstation):
     assert pixel(right, 25, 25) != grey_left_br
     assert grey_right_tl[0] == grey_right_tl[1] == grey_right_tl[2]
     assert grey_left_br[0] == grey_left_br[1] == grey_left_br[2]
-    assert state.method_caption("main").startswith("gradcam")
-    assert state.method_caption("compare").startswith("layercam")
-    assert "own volume" in state.method_caption("compare")
+    assert state.overlay.method_caption("main").startswith("gradcam")
+    assert state.overlay.method_caption("compare").startswith("layercam")
+    assert "own volume" in state.overlay.method_caption("compare")
     assert "(right)" in comparing.analysis_panel.probabilities.text()
 
 
@@ -115,13 +115,13 @@ def test_changing_the_slice_changes_both_views_and_each_is_normalised_over_its_o
     left, right = comparing.slice_view, comparing.compare_view
     hottest = tuple(inferno_lut()[255])
     middle = (pixel(left, 5, 5), pixel(right, 25, 25))
-    comparing.state.slice_index = SLICES - 1
+    comparing.state.display.slice_index = SLICES - 1
     assert pixel(left, 5, 5) == hottest and pixel(right, 25, 25) == hottest
-    comparing.state.slice_index = 0
+    comparing.state.display.slice_index = 0
     fifth = tuple(inferno_lut()[round(255 * 0.2)])
     first = (pixel(left, 5, 5), pixel(right, 25, 25))
     assert first[0] != middle[0] and first[1] != middle[1]
-    grey = window_to_uint8(comparing.case.volume.channel("flair")[0], *comparing.state.window)[5, 5]
+    grey = window_to_uint8(comparing.case.volume.channel("flair")[0], *comparing.state.display.window)[5, 5]
     blended = tuple(round(grey * 0.8 + c * 0.2) for c in fifth)
     for shown in first:
         assert shown == pytest.approx(blended, abs=1)
@@ -132,13 +132,13 @@ def test_window_opacity_and_class_are_shared(comparing):
     window changes the grey of both alike."""
     left, right = comparing.slice_view, comparing.compare_view
     state = comparing.state
-    state.window = (60.0, 100.0)
+    state.display.window = (60.0, 100.0)
     grey = window_to_uint8(comparing.case.volume.channel("flair")[2], 60.0, 100.0)
-    state.overlay_opacity = 0.0
+    state.overlay.opacity = 0.0
     assert pixel(left, 5, 5) == pixel(right, 5, 5) == (grey[5, 5],) * 3
     assert pixel(left, 25, 25) == pixel(right, 25, 25) == (grey[25, 25],) * 3
-    state.overlay_opacity = 1.0
-    state.overlay_class = 0
+    state.overlay.opacity = 1.0
+    state.overlay.class_index = 0
     assert pixel(left, 5, 5) == (grey[5, 5],) * 3 and pixel(right, 25, 25) == (grey[25, 25],) * 3
 
 
@@ -146,11 +146,11 @@ def test_a_point_drawn_on_the_right_view_joins_the_same_draft(qtbot, comparing):
     """Clicking with the Point tool in the right view adds the mark to the one draft, and the left
     view draws it too."""
     state = comparing.state
-    state.tool = "point"
+    state.annotation.tool = "point"
     right, left = comparing.compare_view, comparing.slice_view
     target = right.image_to_widget(16.0, 4.0)
     qtbot.mouseClick(right, Qt.MouseButton.LeftButton, pos=QPoint(round(target.x()), round(target.y())))
-    (mark,) = state.annotations
+    (mark,) = state.annotation.drafts
     assert mark.points[0] == pytest.approx((16.0, 4.0), abs=0.2)
     ring = left.image_to_widget(16.0, 4.0)
     colour = left.grab().toImage().pixelColor(round(ring.x()) + 6, round(ring.y()))
@@ -161,10 +161,10 @@ def test_close_comparison_returns_to_one_view(qtbot, comparing):
     """Close comparison hides the right view; the left keeps the first method's map."""
     before = pixel(comparing.slice_view, 5, 5)
     comparing.analysis_panel.close_compare_button.click()
-    assert comparing.state.compare_analysis is None
+    assert comparing.state.overlay.compare_analysis is None
     qtbot.waitUntil(lambda: not comparing.compare_view.isVisible())
     assert not comparing.analysis_panel.close_compare_button.isVisible()
-    assert comparing.state.method_caption("main") == ""
+    assert comparing.state.overlay.method_caption("main") == ""
     assert pixel(comparing.slice_view, 5, 5) == before
     assert comparing.analysis_panel.compare_button.isEnabled()
 
@@ -178,18 +178,18 @@ def test_state_checks_and_drops_the_comparison():
     from tests.ui.fake_workstation import synthetic_volume
 
     state = ViewerState()
-    state.set_volume(synthetic_volume(), "flair")
+    state.display.set_volume(synthetic_volume(), "flair")
     with pytest.raises(ValueError, match="first analysis"):
-        state.set_compare_analysis(analysis("layercam"))
-    state.set_analysis(analysis("gradcam"))
+        state.overlay.set_compare_analysis(analysis("layercam"))
+    state.overlay.set_analysis(analysis("gradcam"))
     with pytest.raises(ValueError, match="differ"):
-        state.set_compare_analysis(analysis("layercam", ("a", "b")))
+        state.overlay.set_compare_analysis(analysis("layercam", ("a", "b")))
     seen = []
-    state.events.compare_analysis.connect(seen.append)
-    state.set_compare_analysis(analysis("layercam"))
-    assert state.analysis_for("compare").method == "layercam"
-    state.set_analysis(analysis("gradcam++"))
-    assert state.compare_analysis is None and seen[-1] is None
-    state.set_compare_analysis(analysis("layercam"))
-    state.set_volume(synthetic_volume(), "flair")
-    assert state.compare_analysis is None and len(seen) == 4
+    state.overlay.events.compare_analysis.connect(seen.append)
+    state.overlay.set_compare_analysis(analysis("layercam"))
+    assert state.overlay.analysis_for("compare").method == "layercam"
+    state.overlay.set_analysis(analysis("gradcam++"))
+    assert state.overlay.compare_analysis is None and seen[-1] is None
+    state.overlay.set_compare_analysis(analysis("layercam"))
+    state.display.set_volume(synthetic_volume(), "flair")
+    assert state.overlay.compare_analysis is None and len(seen) == 4

@@ -37,13 +37,13 @@ def test_opening_a_case_shows_flair_middle_slice_with_default_window(opened):
     picking t1 in the channel box shows T1's pixels."""
     state = opened.state
     volume = opened.case.volume
-    assert (state.channel, state.slice_index) == ("flair", 2)
+    assert (state.display.channel, state.display.slice_index) == ("flair", 2)
     centre, width = volume.default_window()
     assert opened.display_bar.width_box.value() == pytest.approx(width)
     expected = window_to_uint8(volume.channel("flair")[2], centre, width)
     assert screen_pixel(opened, 12, 12) == (expected[12, 12],) * 3
     opened.display_bar.channel.setCurrentText("t1")
-    assert state.channel == "t1"
+    assert state.display.channel == "t1"
     t1 = window_to_uint8(volume.channel("t1")[2], centre, width)
     assert screen_pixel(opened, 12, 12) == (t1[12, 12],) * 3 != (expected[12, 12],) * 3
     assert "Slice 3 / 5" in opened.navigator.label.text()
@@ -57,14 +57,14 @@ def test_analysis_runs_in_worker_with_moving_progress_and_shows_results(qtbot, o
     opened.analysis_panel.progress.bar.valueChanged.connect(values.append)
     run_analysis(qtbot, opened)
     assert values == sorted(values) and len(set(values)) >= 4 and values[-1] == 1000
-    assert opened.state.analysis is not None and opened.state.overlay_class == 1
+    assert opened.state.overlay.analysis is not None and opened.state.overlay.class_index == 1
     text = opened.analysis_panel.probabilities.text()
     assert "95.0%" in text and "tumour" in text
-    centre, width = opened.state.window
+    centre, width = opened.state.display.window
     grey = window_to_uint8(opened.case.volume.channel("flair")[2], centre, width)
     maps = synthetic_maps()[1]
     expected = blend_overlay(grey, normalise_map(maps[2], map_range(maps, 2, "volume", False)),
-                             inferno_lut(), opened.state.overlay_opacity)
+                             inferno_lut(), opened.state.overlay.opacity)
     assert screen_pixel(opened, 24, 24) == tuple(expected[24, 24, :3])
     assert screen_pixel(opened, 24, 24) != (grey[24, 24],) * 3
     assert screen_pixel(opened, 2, 2) == (grey[2, 2],) * 3
@@ -81,7 +81,7 @@ def test_o_key_and_checkbox_toggle_the_overlay(qtbot, opened):
     opened.slice_view.setFocus()
     with_overlay = screen_pixel(opened, 24, 24)
     qtbot.keyClick(opened.slice_view, Qt.Key.Key_O)
-    assert not opened.state.overlay_visible and not opened.overlay_panel.visible.isChecked()
+    assert not opened.state.overlay.visible and not opened.overlay_panel.visible.isChecked()
     plain = screen_pixel(opened, 24, 24)
     assert plain != with_overlay and plain[0] == plain[1] == plain[2]
     qtbot.keyClick(opened.slice_view, Qt.Key.Key_O)
@@ -100,15 +100,15 @@ def test_typing_o_in_the_comment_does_not_toggle_the_overlay(qtbot, opened):
     opened.reading_form.comment.setFocus()
     qtbot.keyClicks(opened.reading_form.comment, "ok")
     assert opened.reading_form.comment.toPlainText() == "ok"
-    assert opened.state.overlay_visible
+    assert opened.state.overlay.visible
 
 
 def test_class_picker_switches_the_map(qtbot, opened):
     """Picking "normal" shows its map: the square lights up, the tumour hot spot goes grey."""
     run_analysis(qtbot, opened)
-    opened.state.overlay_opacity = 1.0
+    opened.state.overlay.opacity = 1.0
     opened.overlay_panel.class_box.setCurrentText("normal")
-    assert opened.state.overlay_class == 0
+    assert opened.state.overlay.class_index == 0
     assert screen_pixel(opened, 12, 12) == tuple(colormap("inferno")[255])
     grey = screen_pixel(opened, 24, 24)
     assert grey[0] == grey[1] == grey[2]
@@ -121,11 +121,11 @@ def test_cancel_stops_the_analysis_and_the_window_stays_usable(qtbot, opened, wo
     task = opened._analysis_task
     assert opened.analysis_panel.progress.isVisible()
     assert not opened.analysis_panel.analyse_button.isEnabled()
-    opened.state.step_slice(1)  # the GUI thread is free while the worker waits
-    assert opened.state.slice_index == 3
+    opened.state.display.step_slice(1)  # the GUI thread is free while the worker waits
+    assert opened.state.display.slice_index == 3
     with qtbot.waitSignal(task.cancelled, timeout=5000):
         opened.analysis_panel.progress.cancel_button.click()
-    assert opened.state.analysis is None
+    assert opened.state.overlay.analysis is None
     assert not opened.analysis_panel.progress.isVisible()
     assert opened.analysis_panel.analyse_button.isEnabled()
 
@@ -164,7 +164,7 @@ def test_unexpected_worker_exception_is_reported_with_its_traceback(qtbot, opene
     assert box.icon() == QMessageBox.Icon.Critical
     assert box.text() == "Unexpected error: RuntimeError: CUDA is not available"
     assert "fake_workstation.py" in box.detailedText()
-    assert opened.state.analysis is None and opened.isVisible()
+    assert opened.state.overlay.analysis is None and opened.isVisible()
 
 
 def test_save_sends_the_draft_and_lists_the_saved_reading(qtbot, opened, workstation):
@@ -191,33 +191,33 @@ def test_save_sends_the_draft_and_lists_the_saved_reading(qtbot, opened, worksta
     assert mark.points[0] == pytest.approx((12.0, 11.0), abs=0.1)
     saved_text = opened.saved_readings.item(0).text()
     assert "low-grade glioma" in saved_text and "confidence 4" in saved_text and "1 mark" in saved_text
-    assert opened.state.annotations == () and not opened.reading_form.is_dirty()
+    assert opened.state.annotation.drafts == () and not opened.reading_form.is_dirty()
     assert opened.worklist.items()[0].status == "read"
 
 
 def test_deleting_a_mark_before_saving(qtbot, opened):
     """A drawn box is listed and the Delete button removes it from the draft and the image."""
-    opened.state.add_box((2.0, 2.0), (6.0, 6.0))
+    opened.state.annotation.add_box((2.0, 2.0), (6.0, 6.0))
     assert opened.annotations_panel.list.count() == 1
     opened.annotations_panel.list.setCurrentRow(0)
     opened.annotations_panel.delete_button.click()
-    assert opened.state.annotations == () and opened.annotations_panel.list.count() == 0
+    assert opened.state.annotation.drafts == () and opened.annotations_panel.list.count() == 0
 
 
 def test_unsaved_changes_prompt_before_switching_case(qtbot, opened, monkeypatch):
     """With an unsaved mark, Cancel keeps the case and the mark; Discard opens the other case."""
-    opened.state.add_point(5.0, 5.0)
+    opened.state.annotation.add_point(5.0, 5.0)
     answers = iter([QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Discard])
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *args: (asked.append(args[1]), next(answers))[1])
     first_case = opened.case
     assert opened.open_item(opened.worklist.items()[1]) is None
-    assert opened.case is first_case and len(opened.state.annotations) == 1
+    assert opened.case is first_case and len(opened.state.annotation.drafts) == 1
     task = opened.open_item(opened.worklist.items()[1])
     with qtbot.waitSignal(task.done, timeout=5000):
         pass
     assert asked == ["Unsaved reading", "Unsaved reading"]
-    assert opened.case is not first_case and opened.state.annotations == ()
+    assert opened.case is not first_case and opened.state.annotation.drafts == ()
 
 
 def test_close_with_unsaved_changes_can_be_refused(opened, monkeypatch):
@@ -232,7 +232,7 @@ def test_strip_click_jumps_to_the_slice(qtbot, opened):
     """Clicking the probability strip over the 5th bar shows slice 5."""
     strip = opened.navigator.strip
     qtbot.mouseClick(strip, Qt.MouseButton.LeftButton, pos=QPoint(round(strip.width() * 0.9), 10))
-    assert opened.state.slice_index == 4
+    assert opened.state.display.slice_index == 4
     assert opened.navigator.slider.value() == 4
 
 
@@ -251,12 +251,12 @@ def test_failed_save_keeps_the_draft_and_says_why(opened, workstation):
     from engine.errors import SalienceError
 
     workstation.save_error = SalienceError("database is locked; try again")
-    opened.state.add_point(4.0, 4.0)
+    opened.state.annotation.add_point(4.0, 4.0)
     opened.reading_form.diagnosis.setCurrentText("no tumour")
     opened.reading_form.confidence.button(2).click()
     assert not opened.save_reading()
     assert opened.error_box.text() == "database is locked; try again"
-    assert len(opened.state.annotations) == 1 and opened.reading_form.is_complete()
+    assert len(opened.state.annotation.drafts) == 1 and opened.reading_form.is_complete()
     assert workstation.readings == []
 
 
@@ -266,6 +266,7 @@ def test_without_a_bundle_analyse_is_off_and_says_why(qtbot, window, workstation
     task = window.open_item(window.worklist.items()[0])
     with qtbot.waitSignal(task.done, timeout=5000):
         pass
+    qtbot.waitUntil(lambda: not window._choices_task.is_running, timeout=5000)  # listed in a worker
     panel = window.analysis_panel
     assert panel.bundle.count() == 0 and panel.bundle.placeholderText() == "No model installed for this task"
     assert not panel.analyse_button.isEnabled()

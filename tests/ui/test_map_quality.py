@@ -12,7 +12,7 @@ def test_check_is_off_until_an_analysis_and_measures_the_shown_class_and_slice(q
     opened.analysis_panel.analyse_button.click()
     finish(qtbot, opened._analysis_task)
     assert panel.check_button.isEnabled()
-    opened.state.slice_index = 3
+    opened.state.display.slice_index = 3
     panel.check_button.click()
     assert not panel.check_button.isEnabled()  # one check at a time
     qtbot.waitUntil(lambda: panel.report.text() != "", timeout=5000)
@@ -27,7 +27,7 @@ def test_check_is_off_until_an_analysis_and_measures_the_shown_class_and_slice(q
 def test_an_untrustworthy_map_is_said_first_and_a_new_analysis_clears_the_report(qtbot, opened, workstation):
     opened.analysis_panel.analyse_button.click()
     finish(qtbot, opened._analysis_task)
-    opened.state.slice_index = 0
+    opened.state.display.slice_index = 0
     opened.quality_panel.check_button.click()
     qtbot.waitUntil(lambda: opened.quality_panel.report.text() != "", timeout=5000)
     assert "untrustworthy" in opened.quality_panel.report.text()

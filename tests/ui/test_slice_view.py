@@ -16,7 +16,7 @@ from tests.ui.fake_workstation import CLASS_NAMES, PROBABILITIES, synthetic_maps
 from ui.backend import Analysis
 from engine.imaging.render import inferno_lut, window_to_uint8
 from ui.slice_view import SliceView
-from ui.state import ViewerState
+from ui.model import ViewerState
 
 SCALE = 10
 
@@ -35,7 +35,7 @@ def shown(qtbot, state: ViewerState) -> SliceView:
 @pytest.fixture
 def view(qtbot):
     state = ViewerState()
-    state.set_volume(synthetic_volume(), "flair")
+    state.display.set_volume(synthetic_volume(), "flair")
     return shown(qtbot, state)
 
 
@@ -58,13 +58,13 @@ def wheel_up(view: SliceView, notches: int = 1) -> QWheelEvent:
 
 
 def analyse(state: ViewerState) -> None:
-    state.set_analysis(Analysis("glioma 1.0.0", CLASS_NAMES, PROBABILITIES, "gradcam",
+    state.overlay.set_analysis(Analysis("glioma 1.0.0", CLASS_NAMES, PROBABILITIES, "gradcam",
                                 synthetic_maps(), 7, (11, 12)))
 
 
 def test_default_window_shows_square_as_computed_by_render(view):
     """On open, the square and the background have the grey levels of the default window."""
-    volume = view.state.volume
+    volume = view.state.display.volume
     centre, width = volume.default_window()
     expected = window_to_uint8(volume.channel("flair")[2], centre, width)
     assert pixel(view, 12, 12) == (expected[12, 12],) * 3
@@ -74,21 +74,21 @@ def test_default_window_shows_square_as_computed_by_render(view):
 
 def test_window_change_changes_displayed_grey(view):
     """Window (centre 120, width 40) shows the square's 140 as white; (140, 80) as mid-grey."""
-    view.state.window = (120.0, 40.0)
+    view.state.display.window = (120.0, 40.0)
     assert pixel(view, 12, 12) == (255, 255, 255)
-    view.state.window = (140.0, 80.0)
+    view.state.display.window = (140.0, 80.0)
     assert pixel(view, 12, 12) == (window_to_uint8(np.array(140.0), 140.0, 80.0),) * 3
     assert pixel(view, 2, 2) == (0, 0, 0)
 
 
 def test_right_drag_adjusts_window_and_level(qtbot, view):
     """Right-dragging right widens the window; dragging down raises the level."""
-    centre, width = view.state.window
+    centre, width = view.state.display.window
     qtbot.mousePress(view, Qt.MouseButton.RightButton, pos=QPoint(100, 100))
     qtbot.mouseMove(view, QPoint(164, 132))
     qtbot.mouseRelease(view, Qt.MouseButton.RightButton, pos=QPoint(164, 132))
-    new_centre, new_width = view.state.window
-    step = view.state.volume.default_window()[1] / 256.0
+    new_centre, new_width = view.state.display.window
+    step = view.state.display.volume.default_window()[1] / 256.0
     assert new_width == pytest.approx(width + 64 * step)
     assert new_centre == pytest.approx(centre + 32 * step)
 
@@ -96,16 +96,16 @@ def test_right_drag_adjusts_window_and_level(qtbot, view):
 def test_wheel_and_keys_step_slices_and_pixels_follow(qtbot, view):
     """Wheel up and the Up key go to the next slice, PageDown back 5 (clamped); the square's grey
     follows the slice's FLAIR value."""
-    view.state.window = (140.0, 200.0)  # linear over all square values
+    view.state.display.window = (140.0, 200.0)  # linear over all square values
     before = pixel(view, 12, 12)
     QApplication.sendEvent(view, wheel_up(view))
-    assert view.state.slice_index == 3
+    assert view.state.display.slice_index == 3
     after = pixel(view, 12, 12)
     assert after[0] == window_to_uint8(np.array(160.0), 140.0, 200.0) and after[0] > before[0]
     qtbot.keyClick(view, Qt.Key.Key_Up)
-    assert view.state.slice_index == 4
+    assert view.state.display.slice_index == 4
     qtbot.keyClick(view, Qt.Key.Key_PageDown)
-    assert view.state.slice_index == 0
+    assert view.state.display.slice_index == 0
     assert pixel(view, 12, 12)[0] == window_to_uint8(np.array(100.0), 140.0, 200.0)
 
 
@@ -115,11 +115,11 @@ def test_overlay_hot_spot_shows_hot_colour_and_cold_spot_keeps_grey(view):
     grey_background = pixel(view, 2, 2)
     grey_negative = pixel(view, 3, 26)
     analyse(view.state)
-    view.state.overlay_opacity = 1.0
+    view.state.overlay.opacity = 1.0
     assert pixel(view, 24, 24) == tuple(inferno_lut()[255])
     assert pixel(view, 2, 2) == grey_background
     assert pixel(view, 3, 26) == grey_negative
-    view.state.overlay_opacity = 0.0
+    view.state.overlay.opacity = 0.0
     plain = pixel(view, 24, 24)
     assert plain == pixel(view, 30, 30)  # same grey as the plain background around it
 
@@ -127,20 +127,20 @@ def test_overlay_hot_spot_shows_hot_colour_and_cold_spot_keeps_grey(view):
 def test_slice_normalisation_stretches_a_weaker_slice(view):
     """On slice 0 the map is 0.5: per volume it is mid-colour, per slice the hottest colour."""
     analyse(view.state)
-    view.state.overlay_opacity = 1.0
-    view.state.slice_index = 0
+    view.state.overlay.opacity = 1.0
+    view.state.display.slice_index = 0
     per_volume = pixel(view, 24, 24)
-    view.state.normalisation = "slice"
+    view.state.overlay.normalisation = "slice"
     assert pixel(view, 24, 24) == tuple(inferno_lut()[255])
     assert per_volume != pixel(view, 24, 24)
 
 
 def test_point_click_records_image_coordinates(qtbot, view):
     """Clicking with the Point tool at pixel (row 7, col 21)'s centre drops a point there."""
-    view.state.tool = "point"
-    view.state.annotation_label = "lesion"
+    view.state.annotation.tool = "point"
+    view.state.annotation.label = "lesion"
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=at(7, 21))
-    (mark,) = view.state.annotations
+    (mark,) = view.state.annotation.drafts
     assert mark.kind == "point" and mark.label == "lesion" and mark.slice_index == 2
     (row, col), = mark.points
     assert row == pytest.approx(7, abs=0.06) and col == pytest.approx(21, abs=0.06)
@@ -148,23 +148,23 @@ def test_point_click_records_image_coordinates(qtbot, view):
 
 def test_box_drag_records_corners_and_escape_cancels(qtbot, view):
     """Dragging with the Box tool records the two corners; Esc during a drag draws nothing."""
-    view.state.tool = "box"
+    view.state.annotation.tool = "box"
     qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=at(20, 4))
     qtbot.mouseMove(view, at(9, 15))
     qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=at(9, 15))
-    (box,) = view.state.annotations
+    (box,) = view.state.annotation.drafts
     (top, left), (bottom, right) = box.points
     assert (round(top), round(left), round(bottom), round(right)) == (9, 4, 20, 15)
     qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=at(1, 1))
     qtbot.mouseMove(view, at(5, 5))
     qtbot.keyClick(view, Qt.Key.Key_Escape)
     qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=at(5, 5))
-    assert len(view.state.annotations) == 1
+    assert len(view.state.annotation.drafts) == 1
 
 
 def test_marks_stay_on_the_anatomy_after_resize(qtbot, view):
     """A point is drawn over the same image pixel after the view is resized to a wide shape."""
-    view.state.add_point(10.0, 10.0)
+    view.state.annotation.add_point(10.0, 10.0)
     view.resize(640, 320)  # image now 320 wide, centred: 160 px margin left
     qtbot.waitUntil(lambda: view.width() == 640)
     centre = view.image_to_widget(10.0, 10.0)

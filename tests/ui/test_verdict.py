@@ -19,7 +19,7 @@ def test_the_verdict_and_key_frames_are_shown_and_a_key_frame_is_one_click_away(
     assert "<a href='item:2'>3</a>" in text and "<a href='item:4'>5</a>" in text  # 1-based for the reader
     assert "frames cropped to the scan sector" in text
     opened.analysis_panel.probabilities.linkActivated.emit("item:4")
-    assert opened.state.slice_index == 4
+    assert opened.state.display.slice_index == 4
     strip = opened.navigator.strip
     image = strip.grab().toImage()
     tip = strip.bar_rect(2).center().x()
@@ -28,7 +28,7 @@ def test_the_verdict_and_key_frames_are_shown_and_a_key_frame_is_one_click_away(
                                                     KEY_ITEM_COLOUR.blue())
     plain = strip.bar_rect(1).center().x()
     assert image.pixelColor(round(plain * image.devicePixelRatio()), 1) != top
-    opened.state.overlay_class = 0  # no key frames listed for this class: no links
+    opened.state.overlay.class_index = 0  # no key frames listed for this class: no links
     assert "Key" not in opened.analysis_panel.probabilities.text()
 
 
@@ -53,18 +53,18 @@ def test_a_slide_can_show_its_tile_probabilities_instead_of_the_cam(qtbot, opene
     finish(qtbot, opened._analysis_task)
     assert not panel.source.isHidden()
     state = opened.state
-    state.overlay_class = 1
-    cam_spec = state.overlay_spec()
+    state.overlay.class_index = 1
+    cam_spec = state.overlay.spec()
     panel.source.setCurrentIndex(panel.source.findData("probability"))
-    assert state.map_source == "probability"
-    spec = state.overlay_spec()
+    assert state.overlay.map_source == "probability"
+    spec = state.overlay.spec()
     assert (spec.value_range.low, spec.value_range.high) == (0.0, 1.0)
     assert np.nanmax(spec.saliency) == 0.25 and np.isnan(spec.saliency[:, 16:]).all()
     assert not np.array_equal(spec.saliency, cam_spec.saliency, equal_nan=True)
     workstation.probability_maps = None
     opened.analysis_panel.analyse_button.click()  # an analysis without tiles falls back to the CAM
     finish(qtbot, opened._analysis_task)
-    assert state.map_source == "cam" and panel.source.isHidden()
+    assert state.overlay.map_source == "cam" and panel.source.isHidden()
 
 
 def test_per_study_normalisation_puts_every_case_on_the_stored_range(qtbot, opened, workstation):
@@ -80,11 +80,11 @@ def test_per_study_normalisation_puts_every_case_on_the_stored_range(qtbot, open
     finish(qtbot, opened._analysis_task)
     assert panel.scope.model().item(study_row).isEnabled()
     state = opened.state
-    state.overlay_class = 1
-    volume_range = state.overlay_range()
+    state.overlay.class_index = 1
+    volume_range = state.overlay.value_range()
     panel.scope.setCurrentIndex(study_row)
-    assert state.normalisation == "study"
-    study = state.overlay_range()
+    assert state.overlay.normalisation == "study"
+    study = state.overlay.value_range()
     assert (study.low, study.high) == (0.0, 4.0) and study != volume_range  # negatives hidden: from 0
-    state.show_negative = True
-    assert (state.overlay_range().low, state.overlay_range().high) == (-2.0, 4.0)
+    state.overlay.show_negative = True
+    assert (state.overlay.value_range().low, state.overlay.value_range().high) == (-2.0, 4.0)

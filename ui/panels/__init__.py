@@ -1,1 +1,1 @@
-"""Thin widgets around the slice view; each follows ``ViewerState`` or emits requests."""
+"""Thin widgets around the slice view; each follows a model of ``ui.model`` or emits requests."""

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.panels.task_progress import TaskProgress
-from ui.state import ViewerState
+from ui.model import ViewerState
 
 
 class AnalysisPanel(QWidget):
@@ -20,7 +20,7 @@ class AnalysisPanel(QWidget):
     Signals:
         analyse_requested(bundle, method): the reader pressed Analyse.
         compare_requested(method): the reader asked to compare the shown analysis with another
-            CAM method (same bundle). "Close comparison" writes to the state directly.
+            CAM method (same bundle). "Close comparison" writes to the overlay model directly.
     """
 
     analyse_requested = Signal(str, str)
@@ -28,7 +28,7 @@ class AnalysisPanel(QWidget):
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.display, self.overlay = state.display, state.overlay
         self.bundle = QComboBox()
         self.method = QComboBox()
         self.analyse_button = QPushButton("Analyse")
@@ -63,14 +63,15 @@ class AnalysisPanel(QWidget):
         )
         self.compare_button.clicked.connect(
             lambda: self.compare_requested.emit(self.compare_method.currentText()))
-        self.close_compare_button.clicked.connect(lambda: state.set_compare_analysis(None))
+        self.close_compare_button.clicked.connect(lambda: self.overlay.set_compare_analysis(None))
         self.method.currentTextChanged.connect(self._update_button)
         self.compare_method.currentTextChanged.connect(self._update_button)
-        for signal in (state.events.analysis, state.events.slice_index, state.events.overlay,
-                       state.events.volume, state.events.compare_analysis):
+        overlay, display = self.overlay.events, self.display.events
+        for signal in (overlay.analysis, overlay.compare_analysis, overlay.class_index,
+                       display.slice_index, display.volume):
             signal.connect(self._show_probabilities)
-        state.events.analysis.connect(self._on_analysis)
-        state.events.compare_analysis.connect(self._update_button)
+        overlay.analysis.connect(self._on_analysis)
+        overlay.compare_analysis.connect(self._update_button)
         self.set_case_open(False)
 
     def set_choices(self, bundles: list[str], methods: list[str]) -> None:
@@ -87,6 +88,13 @@ class AnalysisPanel(QWidget):
                 box.setCurrentText(current)
             elif names:
                 box.setCurrentIndex(0)  # with a placeholder set, Qt would leave none picked
+        self._update_button()
+
+    def wait_for_choices(self) -> None:
+        """Empty the pickers until ``set_choices`` offers the open case's bundles and methods."""
+        for box in (self.bundle, self.method, self.compare_method):
+            box.clear()
+            box.setPlaceholderText("Listing models\u2026")
         self._update_button()
 
     def set_case_open(self, is_open: bool) -> None:
@@ -110,40 +118,40 @@ class AnalysisPanel(QWidget):
         ready = getattr(self, "_case_open", False) and not getattr(self, "_running", False)
         self.analyse_button.setEnabled(ready and bool(self.bundle.currentText())
                                        and bool(self.method.currentText()))
-        analysis = self.state.analysis
+        analysis = self.overlay.analysis
         second = self.compare_method.currentText()
         self.compare_button.setEnabled(ready and analysis is not None and bool(second)
                                        and second != analysis.method)
-        self.close_compare_button.setVisible(self.state.compare_analysis is not None)
+        self.close_compare_button.setVisible(self.overlay.compare_analysis is not None)
 
     def _jump_to(self, link: str) -> None:
         """A key-frame link ("item:12") shows that frame."""
         if link.startswith("item:"):
-            self.state.slice_index = int(link.split(":", 1)[1])
+            self.display.slice_index = int(link.split(":", 1)[1])
 
     def _show_probabilities(self, *_args: object) -> None:
-        probabilities = self.state.current_probabilities()
-        analysis = self.state.analysis
+        probabilities = self.overlay.current_probabilities()
+        analysis = self.overlay.analysis
         if not probabilities or analysis is None:
             self.probabilities.setText("<i>No analysis yet for this case.</i>"
-                                       if self.state.volume is not None else "")
+                                       if self.display.volume is not None else "")
             return
-        shown = analysis.class_names[self.state.overlay_class]
-        compared = self.state.compare_analysis
+        shown = analysis.class_names[self.overlay.class_index]
+        compared = self.overlay.compare_analysis
         versus = f" (left) vs {escape(compared.method)} (right)" if compared is not None else ""
         parts = [f"<div>{escape(analysis.bundle)} \u00b7 {escape(analysis.method)}{versus}</div>"]
         verdict = analysis.verdict
         if verdict is not None:
             pooled = dict(zip(analysis.class_names, (float(p) for p in verdict.probabilities)))
             parts.append(f"<div><b>{escape(verdict.label)}</b></div>{_table(pooled, shown)}")
-            keys = verdict.key_items.get(self.state.overlay_class, ())
+            keys = verdict.key_items.get(self.overlay.class_index, ())
             if keys:
-                word = self.state.item_word()
+                word = self.display.item_word()
                 links = " \u00b7 ".join(f"<a href='item:{i}'>{i + 1}</a>" for i in keys)
                 parts.append(f"<div>Key {word}s for {escape(shown)}: {links}</div>")
             parts.extend(f"<div><small>{escape(note)}</small></div>" for note in verdict.notes)
-        if verdict is None or self.state.volume.n_slices > 1:
-            parts.append(f"<div><b>{self.state.item_word().capitalize()} {self.state.slice_index + 1}</b></div>"
+        if verdict is None or self.display.volume.n_slices > 1:
+            parts.append(f"<div><b>{self.display.item_word().capitalize()} {self.display.slice_index + 1}</b></div>"
                          f"{_table(probabilities, shown)}")
         self.probabilities.setText("".join(parts))
 

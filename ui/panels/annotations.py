@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.backend import AnnotationDraft
-from ui.state import ViewerState
+from ui.model import ViewerState
 
 
 def describe(number: int, mark: AnnotationDraft) -> str:
@@ -26,14 +26,14 @@ def describe(number: int, mark: AnnotationDraft) -> str:
 
 
 class AnnotationsPanel(QWidget):
-    """Lists ``state.annotations``; picking a label relabels the selected mark and labels new ones.
+    """Lists the drafts of ``AnnotationModel``; picking a label relabels the selected mark and labels new ones.
 
     Selecting a mark jumps to its slice; Delete (button or key) removes it.
     """
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.display, self.annotation = state.display, state.annotation
         self.label_box = QComboBox()
         self.label_box.setToolTip("Label for the next point or box, and for the selected one")
         self.list = QListWidget()
@@ -57,9 +57,9 @@ class AnnotationsPanel(QWidget):
         self.label_box.currentTextChanged.connect(self._label_picked)
         self.list.currentRowChanged.connect(self._row_picked)
         self.delete_button.clicked.connect(self.delete_selected)
-        self.clear_button.clicked.connect(state.clear_annotations)
-        state.events.annotations.connect(self._show)
-        self._show(state.annotations)
+        self.clear_button.clicked.connect(self.annotation.clear)
+        self.annotation.events.drafts.connect(self._show)
+        self._show(self.annotation.drafts)
 
     def set_labels(self, labels: list[str]) -> None:
         """Offer these labels; the first becomes the label of new marks."""
@@ -67,23 +67,23 @@ class AnnotationsPanel(QWidget):
         self.label_box.clear()
         self.label_box.addItems(labels)
         self.label_box.blockSignals(False)
-        self.state.annotation_label = labels[0] if labels else ""
+        self.annotation.label = labels[0] if labels else ""
 
     def delete_selected(self) -> None:
         row = self.list.currentRow()
-        if 0 <= row < len(self.state.annotations):
-            self.state.remove_annotation(row)
+        if 0 <= row < len(self.annotation.drafts):
+            self.annotation.remove(row)
 
     def _label_picked(self, label: str) -> None:
-        self.state.annotation_label = label
+        self.annotation.label = label
         row = self.list.currentRow()
-        if 0 <= row < len(self.state.annotations):
-            self.state.relabel_annotation(row, label)
+        if 0 <= row < len(self.annotation.drafts):
+            self.annotation.relabel(row, label)
 
     def _row_picked(self, row: int) -> None:
-        if 0 <= row < len(self.state.annotations):
-            mark = self.state.annotations[row]
-            self.state.slice_index = mark.slice_index
+        if 0 <= row < len(self.annotation.drafts):
+            mark = self.annotation.drafts[row]
+            self.display.slice_index = mark.slice_index
             self.label_box.blockSignals(True)
             self.label_box.setCurrentText(mark.label)
             self.label_box.blockSignals(False)

@@ -8,13 +8,13 @@ from PySide6.QtWidgets import (
 )
 
 from ui.cine import CinePlayer, frame_rate
-from ui.state import TOOLS, ViewerState, channel_choices
+from ui.model import TOOLS, ViewerState, channel_choices
 
 TOOL_TEXT = {"navigate": ("Navigate", "N"), "point": ("Point", "P"), "box": ("Box", "B")}
 
 
 class DisplayBar(QWidget):
-    """Tool buttons, channel picker, W/L spin boxes and cine controls, bound to ``ViewerState``.
+    """Tool buttons, channel picker, W/L spin boxes and cine controls, bound to ``DisplayModel`` and the tool of ``AnnotationModel``.
 
     Attributes:
         cine: the player stepping through a clip's frames.
@@ -25,7 +25,7 @@ class DisplayBar(QWidget):
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.display, self.annotation = state.display, state.annotation
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         self.tool_actions: dict[str, QAction] = {}
@@ -35,7 +35,7 @@ class DisplayBar(QWidget):
             action = QAction(text, self, checkable=True)
             action.setShortcut(key)
             action.setToolTip(f"{text} tool ({key})")
-            action.triggered.connect(lambda _checked=False, t=tool: setattr(state, "tool", t))
+            action.triggered.connect(lambda _checked=False, t=tool: setattr(self.annotation, "tool", t))
             group.addAction(action)
             button = QToolButton()
             button.setDefaultAction(action)
@@ -57,7 +57,7 @@ class DisplayBar(QWidget):
         self.reset_button = QPushButton("Reset W/L")
         layout.addWidget(self.reset_button)
         layout.addSpacing(16)
-        self.cine = CinePlayer(state, self)
+        self.cine = CinePlayer(state.display, self)
         self.play_action = QAction("Play", self, checkable=True)
         self.play_action.setShortcut("Space")
         self.play_action.setToolTip("Play / pause the clip at its recorded frame rate (Space)")
@@ -73,13 +73,13 @@ class DisplayBar(QWidget):
         self.channel.currentTextChanged.connect(self._channel_picked)
         self.width_box.valueChanged.connect(self._window_edited)
         self.level_box.valueChanged.connect(self._window_edited)
-        self.reset_button.clicked.connect(state.reset_window)
-        state.events.volume.connect(self._on_volume)
-        state.events.channel.connect(self._on_channel)
-        state.events.window.connect(self._on_window)
-        state.events.tool.connect(self._on_tool)
-        self._on_tool(state.tool)
-        self._on_volume(state.volume)
+        self.reset_button.clicked.connect(self.display.reset_window)
+        self.display.events.volume.connect(self._on_volume)
+        self.display.events.channel.connect(self._on_channel)
+        self.display.events.window.connect(self._on_window)
+        self.annotation.events.tool.connect(self._on_tool)
+        self._on_tool(self.annotation.tool)
+        self._on_volume(self.display.volume)
 
     @staticmethod
     def _spin_box(tip: str) -> QDoubleSpinBox:
@@ -96,7 +96,7 @@ class DisplayBar(QWidget):
         self.channel.clear()
         if volume is not None:
             self.channel.addItems(list(channel_choices(volume)))
-            self.channel.setCurrentText(self.state.channel)
+            self.channel.setCurrentText(self.display.channel)
         self.channel.blockSignals(False)
         for widget in (self.channel, self.width_box, self.level_box, self.reset_button):
             widget.setEnabled(volume is not None)
@@ -109,15 +109,15 @@ class DisplayBar(QWidget):
         self.play_action.setText("Pause" if playing else "Play")
 
     def _channel_picked(self, name: str) -> None:
-        if name and name != self.state.channel:
-            self.state.channel = name
+        if name and name != self.display.channel:
+            self.display.channel = name
 
     def _on_channel(self, name: str) -> None:
         if name and self.channel.currentText() != name:
             self.channel.setCurrentText(name)
 
     def _window_edited(self, _value: float) -> None:
-        self.state.window = (self.level_box.value(), self.width_box.value())
+        self.display.window = (self.level_box.value(), self.width_box.value())
 
     def _on_window(self, centre: float, width: float) -> None:
         for box, value in ((self.level_box, centre), (self.width_box, width)):

@@ -15,7 +15,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ui.panels.task_progress import TaskProgress
-from ui.state import ViewerState
+from ui.model import ViewerState
 
 
 class MapQualityPanel(QWidget):
@@ -29,7 +29,7 @@ class MapQualityPanel(QWidget):
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.display, self.overlay = state.display, state.overlay
         self.check_button = QPushButton("Check this map")
         self.check_button.setToolTip(
             "Measure the shown map on this slice: deletion/insertion, confidence drop, "
@@ -44,10 +44,9 @@ class MapQualityPanel(QWidget):
         layout.addWidget(self.report)
         self._running = False
         self.check_button.clicked.connect(
-            lambda: self.check_requested.emit(self.state.overlay_class, self.state.slice_index))
-        state.events.analysis.connect(lambda _analysis: self.clear())
-        state.events.volume.connect(lambda _volume: self.clear())
-        state.events.analysis.connect(self._update_button)
+            lambda: self.check_requested.emit(self.overlay.class_index, self.display.slice_index))
+        self.overlay.events.analysis.connect(lambda _analysis: self.clear())
+        self.display.events.volume.connect(lambda _volume: self.clear())
         self.clear()
 
     def clear(self) -> None:
@@ -59,7 +58,7 @@ class MapQualityPanel(QWidget):
         self._update_button()
 
     def _update_button(self, *_args: object) -> None:
-        self.check_button.setEnabled(self.state.analysis is not None and not self._running)
+        self.check_button.setEnabled(self.overlay.analysis is not None and not self._running)
 
     def show_report(self, report: dict, where: str) -> None:
         """Show a quality report (``engine.analysis.quality`` output) measured at ``where``."""

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.imaging.render import COLORMAPS, colormap
-from ui.state import ViewerState
+from ui.model import ViewerState
 
 SCOPES = (("volume", "Per volume (slices comparable)"), ("slice", "Per slice (stretched)"),
           ("study", "Per study (cases comparable)"))
@@ -20,30 +20,29 @@ class ColourBar(QWidget):
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.overlay = state.overlay
         self.setFixedHeight(30)
-        for signal in (state.events.overlay, state.events.slice_index, state.events.analysis,
-                       state.events.compare_analysis):
-            signal.connect(self._repaint)
+        for signal in (state.overlay.events.all, state.display.events.slice_index):
+            signal.connect(self._repaint)  # a per-slice range changes with the slice
 
     def _repaint(self, *_args: object) -> None:
         self.update()
 
     def paintEvent(self, _event: object) -> None:  # noqa: N802
         painter = QPainter(self)
-        lut = colormap(self.state.colormap)
+        lut = colormap(self.overlay.colormap)
         bar = QRectF(0, 0, self.width(), 12)
         gradient = QLinearGradient(bar.topLeft(), bar.topRight())
         for index in range(0, 256, 15):
             gradient.setColorAt(index / 255.0, QColor(*lut[index]))
         gradient.setColorAt(1.0, QColor(*lut[255]))
         painter.fillRect(bar, gradient)
-        spec = self.state.overlay_spec()
+        spec = self.overlay.spec()
         if spec is not None:
             painter.setPen(QColor(200, 200, 200))
             text_area = QRectF(0, 13, self.width(), self.height() - 13)
             ends = [spec.value_range]
-            compared = self.state.overlay_range("compare")
+            compared = self.overlay.value_range("compare")
             if compared is not None:  # each method spans the colours over its own raw values
                 ends.append(compared)
             low = " | ".join(f"{end.low:.3g}" for end in ends)
@@ -53,17 +52,18 @@ class ColourBar(QWidget):
             if compared:
                 middle = "raw: left | right"  # short: the ends are wide
             else:
-                middle = "tile probability" if self.state.map_source == "probability" else "raw CAM value"
+                middle = "tile probability" if self.overlay.map_source == "probability" else "raw CAM value"
             painter.drawText(text_area, Qt.AlignmentFlag.AlignHCenter, middle)
         painter.end()
 
 
 class OverlayPanel(QWidget):
-    """Controls bound to the overlay fields of ``ViewerState``."""
+    """Controls bound to ``OverlayModel``: each follows its own event and writes back through
+    the model's setter."""
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.overlay = overlay = state.overlay
         self.visible = QCheckBox("Show CAM overlay (O)")
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
@@ -98,22 +98,29 @@ class OverlayPanel(QWidget):
         layout.addWidget(self.negative)
         layout.addWidget(self.colour_bar)
 
-        self.visible.toggled.connect(lambda on: setattr(state, "overlay_visible", on))
-        self.opacity.valueChanged.connect(lambda value: setattr(state, "overlay_opacity", value / 100.0))
+        self.visible.toggled.connect(lambda on: setattr(overlay, "visible", on))
+        self.opacity.valueChanged.connect(lambda value: setattr(overlay, "opacity", value / 100.0))
         self.class_box.currentIndexChanged.connect(self._class_picked)
         self.source.currentIndexChanged.connect(
-            lambda index: setattr(state, "map_source", self.source.itemData(index)))
+            lambda index: setattr(overlay, "map_source", self.source.itemData(index)))
         self.scope.currentIndexChanged.connect(
-            lambda index: setattr(state, "normalisation", self.scope.itemData(index)))
-        self.negative.toggled.connect(lambda on: setattr(state, "show_negative", on))
-        self.colormap_box.currentTextChanged.connect(lambda name: setattr(state, "colormap", name))
-        state.events.overlay.connect(self._sync)
-        state.events.analysis.connect(self._on_analysis)
-        self._on_analysis(state.analysis)
+            lambda index: setattr(overlay, "normalisation", self.scope.itemData(index)))
+        self.negative.toggled.connect(lambda on: setattr(overlay, "show_negative", on))
+        self.colormap_box.currentTextChanged.connect(lambda name: setattr(overlay, "colormap", name))
+        events = overlay.events
+        events.visible.connect(lambda on: _quietly(self.visible, self.visible.setChecked, on))
+        events.opacity.connect(self._show_opacity)
+        events.class_index.connect(self._show_class)
+        events.map_source.connect(lambda source: _show_data(self.source, source))
+        events.normalisation.connect(lambda scope: _show_data(self.scope, scope))
+        events.show_negative.connect(lambda on: _quietly(self.negative, self.negative.setChecked, on))
+        events.colormap.connect(lambda name: _quietly(self.colormap_box, self.colormap_box.setCurrentText, name))
+        events.analysis.connect(self._on_analysis)
+        self._on_analysis(overlay.analysis)
 
     def _class_picked(self, index: int) -> None:
-        if index >= 0 and self.state.analysis is not None:
-            self.state.overlay_class = index
+        if index >= 0 and self.overlay.analysis is not None:
+            self.overlay.class_index = index
 
     def _on_analysis(self, analysis: object) -> None:
         self.class_box.blockSignals(True)
@@ -132,21 +139,33 @@ class OverlayPanel(QWidget):
                                Qt.ItemDataRole.ToolTipRole)
         self._sync()
 
+    def _show_opacity(self, opacity: float) -> None:
+        _quietly(self.opacity, self.opacity.setValue, round(opacity * 100))
+        self.opacity_label.setText(f"{round(opacity * 100)}%")
+
+    def _show_class(self, index: int) -> None:
+        _quietly(self.class_box, self.class_box.setCurrentIndex,
+                 index if self.overlay.analysis is not None else -1)
+
     def _sync(self) -> None:
-        """Make every control show the state's value without echoing a change back."""
-        state = self.state
-        values = (
-            (self.visible, lambda: self.visible.setChecked(state.overlay_visible)),
-            (self.opacity, lambda: self.opacity.setValue(round(state.overlay_opacity * 100))),
-            (self.class_box, lambda: self.class_box.setCurrentIndex(
-                state.overlay_class if state.analysis is not None else -1)),
-            (self.source, lambda: self.source.setCurrentIndex(self.source.findData(state.map_source))),
-            (self.scope, lambda: self.scope.setCurrentIndex(self.scope.findData(state.normalisation))),
-            (self.negative, lambda: self.negative.setChecked(state.show_negative)),
-            (self.colormap_box, lambda: self.colormap_box.setCurrentText(state.colormap)),
-        )
-        for widget, apply in values:
-            widget.blockSignals(True)
-            apply()
-            widget.blockSignals(False)
-        self.opacity_label.setText(f"{round(state.overlay_opacity * 100)}%")
+        """Make every control show the model's value (a new analysis, or at start)."""
+        overlay = self.overlay
+        _quietly(self.visible, self.visible.setChecked, overlay.visible)
+        self._show_opacity(overlay.opacity)
+        self._show_class(overlay.class_index)
+        _show_data(self.source, overlay.map_source)
+        _show_data(self.scope, overlay.normalisation)
+        _quietly(self.negative, self.negative.setChecked, overlay.show_negative)
+        _quietly(self.colormap_box, self.colormap_box.setCurrentText, overlay.colormap)
+
+
+def _quietly(widget: QWidget, apply, value: object) -> None:
+    """Show ``value`` in ``widget`` without echoing it back to the model as a change."""
+    widget.blockSignals(True)
+    apply(value)
+    widget.blockSignals(False)
+
+
+def _show_data(box: QComboBox, data: str) -> None:
+    """Pick the item of ``box`` whose data is ``data``, quietly."""
+    _quietly(box, box.setCurrentIndex, box.findData(data))

@@ -7,7 +7,7 @@ from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QLabel, QSlider, QHBoxLayout, QVBoxLayout, QWidget
 
 from engine.imaging.render import colormap
-from ui.state import ViewerState
+from ui.model import ViewerState
 
 CURSOR_COLOUR = QColor(64, 224, 208)
 KEY_ITEM_COLOUR = QColor(245, 245, 245)
@@ -21,11 +21,12 @@ class ProbabilityStrip(QWidget):
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.display, self.overlay = state.display, state.overlay
         self.setFixedHeight(44)
         self.setToolTip("Probability of the shown class on each slice; click to jump there")
-        for signal in (state.events.analysis, state.events.overlay, state.events.slice_index,
-                       state.events.volume):
+        for signal in (state.overlay.events.analysis, state.overlay.events.class_index,
+                       state.overlay.events.colormap, state.display.events.slice_index,
+                       state.display.events.volume):
             signal.connect(self._repaint)
 
     def _repaint(self, *_args: object) -> None:
@@ -33,18 +34,18 @@ class ProbabilityStrip(QWidget):
 
     def slice_at(self, x: float) -> int:
         """The slice whose bar lies under widget x."""
-        count = self.state.volume.n_slices if self.state.volume is not None else 1
+        count = self.display.volume.n_slices if self.display.volume is not None else 1
         return int(min(max(x / max(self.width(), 1) * count, 0), count - 1))
 
     def bar_rect(self, index: int) -> QRectF:
-        count = self.state.volume.n_slices
+        count = self.display.volume.n_slices
         step = self.width() / count
         return QRectF(index * step, 0.0, step, float(self.height()))
 
     def paintEvent(self, _event: object) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(20, 21, 23))
-        analysis, volume = self.state.analysis, self.state.volume
+        analysis, volume = self.overlay.analysis, self.display.volume
         if volume is None:
             painter.end()
             return
@@ -55,8 +56,8 @@ class ProbabilityStrip(QWidget):
             painter.end()
             return
         else:
-            lut = colormap(self.state.colormap)
-            probabilities = analysis.probabilities[:, self.state.overlay_class]
+            lut = colormap(self.overlay.colormap)
+            probabilities = analysis.probabilities[:, self.overlay.class_index]
             for index, probability in enumerate(probabilities):
                 cell = self.bar_rect(index)
                 height = (cell.height() - 2) * float(probability)
@@ -66,8 +67,8 @@ class ProbabilityStrip(QWidget):
             middle = self.height() / 2.0
             painter.drawLine(0, int(middle), self.width(), int(middle))  # p = 0.5
         if analysis is not None and analysis.verdict is not None:
-            self._draw_key_items(painter, analysis.verdict.key_items.get(self.state.overlay_class, ()))
-        current = self.bar_rect(self.state.slice_index)
+            self._draw_key_items(painter, analysis.verdict.key_items.get(self.overlay.class_index, ()))
+        current = self.bar_rect(self.display.slice_index)
         painter.setPen(QPen(CURSOR_COLOUR, 2))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRect(current.adjusted(1, 1, -1, -1))
@@ -84,8 +85,8 @@ class ProbabilityStrip(QWidget):
                                            QPointF(centre, 1.6 * half)]))
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self.state.volume is not None:
-            self.state.slice_index = self.slice_at(event.position().x())
+        if self.display.volume is not None:
+            self.display.slice_index = self.slice_at(event.position().x())
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         self.mousePressEvent(event)
@@ -96,7 +97,7 @@ class SliceNavigator(QWidget):
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.display, self.overlay = state.display, state.overlay
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setPageStep(5)
         self.slider.setToolTip("Slice or frame (mouse wheel, Up/Down, PageUp/PageDown)")
@@ -117,31 +118,32 @@ class SliceNavigator(QWidget):
         strip_row.addWidget(self.strip, 1)
         strip_row.addWidget(self.strip_caption)
         layout.addLayout(strip_row)
-        self.slider.valueChanged.connect(lambda value: setattr(state, "slice_index", value))
-        state.events.volume.connect(self._on_volume)
-        state.events.slice_index.connect(self._on_slice)
-        state.events.overlay.connect(self._on_overlay)
-        self._on_volume(state.volume)
+        self.slider.valueChanged.connect(lambda value: setattr(self.display, "slice_index", value))
+        self.display.events.volume.connect(self._on_volume)
+        self.display.events.slice_index.connect(self._on_slice)
+        self.overlay.events.analysis.connect(self._show_class)
+        self.overlay.events.class_index.connect(self._show_class)
+        self._on_volume(self.display.volume)
 
     def _on_volume(self, volume: object) -> None:
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(volume.n_slices - 1, 0) if volume is not None else 0)
         self.slider.blockSignals(False)
         self.setEnabled(volume is not None)
-        self._on_slice(self.state.slice_index)
+        self._on_slice(self.display.slice_index)
 
-    def _on_overlay(self) -> None:
-        analysis = self.state.analysis
-        name = analysis.class_names[self.state.overlay_class] if analysis is not None else ""
+    def _show_class(self, *_args: object) -> None:
+        analysis = self.overlay.analysis
+        name = analysis.class_names[self.overlay.class_index] if analysis is not None else ""
         self.strip_caption.setText(f"P({name})" if name else "")
 
     def _on_slice(self, index: int) -> None:
         self.slider.blockSignals(True)
         self.slider.setValue(index)
         self.slider.blockSignals(False)
-        volume = self.state.volume
+        volume = self.display.volume
         count = volume.n_slices if volume is not None else 0
-        text = f"{self.state.item_word().capitalize()} {index + 1} / {count}" if count else ""
+        text = f"{self.display.item_word().capitalize()} {index + 1} / {count}" if count else ""
         if count and volume.kind == "clip" and volume.frame_time_ms:
             text += f"  ({index * volume.frame_time_ms / 1000:.2f} s)"
         self.label.setText(text)

@@ -1,0 +1,308 @@
+"""``OverlayModel``: the analysis shown over the image and how its map is drawn.
+
+It holds the model's output (and a second CAM method's, while comparing) and the look of the
+overlay: visibility, opacity, shown class, map source, normalisation scope, negative values and
+colour map. Each has its own event carrying the new value (``overlay.events.opacity(float)``,
+``overlay.events.visible(bool)``, ...), fired once and only when the value changed. No Qt.
+
+The overlay belongs to the shown volume: it checks analyses against ``DisplayModel.volume``,
+draws at ``DisplayModel.slice_index``, and drops its analyses when the volume changes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, get_args
+
+import numpy as np
+from psygnal import Signal, SignalGroup
+
+from engine.explain.summary import MapRange, NormalisationScope, colour_range, map_range
+from engine.imaging.render import COLORMAPS, OverlaySpec, colormap
+from engine.imaging.volume import ImageVolume
+from engine.models.classes import finding_class
+from ui.backend import Analysis
+from ui.model.display import DisplayModel
+
+MapSource = Literal["cam", "probability"]  # the CAM, or a slide's tile-probability heatmap
+MAP_SOURCES: tuple[MapSource, ...] = get_args(MapSource)
+MapRole = Literal["main", "compare"]  # which analysis a view shows: the first, or the one compared
+MAP_ROLES: tuple[MapRole, ...] = get_args(MapRole)
+NORMALISATION_SCOPES: tuple[NormalisationScope, ...] = ("volume", "slice", "study")
+
+
+class OverlayEvents(SignalGroup):
+    """Signals of ``OverlayModel``, each with the new value."""
+
+    analysis = Signal(object)  # Analysis | None; drops the comparison
+    compare_analysis = Signal(object)  # Analysis | None: a second CAM method shown side by side
+    visible = Signal(bool)
+    opacity = Signal(float)
+    class_index = Signal(int)
+    map_source = Signal(str)
+    normalisation = Signal(str)
+    show_negative = Signal(bool)
+    colormap = Signal(str)
+
+
+class OverlayModel:
+    """The CAM overlay of the shown volume.
+
+    Setters clamp (opacity into [0, 1], class index into the analysis's classes) and raise
+    ``ValueError`` for names that do not exist (map source, normalisation scope, colour map).
+
+    Args:
+        display: the display model whose volume and slice the overlay covers.
+    """
+
+    def __init__(self, display: DisplayModel) -> None:
+        self.events = OverlayEvents()
+        self._display = display
+        self._analysis: Analysis | None = None
+        self._compare_analysis: Analysis | None = None
+        self._visible = True
+        self._opacity = 0.6
+        self._class_index = 0
+        self._map_source: MapSource = "cam"
+        self._normalisation: NormalisationScope = "volume"
+        self._show_negative = False
+        self._colormap = "inferno"
+        self._range_cache: dict[tuple, MapRange] = {}
+        # Before any widget hears of the new volume, the old case's maps are gone.
+        display.events.volume.connect(self._on_volume, priority=1)
+
+    # -- analyses ----------------------------------------------------------------------------
+    @property
+    def analysis(self) -> Analysis | None:
+        return self._analysis
+
+    def set_analysis(self, analysis: Analysis | None) -> None:
+        """Show a model's output; its maps cover the volume's slices, on the volume's own grid or a
+        coarser one over the same field of view (clips). Shows the class
+        ``engine.models.classes.finding_class`` picks, and closes any comparison, which was
+        made against the analysis replaced here.
+
+        Raises:
+            ValueError: the maps or probabilities do not match the volume or the class list.
+        """
+        if analysis is self._analysis:
+            return
+        if analysis is not None:
+            _check_analysis(analysis, self._display.volume)
+        self._replace(analysis)
+
+    @property
+    def compare_analysis(self) -> Analysis | None:
+        """A second analysis of the same case (another CAM method) shown beside the first."""
+        return self._compare_analysis
+
+    def set_compare_analysis(self, analysis: Analysis | None) -> None:
+        """Open a side-by-side comparison with ``analysis``, or close it with None.
+
+        Both views then follow the same slice, window, class, opacity and normalisation scope;
+        each map is normalised over its own values (methods differ in raw scale).
+
+        Raises:
+            ValueError: there is no first analysis, or the second does not fit the volume or
+                has other classes than the first.
+        """
+        if analysis is self._compare_analysis:
+            return
+        if analysis is not None:
+            if self._analysis is None:
+                raise ValueError("a comparison needs a first analysis to compare with")
+            _check_analysis(analysis, self._display.volume)
+            if tuple(analysis.class_names) != tuple(self._analysis.class_names):
+                raise ValueError(f"classes {analysis.class_names} differ from the first "
+                                 f"analysis's {self._analysis.class_names}")
+        self._compare_analysis = analysis
+        self._range_cache = {key: value for key, value in self._range_cache.items() if key[0] == "main"}
+        self.events.compare_analysis.emit(analysis)
+
+    def analysis_for(self, role: MapRole) -> Analysis | None:
+        """The first analysis (``"main"``) or the compared one (``"compare"``)."""
+        if role not in MAP_ROLES:
+            raise ValueError(f"no map role {role!r}; roles are {MAP_ROLES}")
+        return self._analysis if role == "main" else self._compare_analysis
+
+    def _on_volume(self, _volume: ImageVolume | None) -> None:
+        if self._analysis is not None or self._compare_analysis is not None:
+            self._replace(None)
+
+    def _replace(self, analysis: Analysis | None) -> None:
+        """Swap the analysis, drop the comparison, then announce every value that changed."""
+        had_comparison = self._compare_analysis is not None
+        before = (self._class_index, self._map_source)
+        if analysis is not None:
+            self._class_index = finding_class(analysis.class_names, analysis.probabilities)
+        if analysis is None or analysis.probability_maps is None:
+            self._map_source = "cam"
+        self._analysis = analysis
+        self._compare_analysis = None
+        self._range_cache.clear()
+        self.events.analysis.emit(analysis)
+        if had_comparison:
+            self.events.compare_analysis.emit(None)
+        if self._class_index != before[0]:
+            self.events.class_index.emit(self._class_index)
+        if self._map_source != before[1]:
+            self.events.map_source.emit(self._map_source)
+
+    # -- look --------------------------------------------------------------------------------
+    @property
+    def visible(self) -> bool:
+        return self._visible
+
+    @visible.setter
+    def visible(self, visible: bool) -> None:
+        self._set("visible", bool(visible))
+
+    def toggle_visible(self) -> None:
+        self.visible = not self._visible
+
+    @property
+    def opacity(self) -> float:
+        return self._opacity
+
+    @opacity.setter
+    def opacity(self, opacity: float) -> None:
+        if math.isnan(opacity):
+            raise ValueError("overlay opacity must be a number in [0, 1]")
+        self._set("opacity", float(min(max(opacity, 0.0), 1.0)))
+
+    @property
+    def class_index(self) -> int:
+        """Index of the class whose map is shown (and whose probability the strip plots)."""
+        return self._class_index
+
+    @class_index.setter
+    def class_index(self, index: int) -> None:
+        count = len(self._analysis.class_names) if self._analysis is not None else 1
+        self._set("class_index", int(min(max(int(index), 0), count - 1)))
+
+    @property
+    def map_source(self) -> MapSource:
+        """What the overlay shows: the CAM, or (when the analysis has one) the tile probabilities."""
+        return self._map_source
+
+    @map_source.setter
+    def map_source(self, source: MapSource) -> None:
+        if source not in MAP_SOURCES:
+            raise ValueError(f"map source must be one of {MAP_SOURCES}, got {source!r}")
+        if source == "probability" and (self._analysis is None or self._analysis.probability_maps is None):
+            raise ValueError("this analysis has no tile probabilities to show")
+        self._set("map_source", source)
+
+    @property
+    def normalisation(self) -> NormalisationScope:
+        return self._normalisation
+
+    @normalisation.setter
+    def normalisation(self, scope: NormalisationScope) -> None:
+        if scope not in NORMALISATION_SCOPES:
+            raise ValueError(f"normalisation must be 'volume', 'slice' or 'study', got {scope!r}")
+        self._set("normalisation", scope)
+
+    @property
+    def show_negative(self) -> bool:
+        return self._show_negative
+
+    @show_negative.setter
+    def show_negative(self, show: bool) -> None:
+        self._set("show_negative", bool(show))
+
+    @property
+    def colormap(self) -> str:
+        return self._colormap
+
+    @colormap.setter
+    def colormap(self, name: str) -> None:
+        if name not in COLORMAPS:
+            raise ValueError(f"no colour map {name!r}; choose from {sorted(COLORMAPS)}")
+        self._set("colormap", name)
+
+    def _set(self, name: str, value: object) -> None:
+        """Store ``value`` in ``_<name>`` and fire ``events.<name>(value)`` when it changed."""
+        if getattr(self, f"_{name}") != value:
+            setattr(self, f"_{name}", value)
+            getattr(self.events, name).emit(value)
+
+    # -- what to draw ------------------------------------------------------------------------
+    def spec(self, role: MapRole = "main") -> OverlaySpec | None:
+        """The map to blend over the shown slice, or None when hidden or not analysed.
+
+        Args:
+            role: ``"main"`` for the first analysis, ``"compare"`` for the compared one; both
+                use the same class, opacity, colour map and normalisation scope, each
+                normalised over its own map.
+        """
+        analysis = self.analysis_for(role)
+        if analysis is None or not self._visible or self._display.volume is None:
+            return None
+        return OverlaySpec(
+            saliency=self._shown_maps(analysis)[self._class_index][self._display.slice_index],
+            value_range=self.value_range(role),
+            lut=colormap(self._colormap),
+            opacity=self._opacity,
+        )
+
+    def value_range(self, role: MapRole = "main") -> MapRange | None:
+        """The raw map values that span the colour map for ``role`` at the shown slice."""
+        analysis = self.analysis_for(role)
+        if analysis is None:
+            return None
+        if self._map_source == "probability" and role == "main":
+            return MapRange(0.0, 1.0)  # probabilities share one scale: a colour means the same everywhere
+        if self._normalisation == "study" and analysis.study_ranges is not None:
+            low, high = analysis.study_ranges[self._class_index]
+            return colour_range(float(low), float(high), self._show_negative)
+        slice_index = self._display.slice_index
+        scope = "slice" if self._normalisation == "slice" else "volume"  # study without ranges: volume
+        key = (role, self._class_index, scope, slice_index if scope == "slice" else -1, self._show_negative)
+        if key not in self._range_cache:
+            self._range_cache[key] = map_range(analysis.maps[self._class_index], slice_index, scope,
+                                               self._show_negative)
+        return self._range_cache[key]
+
+    def _shown_maps(self, analysis: Analysis) -> np.ndarray:
+        """The maps the overlay draws for ``analysis``: its CAMs or its tile probabilities."""
+        if self._map_source == "probability" and analysis is self._analysis and analysis.probability_maps is not None:
+            return analysis.probability_maps
+        return analysis.maps
+
+    def method_caption(self, role: MapRole) -> str:
+        """The label a view prints on its image while comparing: method, class and how the map
+        is normalised (over its own volume or slice, up to which raw value); "" otherwise."""
+        analysis = self.analysis_for(role)
+        if self._compare_analysis is None or analysis is None:
+            return ""
+        value_range = self.value_range(role)
+        scope = {"slice": "this slice", "study": "its study's stored maps"}.get(self._normalisation, "its own volume")
+        if self._normalisation == "study" and analysis.study_ranges is None:
+            scope = "its own volume"
+        return (f"{analysis.method} \u00b7 {analysis.class_names[self._class_index]}\n"
+                f"normalised over {scope} (max {value_range.high:.3g})")
+
+    def current_probabilities(self) -> dict[str, float]:
+        """Class name to probability at the shown slice; empty without an analysis."""
+        if self._analysis is None:
+            return {}
+        row = self._analysis.probabilities[self._display.slice_index]
+        return {name: float(p) for name, p in zip(self._analysis.class_names, row)}
+
+
+def _check_analysis(analysis: Analysis, volume: ImageVolume | None) -> None:
+    if volume is None:
+        raise ValueError("an analysis needs an open volume")
+    classes = len(analysis.class_names)
+    expected_maps = (classes, volume.n_slices)  # then (h, w): the image grid or a coarser one over it
+    if analysis.maps.ndim != 4 or analysis.maps.shape[:2] != expected_maps or min(analysis.maps.shape[2:]) < 1:
+        raise ValueError(f"CAM maps {analysis.maps.shape} do not match the volume {expected_maps + volume.shape[1:]}")
+    tiles = analysis.probability_maps
+    if tiles is not None and (tiles.ndim != 4 or tiles.shape[:2] != expected_maps or min(tiles.shape[2:]) < 1):
+        raise ValueError(f"probability maps {tiles.shape} do not match the volume {expected_maps + volume.shape[1:]}")
+    expected_probabilities = (volume.n_slices, classes)
+    if analysis.probabilities.shape != expected_probabilities:
+        raise ValueError(
+            f"probabilities {analysis.probabilities.shape} do not match {expected_probabilities}"
+        )

@@ -1,0 +1,29 @@
+"""``ViewerState``: the viewer's models composed, the one object every widget is given.
+
+napari's split: the state is plain Python objects with psygnal events (no Qt, no torch); Qt
+widgets subscribe to the events of the part they show and write back through its setters.
+"""
+
+from __future__ import annotations
+
+from ui.model.annotation import AnnotationModel
+from ui.model.display import DisplayModel
+from ui.model.overlay import OverlayModel
+
+
+class ViewerState:
+    """What the reader is looking at, the single source of truth of the viewer.
+
+    Attributes:
+        display: volume, channel, slice index and grey-level window.
+        overlay: the analysis (and the compared one) and how its map is drawn; it follows
+            ``display`` (a new volume drops the analyses).
+        annotation: drawing tool, label and the unsaved marks; a new volume drops the marks.
+    """
+
+    __slots__ = ("display", "overlay", "annotation")  # a stale ``state.slice_index = 3`` fails loudly
+
+    def __init__(self) -> None:
+        self.display = DisplayModel()
+        self.overlay = OverlayModel(self.display)
+        self.annotation = AnnotationModel(self.display)
