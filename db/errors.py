@@ -25,3 +25,11 @@ class BlobMissing(DbError, FileNotFoundError):
 
 class BlobCorrupted(DbError):
     """A content-addressed file's bytes no longer hash to the sha256 recorded for it."""
+
+
+class NotAllowed(DbError, PermissionError):
+    """The account may not do or see this (its role, the study's blinding, or its step)."""
+
+
+class StudyStateError(DbError):
+    """The study's state forbids the change (closed, already being read, not yet open)."""

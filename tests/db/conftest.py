@@ -1,4 +1,5 @@
-"""Fixtures: a fresh SQLite database in tmp_path, upgraded to head, and a few rows in it."""
+"""Fixtures: a fresh SQLite database in tmp_path, upgraded to head, and a few rows in it; a
+PostgreSQL server on loopback and fresh databases in it; both backends in turn (``any_factory``)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.cases import get_or_create_case
 from db.migrate import upgrade
 from db.readers import get_or_create_reader
 from db.session import make_engine, make_session_factory, sqlite_url
+from tests.db.pg_server import PostgresServer, Unavailable, running_server
 
 CASE_HASH = "a" * 64
 OTHER_CASE_HASH = "b" * 64
@@ -92,3 +94,46 @@ def seeded(factory: sessionmaker[Session]) -> Seeded:
         )
         session.flush()
         return Seeded(ids["alice"], ids["bob"], ids["carol"], ids["dan"], case.id, other.id)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server on loopback for the whole run (skips, with the reason, where it
+    cannot run)."""
+    try:
+        with running_server() as server:
+            yield server
+    except Unavailable as reason:
+        pytest.skip(str(reason))
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty PostgreSQL database."""
+    return postgres_server.create()
+
+
+@pytest.fixture(scope="session")
+def postgres_head(postgres_server: PostgresServer) -> str:
+    """The name of a PostgreSQL database upgraded to head, to copy for each test."""
+    url = postgres_server.create()
+    upgrade(url)
+    return make_url(url).database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_url(request: pytest.FixtureRequest, db_path: Path, migrated_template: Path) -> str:
+    """A database upgraded to head, on SQLite and on PostgreSQL in turn."""
+    if request.param == "sqlite":
+        shutil.copyfile(migrated_template, db_path)
+        return sqlite_url(db_path)
+    server = request.getfixturevalue("postgres_server")
+    return server.create(template=request.getfixturevalue("postgres_head"))
+
+
+@pytest.fixture
+def any_factory(any_url: str) -> Iterator[sessionmaker[Session]]:
+    """A session factory on SQLite and on PostgreSQL in turn."""
+    engine = make_engine(any_url)
+    yield make_session_factory(engine)
+    engine.dispose()

@@ -1,22 +1,8 @@
-"""The same migrations and data functions on a real PostgreSQL server, started in a temp folder.
-
-Skips with the reason when PostgreSQL's server binaries (``initdb``, ``pg_ctl``) or the psycopg
-driver are not installed. Debian: ``apt-get install postgresql`` puts them in
-``/usr/lib/postgresql/<version>/bin``. PostgreSQL refuses to run as root, so under root the
-server runs as the ``postgres`` user in a folder it owns.
-"""
+"""The same migrations and data functions on a real PostgreSQL server, started in a temp folder
+(``postgres_url`` in conftest: a fresh database on a server on loopback; skips with the reason
+where PostgreSQL cannot run)."""
 
 from __future__ import annotations
-
-import glob
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -31,56 +17,6 @@ from db.migrate import current_revision, head_revision, upgrade
 from db.readers import get_or_create_reader
 from db.readings import readings_for_reader, save_reading
 from db.session import make_engine, make_session_factory
-
-
-def _server_binaries() -> Path | None:
-    on_path = shutil.which("initdb")
-    if on_path and shutil.which("pg_ctl"):
-        return Path(on_path).resolve().parent
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
-    return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary]')")
-    binaries = _server_binaries()
-    if binaries is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or in /usr/lib/postgresql/*/bin")
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run the server as")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    home = Path(tempfile.mkdtemp(prefix="salience-pg-"))
-    if as_user:
-        os.chown(home, account.pw_uid, account.pw_gid)
-    data, log, port = home / "data", home / "server.log", _free_port()
-
-    def run(*command: str) -> None:
-        subprocess.run([*as_user, *command], check=True, capture_output=True, timeout=120)
-
-    try:
-        run(str(binaries / "initdb"), "-D", str(data), "-U", "salience", "-A", "trust", "-E", "UTF8", "--no-sync")
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {home} -c fsync=off"
-        run(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start")
-        try:
-            yield f"postgresql+psycopg://salience@127.0.0.1:{port}/postgres"
-        finally:
-            run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
-    except subprocess.CalledProcessError as error:
-        server_log = log.read_text() if log.exists() else ""
-        raise RuntimeError(f"{error.cmd[len(as_user)]} failed: {error.stderr.decode()}{server_log}") from error
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_postgresql_upgrades_to_head_matching_the_models_and_round_trips_a_reading(postgres_url) -> None:
