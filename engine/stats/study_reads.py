@@ -16,6 +16,7 @@ final version. Repeat reads (test-retest) are kept apart from the primary reads.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from engine.stats.ratings import RatingArray, rating_array
 from engine.stats.results import StatsInputError
 
 SCORE_KINDS = ("probability_0_100", "confidence_1_5")
+_NORMAL = re.compile(r"(no|not|non|normal|healthy|negative|absent|benign)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,8 @@ class PositiveClass:
 
 def positive_class(facts: StudyFacts, reads: Iterable[Read], chosen: str | None = None) -> PositiveClass:
     """The positive ("disease") class: ``chosen``, else the diagnosis option that the probability
-    question names in its prompt ("Probability of COVID-19"), else "1" when the truths are 0/1.
+    question names in its prompt ("Probability of COVID-19"), else "1" when the truths are 0/1,
+    else of two options the one that is not "no ...", "normal", "healthy" or "negative".
 
     Raises:
         StatsInputError: ``chosen`` is not a diagnosis option, or no rule applies.
@@ -228,8 +231,11 @@ def positive_class(facts: StudyFacts, reads: Iterable[Read], chosen: str | None 
         if named:
             best = max(named, key=len)
             return PositiveClass(best, f"named by the prompt of question {question.key!r}")
-    if truths and truths <= {"0", "1"}:
+    if truths <= {"0", "1"}:
         return PositiveClass("1", "ground truth coded 0/1")
+    normal = [option for option in options if _NORMAL.match(option)]
+    if len(options) == 2 and len(normal) == 1:
+        return PositiveClass(next(o for o in options if o not in normal), f"the diagnosis option other than {normal[0]!r}")
     raise StatsInputError(
         "no positive class: no probability question names a diagnosis option in its prompt; choose one (--positive CLASS)"
     )

@@ -552,7 +552,11 @@ def study_report(
         chosen = _guard(lambda: positive_class(facts, reads))
     name = chosen.name if isinstance(chosen, PositiveClass) else None
 
+    scored = _guard(lambda: score_of(facts, reads))
+
     def needs_positive(compute: Callable[[str], Any]) -> Any:
+        if isinstance(scored, NotApplicable):
+            return scored
         return chosen if name is None else _guard(lambda: compute(name))
 
     return StudyReport(

@@ -9,63 +9,29 @@ import pytest
 from engine.stats.figures import figure_bytes
 from engine.stats.roc import roc_auc
 from engine.stats.study_figures import report_figures
-from engine.stats.study_reads import ArmFacts, QuestionFacts, StudyFacts
+from engine.stats.study_reads import ArmFacts
 from engine.stats.study_report import NotApplicable, study_report
 from engine.stats.study_tables import report_tables
 from tests.engine.stats.study_simulation import (
+    CASES,
     CLASSES,
-    NEGATIVE,
     POSITIVE,
-    binormal_answers,
+    QUESTIONS,
+    READERS,
+    SEPARATION,
+    binormal_records,
     diseased,
+    study_facts,
     true_auc,
     true_kappa,
     true_sensitivity,
 )
-
-SEPARATION = {"unaided": 1.0, "ai+gradcam": 2.0}
-READERS, CASES = 5, 60
-QUESTIONS = (
-    QuestionFacts("diagnosis", "Lesion?", "single_choice", CLASSES),
-    QuestionFacts("p_lesion", "Probability of lesion (0-100)", "probability_0_100"),
-    QuestionFacts("helpful", "How helpful was the map?", "helpfulness", arms=("ai+gradcam",)),
-    QuestionFacts("better", "Which map explains better?", "pairwise_explanation", ("gradcam", "eigencam"), arms=("ai+gradcam",)),
-)
-
-
-def _facts(design="fully_crossed", arms=None, questions=QUESTIONS, readers=READERS, cases=CASES) -> StudyFacts:
-    arms = arms or (ArmFacts("unaided"), ArmFacts("ai+gradcam", True, "gradcam"))
-    return StudyFacts(1, "sim", design, "glioma", arms, questions, tuple(f"r{j}" for j in range(readers)), cases)
-
-
-def _record(reader, case, arm, question, answer, *, phase=1, truth=None, seconds=30.0, ai=None, sides=None, repeat=False):
-    return {
-        "reader": reader, "case": case, "arm": arm, "session": 1, "phase": phase, "repeat": repeat, "position": 0,
-        "question": question, "final_answer": answer, "submitted": True, "ground_truth": truth,
-        "seconds_open": seconds, "seconds_to_first_answer": 2.0, "shown_predicted_class": ai,
-        "pairwise_left": sides[0] if sides else None, "pairwise_right": sides[1] if sides else None,
-    }
-
-
-def _binormal_records(seed=1):
-    answers = binormal_answers(READERS, CASES, SEPARATION, seed)
-    records = []
-    for (j, k, arm), answer in answers.items():
-        truth = POSITIVE if diseased(k) else NEGATIVE
-        common = dict(truth=truth, seconds=20.0 + 10 * (arm == "unaided") + k % 7)
-        records.append(_record(f"r{j}", f"S1-C{100 + k}", arm, "diagnosis", answer.diagnosis, **common))
-        records.append(_record(f"r{j}", f"S1-C{100 + k}", arm, "p_lesion", answer.probability, **common))
-        if arm == "ai+gradcam":
-            records.append(_record(f"r{j}", f"S1-C{100 + k}", arm, "helpful", (j + k) % 7 - 3, **common))
-            sides = ("gradcam", "eigencam") if k % 2 else ("eigencam", "gradcam")
-            records.append(_record(f"r{j}", f"S1-C{100 + k}", arm, "better", "left" if k % 3 else "equal", sides=sides, **common))
-    return answers, records
-
+from tests.engine.stats.study_simulation import record as _record
 
 @pytest.fixture(scope="module")
 def binormal():
-    answers, records = _binormal_records()
-    return answers, study_report(_facts(), records)
+    answers, records = binormal_records()
+    return answers, study_report(study_facts(), records)
 
 
 def test_arm_aucs_and_their_difference_lie_within_the_mrmc_intervals(binormal) -> None:
@@ -150,16 +116,16 @@ def test_sections_that_do_not_apply_say_why(binormal) -> None:
 
 
 def test_a_counterbalanced_study_gets_no_mrmc_and_says_it_is_not_fully_crossed() -> None:
-    _, records = _binormal_records()
+    _, records = binormal_records()
     half = [r for r in records if (int(r["reader"][1:]) + int(r["case"][4:]) // 2) % 2 == (r["arm"] == "unaided")]
-    report = study_report(_facts("counterbalanced"), half)
+    report = study_report(study_facts("counterbalanced"), half)
     assert isinstance(report.mrmc, NotApplicable) and "every reader to read every case" in report.mrmc.reason
     assert not isinstance(report.roc, NotApplicable) and not isinstance(report.agreement, NotApplicable)
 
 
 def test_without_ground_truth_the_scored_sections_say_so() -> None:
-    _, records = _binormal_records()
-    report = study_report(_facts(), [{**r, "ground_truth": None} for r in records])
+    _, records = binormal_records()
+    report = study_report(study_facts(), [{**r, "ground_truth": None} for r in records])
     for section in (report.performance, report.roc, report.mrmc):
         assert isinstance(section, NotApplicable) and "ground truth" in section.reason
     assert not isinstance(report.agreement, NotApplicable)
@@ -178,7 +144,7 @@ def test_sequential_answer_changes_pair_the_locked_first_read_with_the_aided_one
             final = ai[case] if reader == "r0" else first[case]
             records.append(_record(reader, case, arm, "diagnosis", first[case], phase=1, truth=truth[case]))
             records.append(_record(reader, case, arm, "diagnosis", final, phase=2, truth=truth[case], ai=ai[case]))
-    facts = _facts("sequential", (ArmFacts(arm, True, "gradcam"),), QUESTIONS[:1], readers=2, cases=4)
+    facts = study_facts("sequential", (ArmFacts(arm, True, "gradcam"),), QUESTIONS[:1], readers=2, cases=4)
     report = study_report(facts, records)
     ((name, effect),) = report.ai_effect.arms
     assert name == arm and effect.n_reads == 8
