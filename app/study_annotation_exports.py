@@ -210,4 +210,4 @@ def _export_case(fmt: str, case: str, material: CaseMaterial, readings: list[Reg
     try:
         return [write_seg(reading, volume, sources.paths[case], folder, study_id) for reading in readings]
     except ValueError as exc:
-        raise _Skip(str(exc)) from None
+        raise _Skip(f"not written as DICOM SEG: {exc}") from None

@@ -140,9 +140,9 @@ def export_records(data: StudyData, fmt: str, folder: Path, positive: str | None
     """Write the CSV, JSON or iMRMC export of loaded study data into ``folder``."""
     name = f"study-{data.facts.study_id}"
     if fmt == "csv":
-        target, text = safe_target(folder, name, "records", suffix=".csv"), records_csv(data)
+        target, text = safe_target(folder, f"{name}-records", suffix=".csv"), records_csv(data)
     elif fmt == "json":
-        target, text = safe_target(folder, name, "records", suffix=".json"), records_json(data)
+        target, text = safe_target(folder, f"{name}-records", suffix=".json"), records_json(data)
     else:
         target, text = safe_target(folder, name, suffix=".imrmc"), records_imrmc(data, positive)
     target.write_text(text, encoding="utf-8")

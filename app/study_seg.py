@@ -40,7 +40,7 @@ def source_images(source: str | Path, n_slices: int) -> list[pydicom.Dataset]:
         if not path.is_file():
             continue
         try:
-            ds = pydicom.dcmread(path)
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
         except (pydicom.errors.InvalidDicomError, OSError):
             continue
         if "ImagePositionPatient" in ds and "PixelSpacing" in ds and int(ds.get("NumberOfFrames", 1) or 1) == 1:
@@ -82,7 +82,7 @@ def write_seg(reading: RegionReading, volume: ImageVolume, source: str | Path, f
     Raises:
         ValueError: the source has no single-frame series matching the volume.
     """
-    datasets = source_images(source, volume.shape[0])
+    datasets = [_deidentified(ds, reading.case) for ds in source_images(source, volume.shape[0])]
     labels, label_codes = label_map(reading, volume.shape)
     frames = frames_on_sources(labels, volume.affine, datasets)
     segments = [
@@ -98,7 +98,7 @@ def write_seg(reading: RegionReading, volume: ImageVolume, source: str | Path, f
         segment_descriptions=segments, series_instance_uid=generate_uid(), series_number=900, sop_instance_uid=generate_uid(),
         instance_number=1, manufacturer="Salience", manufacturer_model_name="Salience", software_versions=software_version(),
         device_serial_number="none", content_label="READER", content_description=f"study {study_id} {reading.question}"[:64],
-        content_creator_name=reading.reader[:64], omit_empty_frames=False,
+        content_creator_name=f"{reading.reader[:62]}^", omit_empty_frames=False,
     )
     _deidentify(seg, reading.case, study_id)
     target = safe_target(folder, *reading.name_parts(), suffix=".dcm")
@@ -106,12 +106,18 @@ def write_seg(reading: RegionReading, volume: ImageVolume, source: str | Path, f
     return target
 
 
-def _deidentify(seg: pydicom.Dataset, pseudonym: str, study_id: int) -> None:
-    seg.PatientName = pseudonym
-    seg.PatientID = pseudonym
+def _deidentified(ds: pydicom.Dataset, pseudonym: str) -> pydicom.Dataset:
+    """The source image's header (read without pixels) with the patient replaced by the pseudonym
+    and the identifying type 2 attributes present but empty (highdicom copies them into the SEG)."""
+    ds.PatientName = f"{pseudonym}^"  # a family name alone
+    ds.PatientID = pseudonym
     for keyword in _BLANKED:
-        if keyword in seg:
-            setattr(seg, keyword, "")
+        setattr(ds, keyword, "")
+    return ds
+
+
+def _deidentify(seg: pydicom.Dataset, pseudonym: str, study_id: int) -> None:
+    _deidentified(seg, pseudonym)
     seg.PatientIdentityRemoved = "YES"
     seg.DeidentificationMethod = "Salience study export: patient identifiers replaced by the study pseudonym; UIDs retained"
     seg.SeriesDescription = f"Salience study {study_id} {pseudonym}"[:64]

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 from PIL import Image
+from pydicom.uid import generate_uid
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.accounts import create_account
@@ -69,18 +71,29 @@ def lesion_slice(slices: int) -> int:
     return min(1, slices - 1)
 
 
+def nifti_source(folder: Path, k: int) -> Path:
+    """Case k's NIfTI file, alone in its folder (files named ``<case>_<sequence>`` in one folder
+    are read as the sequences of one patient)."""
+    return folder / f"mri{k}" / f"{SECRET}_flair.nii.gz"
+
+
 def _write_source(folder: Path, k: int) -> Path:
     """Case k's image under an identifying path: a NIfTI volume, a DICOM series or a PNG patch."""
     rng = np.random.default_rng(k)
     if k in DICOM_CASES:
         target = folder / f"{SECRET}_series{k}"
-        write_ct_series(target, n_slices=4, size=16, seed=k)
+        frame_of_reference = generate_uid()
+        for path in write_ct_series(target, n_slices=4, size=16, seed=k):  # a real scanner's series has one
+            ds = pydicom.dcmread(path)
+            ds.FrameOfReferenceUID = frame_of_reference
+            ds.save_as(path, enforce_file_format=True)
         return target
     if k in PATCH_CASES:
         target = folder / f"{SECRET}_patch{k}.png"
         Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(target)
         return target
-    target = folder / f"{SECRET}_mri{k}.nii.gz"
+    target = nifti_source(folder, k)
+    target.parent.mkdir()
     affine = np.diag([0.9, 0.8, 2.0, 1.0])
     affine[:3, 3] = (-7.0, -6.0, -3.0)
     nib.save(nib.Nifti1Image(rng.normal(100, 10, (16, 16, 4)).astype(np.float32), affine), target)
@@ -103,8 +116,9 @@ def _cases(session: Session, sources: Path, blobs: BlobStore) -> tuple[list[Stud
     run = get_or_create_model_run(session, bundle_name="glioma-sim", version="2.0.1", weights_sha256="c" * 64, device="cpu")
     specs, slices = [], []
     for k in range(CASES):
-        volume = read_image(_write_source(sources, k))
-        case = get_or_create_case(session, content_hash=volume.content_hash, source=volume.source, modality=volume.modality,
+        source = _write_source(sources, k)
+        volume = read_image(source)
+        case = get_or_create_case(session, content_hash=volume.content_hash, source=str(source), modality=volume.modality,
                                   kind=volume.kind, shape=volume.array.shape, task="glioma")
         right = diseased(k) != (k in AI_WRONG)
         p = 0.8 if right else 0.2
