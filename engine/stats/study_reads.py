@@ -207,8 +207,8 @@ class PositiveClass:
 
 
 def positive_class(facts: StudyFacts, reads: Iterable[Read], chosen: str | None = None) -> PositiveClass:
-    """The positive ("disease") class: ``chosen``, else the diagnosis option that the probability
-    question names in its prompt ("Probability of COVID-19"), else "1" when the truths are 0/1,
+    """The positive ("disease") class: ``chosen``; else "1" when the truths are 0/1; else the
+    diagnosis option the probability question names in its prompt ("Probability of COVID-19");
     else of two options the one that is not "no ...", "normal", "healthy" or "negative".
 
     Raises:
@@ -226,13 +226,14 @@ def positive_class(facts: StudyFacts, reads: Iterable[Read], chosen: str | None 
         if chosen not in options and chosen not in truths:
             raise StatsInputError(f"positive class {chosen!r} is not one of the answers {list(options)}")
         return PositiveClass(chosen, "chosen by the user")
+    if truths <= {"0", "1"}:
+        return PositiveClass("1", "ground truth coded 0/1")
     for question in facts.questions_of("probability_0_100"):
-        named = [option for option in options if option.lower() in question.prompt.lower()]
+        prompt = question.prompt.replace("0-100", " ")
+        named = [o for o in options if re.search(rf"(?<!\w){re.escape(o)}(?!\w)", prompt, re.IGNORECASE)]
         if named:
             best = max(named, key=len)
             return PositiveClass(best, f"named by the prompt of question {question.key!r}")
-    if truths <= {"0", "1"}:
-        return PositiveClass("1", "ground truth coded 0/1")
     normal = [option for option in options if _NORMAL.match(option)]
     if len(options) == 2 and len(normal) == 1:
         return PositiveClass(next(o for o in options if o not in normal), f"the diagnosis option other than {normal[0]!r}")
