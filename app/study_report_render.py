@@ -81,15 +81,23 @@ _LINES_PER_PAGE = 88
 _CHARS_PER_LINE = 150
 
 
-def _text_table(table: Table, limit: int = 42) -> list[str]:
-    cells = [tuple(c if len(c) <= limit else c[: limit - 1] + "~" for c in row) for row in (table.header, *table.rows)]
-    widths = [max(len(row[k]) for row in cells) for k in range(len(table.header))]
+def _fitted_widths(rows: list[tuple[str, ...]]) -> list[int]:
+    """Column widths that fit a page line: the widest column gives way first (never below 8)."""
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    while sum(widths) + 2 * (len(widths) - 1) > _CHARS_PER_LINE and max(widths) > 8:
+        widths[widths.index(max(widths))] -= 1
+    return widths
+
+
+def _text_table(table: Table) -> list[str]:
+    rows = [table.header, *table.rows]
+    widths = _fitted_widths(rows)
     lines = textwrap.wrap(table.caption, _CHARS_PER_LINE) or [""]
-    for number, row in enumerate(cells):
-        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-        lines.append(line if len(line) <= _CHARS_PER_LINE else line[: _CHARS_PER_LINE - 1] + "~")
+    for number, row in enumerate(rows):
+        cells = [cell if len(cell) <= width else cell[: width - 1] + "~" for cell, width in zip(row, widths)]
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()[:_CHARS_PER_LINE])
         if number == 0:
-            lines.append("-" * min(len(line), _CHARS_PER_LINE))
+            lines.append("-" * min(sum(widths) + 2 * (len(widths) - 1), _CHARS_PER_LINE))
     return lines + [""]
 
 

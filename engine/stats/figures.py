@@ -112,7 +112,7 @@ def auc_figure(conditions: Sequence[str], readers: Sequence[str], auc: np.ndarra
     ax.set_xticks(x, conditions, fontsize=8)
     ax.set_xlim(-0.5, len(conditions) - 0.5)
     ax.set_ylabel("AUC")
-    ax.legend(fontsize=6, loc="best")
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return figure
 
 

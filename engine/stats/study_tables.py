@@ -78,7 +78,7 @@ def design_tables(report: StudyReport) -> tuple[Table, ...]:
                  for q in f.questions]
     bundles = [(b.name, b.version, b.sha256, str(b.cases)) for b in f.bundles] or [("-", "-", "no frozen AI output", "0")]
     return (
-        _table("Study", ("", ""), facts),
+        _table("Study", ("", "value"), facts),
         _table("Arms", ("arm", "shows the AI's prediction", "map shown"), arms),
         _table("Questions", ("key", "kind", "prompt", "options", "required", "arms", "phases"), questions),
         _table("Frozen AI output (bundle)", ("bundle", "version", "sha256", "cases"), bundles),
