@@ -165,3 +165,23 @@ def test_every_plot_is_drawn_and_encodes(binormal) -> None:
     assert len(roc.axes) == 2 and all(len(ax.lines) == READERS + 1 for ax in roc.axes)
     assert figure_bytes(roc, "png")[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in figure_bytes(roc, "svg")[:400]
+
+
+def test_repeat_reads_give_each_readers_test_retest_kappa() -> None:
+    """r0 repeats every answer (kappa 1); r1 flips one of four (kappa 0.5). Repeats stay out of
+    the primary figures."""
+    cases = [f"S1-C{k}" for k in range(4)]
+    truth = {case: CLASSES[k % 2] for k, case in enumerate(cases)}
+    records = []
+    for reader in ("r0", "r1"):
+        for k, case in enumerate(cases):
+            records.append(_record(reader, case, "unaided", "diagnosis", truth[case], truth=truth[case]))
+            again = truth[case] if reader == "r0" or k else CLASSES[1]
+            records.append({**_record(reader, case, "unaided", "diagnosis", again, truth=truth[case], repeat=True), "session": 2})
+    facts = study_facts(arms=(ArmFacts("unaided"),), questions=QUESTIONS[:1], readers=2, cases=4)
+    report = study_report(facts, records)
+    ((condition, retests),) = report.retest.conditions
+    assert condition == "unaided" and [(r.reader, r.n_cases) for r in retests] == [("r0", 4), ("r1", 4)]
+    assert retests[0].agreement.estimate == 1.0 and retests[1].agreement.estimate == pytest.approx(0.5)
+    assert (report.n_reads, report.n_repeats) == (8, 8)
+    assert all(row.accuracy.estimate == 1.0 for row in report.performance.rows)
