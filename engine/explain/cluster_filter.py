@@ -35,8 +35,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-IMPORTANT = -2  # label of channels kept individually
-NOISE = -1  # label of channels DBSCAN leaves out
+from engine.explain.cluster_host import IMPORTANT, NOISE  # the one definition of the labels
+
 _FAR = 1e30  # a float32 penalty far above any channel index
 
 
@@ -197,6 +197,22 @@ def dbscan(points: torch.Tensor, eps: float, min_samples: int, distances: torch.
 
 
 def channel_clusters(
+    activations: torch.Tensor, keep_quantile: float = 0.75, eps_quantile: float = 0.25, min_share: float = 0.05
+) -> torch.Tensor:
+    """Per item, each channel's label: ``IMPORTANT``, ``NOISE`` or a cluster index.
+
+    On the CPU item by item in numpy (``engine.explain.cluster_host``, faster there), elsewhere
+    the whole batch at once on the device (``channel_clusters_batched``); the labels are the same.
+    Arguments and result as ``channel_clusters_batched``.
+    """
+    if activations.device.type == "cpu":
+        from engine.explain.cluster_host import channel_clusters_host
+
+        return channel_clusters_host(activations, keep_quantile, eps_quantile, min_share)
+    return channel_clusters_batched(activations, keep_quantile, eps_quantile, min_share)
+
+
+def channel_clusters_batched(
     activations: torch.Tensor, keep_quantile: float = 0.75, eps_quantile: float = 0.25, min_share: float = 0.05
 ) -> torch.Tensor:
     """Per item, each channel's label: ``IMPORTANT``, ``NOISE`` or a cluster index.

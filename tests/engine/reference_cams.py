@@ -1,4 +1,5 @@
-"""The per-item host implementations of CF-CAM's clustering and of Eigen-CAM's projection that
+"""The per-item host implementations (the clustering is now shipped for the CPU path as
+``engine.explain.cluster_host``, imported here) of CF-CAM's clustering and of Eigen-CAM's projection that
 the batched on-device ones replaced (test code only: the yardstick the new ones must equal).
 
 Copied from ``engine/explain/cluster_filter.py`` and ``engine/explain/principal.py`` as they
@@ -19,79 +20,15 @@ import torch
 import torch.nn.functional as F
 
 from engine.explain.cluster_filter import IMPORTANT, NOISE, gaussian_smooth
-
-
-def _connected_components(adjacency: np.ndarray) -> np.ndarray:
-    labels = np.full(adjacency.shape[0], -1, dtype=np.int64)
-    component = 0
-    for start in range(adjacency.shape[0]):
-        if labels[start] >= 0:
-            continue
-        members = adjacency[start].copy()
-        members[start] = True
-        while True:
-            grown = members | adjacency[members].any(axis=0)
-            if np.array_equal(grown, members):
-                break
-            members = grown
-        labels[members] = component
-        component += 1
-    return labels
-
-
-def _squared_distances(points) -> np.ndarray:
-    x = torch.as_tensor(points, dtype=torch.float32)
-    squared_norms = (x * x).sum(dim=1)
-    distances = torch.addmm(squared_norms[:, None] + squared_norms[None, :], x, x.T, alpha=-2.0).clamp_(min=0.0)
-    distances = torch.minimum(distances, distances.T)  # the one change, see the module docstring
-    return distances.fill_diagonal_(0.0).numpy()
-
-
-def _pairwise_quantile(distances: np.ndarray, q: float) -> float:
-    n = distances.shape[0]
-    rank = int(np.floor(q * (n * (n - 1) // 2 - 1)))
-    return float(np.partition(distances.ravel(), n + 2 * rank)[n + 2 * rank])
-
-
-def _dbscan_squared(squared: np.ndarray, eps_squared: float, min_samples: int) -> np.ndarray:
-    n = squared.shape[0]
-    labels = np.full(n, NOISE, dtype=np.int64)
-    neighbours = squared <= eps_squared
-    core = np.flatnonzero(neighbours.sum(axis=1) >= min_samples)
-    if core.size == 0:
-        return labels
-    core_labels = _connected_components(neighbours.take(core, axis=0).take(core, axis=1))
-    labels[core] = core_labels
-    others = np.setdiff1d(np.arange(n), core, assume_unique=True)
-    if others.size:
-        to_core = squared.take(others, axis=0).take(core, axis=1)
-        border = (to_core <= eps_squared).any(axis=1)
-        labels[others[border]] = core_labels[to_core[border].argmin(axis=1)]
-    return labels
+from engine.explain.cluster_host import channel_clusters_host as channel_clusters
+from engine.explain.cluster_host import dbscan_squared, squared_distances
 
 
 def dbscan(points: torch.Tensor, eps: float, min_samples: int) -> torch.Tensor:
     if points.shape[0] == 0:
         return torch.full((0,), NOISE, dtype=torch.long)
-    return torch.from_numpy(_dbscan_squared(_squared_distances(points.detach().cpu()), float(eps) ** 2, min_samples))
-
-
-def channel_clusters(activations, keep_quantile=0.75, eps_quantile=0.25, min_share=0.05) -> torch.Tensor:
-    flat = activations.detach().flatten(2).float().cpu().numpy()
-    out = np.empty(flat.shape[:2], dtype=np.int64)
-    for b, channels in enumerate(flat):
-        norms = np.sqrt(np.einsum("ij,ij->i", channels, channels))
-        important = norms >= np.quantile(norms, keep_quantile)
-        rest = channels[~important]
-        labels = np.full(channels.shape[0], IMPORTANT, dtype=np.int64)
-        if rest.shape[0] >= 2:
-            squared = _squared_distances(rest)
-            eps_squared = max(_pairwise_quantile(squared, eps_quantile), 1e-24)
-            labels[~important] = _dbscan_squared(squared, eps_squared, max(2, int(rest.shape[0] * min_share)))
-        else:
-            labels[~important] = NOISE
-        out[b] = labels
-    return torch.from_numpy(out)
+    squared = squared_distances(points.detach().cpu())
+    return torch.from_numpy(dbscan_squared(squared, float(eps) ** 2, min_samples))
 
 
 def cf_cam(activations, gradients, clusters=None, sigma=1.0) -> torch.Tensor:

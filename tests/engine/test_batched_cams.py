@@ -14,7 +14,8 @@ import torch
 from engine.explain import cluster_filter, principal
 from engine.explain.all_methods import compute_maps
 from engine.explain.capture import CamCapture
-from engine.explain.cluster_filter import IMPORTANT, NOISE, cf_cam, channel_clusters, dbscan
+from engine.explain.cluster_filter import IMPORTANT, NOISE, cf_cam, dbscan
+from engine.explain.cluster_filter import channel_clusters_batched as channel_clusters
 from engine.explain.methods import smooth_grad_cam_pp
 from engine.explain.principal import eigen_cam, eigen_grad_cam, orient_like
 from tests.engine import reference_cams as reference
@@ -162,3 +163,13 @@ def test_smooth_grad_cam_pp_rows_in_one_batch_equal_one_row_at_a_time():
     activations, noisy = capture.activations["class_layers.relu"], capture.noisy_gradients["class_layers.relu"]
     expected = torch.stack([smooth_grad_cam_pp(activations, noisy[t]) for t in range(noisy.shape[0])])
     torch.testing.assert_close(maps, expected)
+
+
+def test_the_cpu_runs_the_host_clustering_and_it_equals_the_batched_one():
+    """On the CPU ``channel_clusters`` takes the per-item numpy path (faster there); a
+    DenseNet121-sized layer (1,024 channels, 7 x 7) gets the same labels either way."""
+    from engine.explain import cluster_filter
+
+    torch.manual_seed(5)
+    a = torch.randn(3, 1024, 7, 7).relu()
+    assert torch.equal(cluster_filter.channel_clusters(a), cluster_filter.channel_clusters_batched(a))
