@@ -60,7 +60,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from app import headless
 
-    _print_json(headless.predict(args.file, args.bundle, per_item=not args.summary))
+    uncertainty = None if args.uncertainty == "none" else args.uncertainty
+    _print_json(headless.predict(args.file, args.bundle, per_item=not args.summary, uncertainty=uncertainty,
+                                 samples=args.samples))
     return 0
 
 
@@ -150,6 +152,16 @@ class _ListMethods(argparse.Action):
         parser.exit(0)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
 def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if text else ""
 
@@ -169,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="run a bundle on FILE and print probabilities as JSON")
     predict.add_argument("--bundle", required=True, help="bundle name (e.g. glioma) or folder")
     predict.add_argument("--summary", action="store_true", help="omit per-slice probabilities")
+    predict.add_argument(
+        "--uncertainty", choices=["auto", "tta", "mc-dropout", "none"], default="auto",
+        help="how the case's uncertainty is estimated: Monte Carlo dropout, test-time augmentation, "
+        "auto (MC dropout when the network has dropout, else TTA; the default) or none",
+    )
+    predict.add_argument("--samples", type=_positive_int, default=16, help="draws per item for the uncertainty (default 16)")
     predict.add_argument("file")
 
     explain = sub.add_parser("explain", help="write a CAM aligned with FILE (NIfTI, .npy, or a PNG/MP4 overlay)")

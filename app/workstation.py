@@ -38,6 +38,7 @@ from ui.backend import (
     ReaderInfo,
     ReadingDraft,
     SavedReading,
+    Uncertainty,
     Verdict,
     WorklistItem,
 )
@@ -72,6 +73,39 @@ MAP_SIDE = 256
 
 #: Analyses kept in memory (with their captures) for "Compare with..." and the map check.
 CACHED_ANALYSES = 2
+
+#: How the window's analyses estimate their uncertainty: MC dropout when the network has dropout,
+#: else test-time augmentation (``engine.analysis.uncertainty``).
+UNCERTAINTY = "auto"
+
+
+def uncertainty_view(result: "CaseAnalysis") -> Uncertainty | None:
+    """What the window shows of an analysis's uncertainty, one entry per row of
+    ``CaseAnalysis.item_probabilities`` (a slide's one row is its score, judged as the case)."""
+    from engine.analysis.uncertainty import RULE
+
+    found = result.uncertainty
+    if found is None:
+        return None
+    rows = np.asarray(result.item_probabilities)
+    if result.slide is not None:
+        estimate, judgements = found.case, [found.judgement]
+    else:
+        estimate, judgements = found.items, found.item_judgements(rows, result.class_names)
+    return Uncertainty(
+        label=found.label,
+        words=found.judgement.words,
+        uncertain=found.judgement.uncertain,
+        case_answer=found.case_from,
+        case=found.case.row(0),
+        item_words=tuple(j.words for j in judgements),
+        item_uncertain=np.array([j.uncertain for j in judgements], dtype=bool),
+        total=np.asarray(estimate.total, dtype=np.float32),
+        aleatoric=np.asarray(estimate.aleatoric, dtype=np.float32),
+        epistemic=np.asarray(estimate.epistemic, dtype=np.float32),
+        top_std=np.asarray(estimate.top_std, dtype=np.float32),
+        rule=RULE,
+    )
 
 
 def demo_worklist(demo_data: Path) -> list[WorklistItem]:
@@ -246,7 +280,7 @@ class SalienceWorkstation:
         progress.report(0.0, f"running {model.name} {model.version}")
         with engine_errors():
             result = analyse_case(case.volume, model, (method,), progress=ScaledProgress(progress, 0.0, 0.95),
-                                  max_map_side=MAP_SIDE)
+                                  max_map_side=MAP_SIDE, uncertainty=UNCERTAINTY)
         if not len(result.probabilities):
             raise SalienceError(f"{case.volume.source}: nothing to classify ({'; '.join(result.notes) or 'no items'})")
         check_cancelled(progress)
@@ -338,6 +372,7 @@ class SalienceWorkstation:
             verdict=verdict,
             probability_maps=result.probability_maps,
             study_ranges=study_ranges,
+            uncertainty=uncertainty_view(result),
         )
 
     def check_map(

@@ -27,8 +27,11 @@ samples of the top class's probability is reported beside them.
 ``judge`` says in words whether a case is uncertain. The rule (``RULE``): uncertain when ANY of
 
 1. the top two of the shown probabilities are within ``MARGIN`` (0.15) of each other;
-2. the mutual information is at least ``EPISTEMIC_SHARE`` (10%) of ``log K`` nats;
-3. the top class's probability has a standard deviation of at least ``STD_LIMIT`` (0.10)
+2. aleatoric uncertainty is high: the expected entropy is at least ``ALEATORIC_SHARE`` (75%) of
+   ``log K`` nats (with two classes: every sample about 78:22 or closer);
+3. epistemic uncertainty is high: the mutual information is at least ``EPISTEMIC_SHARE`` (10%)
+   of ``log K`` nats;
+4. the top class's probability has a standard deviation of at least ``STD_LIMIT`` (0.10)
    across the samples.
 
 The shown probabilities stay the deterministic, temperature-scaled ones; the samples only
@@ -62,12 +65,14 @@ DEFAULT_SAMPLES = 16
 
 #: The words rule's limits (see the module docstring).
 MARGIN = 0.15
+ALEATORIC_SHARE = 0.75
 EPISTEMIC_SHARE = 0.10
 STD_LIMIT = 0.10
 RULE = (
-    f"uncertain when the top two classes are within {MARGIN:.2f}, or the mutual information "
-    f"(epistemic) is at least {EPISTEMIC_SHARE:.0%} of log K nats, or the top-class probability's "
-    f"standard deviation across samples is at least {STD_LIMIT:.2f}"
+    f"uncertain when the top two classes are within {MARGIN:.2f}, or the expected entropy (aleatoric) is "
+    f"at least {ALEATORIC_SHARE:.0%} of log K nats, or the mutual information (epistemic) is at least "
+    f"{EPISTEMIC_SHARE:.0%} of log K nats, or the top-class probability's standard deviation across samples "
+    f"is at least {STD_LIMIT:.2f}"
 )
 
 
@@ -126,8 +131,9 @@ class Uncertainty:
             MC dropout.
         items: the decomposition per item (slice, frame, tile).
         case: the decomposition of the case's answer (one row).
-        case_from: which answer ``case`` is: "verdict" (a clip's or a slide's pooled answer) or
-            "item N" (the item most likely to show the class a reviewer looks at first).
+        case_item: the item whose answer stands for the case (the one most likely to show the
+            class a reviewer looks at first); None when the case's answer is a clip's or a
+            slide's verdict pooled from its items.
         judgement: the case's answer judged by ``RULE``.
     """
 
@@ -136,8 +142,13 @@ class Uncertainty:
     augmentations: tuple[str, ...]
     items: UncertaintyEstimate
     case: UncertaintyEstimate
-    case_from: str
+    case_item: int | None
     judgement: Judgement
+
+    @property
+    def case_from(self) -> str:
+        """Which answer ``case`` is: "verdict" or "item N" (counted from 0)."""
+        return "verdict" if self.case_item is None else f"item {self.case_item}"
 
     @property
     def label(self) -> str:
@@ -202,23 +213,28 @@ def judge(shown: Sequence[float] | np.ndarray, estimate: UncertaintyEstimate, ro
     order = np.argsort(-p, kind="stable")
     k = len(p)
     margin = float(p[order[0]] - p[order[1]]) if k > 1 else 1.0
-    mutual = float(estimate.epistemic[row])
-    limit = EPISTEMIC_SHARE * float(np.log(k)) if k > 1 else float("inf")
+    expected, mutual = float(estimate.aleatoric[row]), float(estimate.epistemic[row])
+    most = float(np.log(k)) if k > 1 else float("inf")  # no limit is reached with one class
     spread = float(estimate.top_std[row])
     reasons = []
     if margin < MARGIN:
         a, b = order[0], order[1]
         reasons.append(f"the top two classes are within {MARGIN:.2f} "
                        f"({class_names[a]} {p[a]:.0%}, {class_names[b]} {p[b]:.0%})")
-    if mutual >= limit:
-        reasons.append(f"epistemic uncertainty high (mutual information {mutual:.3f} nats, limit {limit:.3f})")
+    if expected >= ALEATORIC_SHARE * most:
+        reasons.append(f"aleatoric uncertainty high (expected entropy {expected:.3f} nats, "
+                       f"limit {ALEATORIC_SHARE * most:.3f})")
+    if mutual >= EPISTEMIC_SHARE * most:
+        reasons.append(f"epistemic uncertainty high (mutual information {mutual:.3f} nats, "
+                       f"limit {EPISTEMIC_SHARE * most:.3f})")
     if spread >= STD_LIMIT:
-        reasons.append(f"the top-class probability varies across samples (std {spread:.2f}, limit {STD_LIMIT:.2f})")
+        reasons.append(f"the top-class probability varies across samples (std {spread:.3f}, limit {STD_LIMIT:.2f})")
     if reasons:
         words = "Uncertain: " + "; ".join(reasons) + "."
     else:
         words = (f"Not flagged as uncertain: {class_names[order[0]]} {p[order[0]]:.0%}, margin {margin:.2f}, "
-                 f"mutual information {mutual:.3f} nats, top-class std {spread:.2f}.")
+                 f"expected entropy {expected:.3f} nats, mutual information {mutual:.3f} nats, "
+                 f"top-class std {spread:.3f}.")
     return Judgement(uncertain=bool(reasons), reasons=tuple(reasons), words=words)
 
 
@@ -371,16 +387,16 @@ def case_uncertainty(
     """
     items = decompose(draws)
     if pooled:
-        case, case_from = decompose(draws.mean(axis=1, keepdims=True)), "verdict"
+        case = decompose(draws.mean(axis=1, keepdims=True))
     else:
-        case, case_from = decompose(draws[:, case_item : case_item + 1]), f"item {case_item}"
+        case = decompose(draws[:, case_item : case_item + 1])
     return Uncertainty(
         method=method,
         samples=int(draws.shape[0]),
         augmentations=augmentations,
         items=items,
         case=case,
-        case_from=case_from,
+        case_item=None if pooled else int(case_item),
         judgement=judge(shown, case, 0, class_names),
     )
 

@@ -172,9 +172,10 @@ def test_analyse_case_carries_the_uncertainty_of_each_item_and_of_the_case():
         analyse_case(volume, bundle, methods=(), uncertainty="mc_dropout")
 
 
-def _estimate(epistemic: float = 0.0, std: float = 0.0) -> UncertaintyEstimate:
+def _estimate(epistemic: float = 0.0, std: float = 0.0, aleatoric: float = 0.5) -> UncertaintyEstimate:
     one = lambda v: np.array([v])  # noqa: E731
-    return UncertaintyEstimate(np.array([[0.5, 0.5]]), one(0.5 + epistemic), one(0.5), one(epistemic), one(std))
+    return UncertaintyEstimate(np.array([[0.5, 0.5]]), one(aleatoric + epistemic), one(aleatoric), one(epistemic),
+                               one(std))
 
 
 def test_the_words_rule_names_each_clause_that_holds():
@@ -187,10 +188,14 @@ def test_the_words_rule_names_each_clause_that_holds():
     assert disagree.reasons == (f"epistemic uncertainty high (mutual information {limit + 1e-3:.3f} nats, "
                                 f"limit {limit:.3f})",)
     wobbly = judge([0.1, 0.9], _estimate(std=STD_LIMIT), 0, names)
-    assert wobbly.uncertain and "varies across samples (std 0.10" in wobbly.words
+    assert wobbly.uncertain and "varies across samples (std 0.100, limit 0.10)" in wobbly.words
+    h = -(0.78 * np.log(0.78) + 0.22 * np.log(0.22))  # every sample says 78:22: just over 75% of log 2
+    unsure = judge([0.22, 0.78], _estimate(aleatoric=h), 0, names)
+    assert unsure.reasons == (f"aleatoric uncertainty high (expected entropy {h:.3f} nats, limit {0.75 * np.log(2):.3f})",)
+    assert not judge([0.2, 0.8], _estimate(aleatoric=-(0.8 * np.log(0.8) + 0.2 * np.log(0.2))), 0, names).uncertain
     sure = judge([0.1, 0.9], _estimate(epistemic=limit - 1e-3, std=STD_LIMIT - 0.01), 0, names)
     assert not sure.uncertain and sure.reasons == ()
-    assert sure.words.startswith("Not flagged as uncertain: COVID-19 90%, margin 0.80")
+    assert sure.words.startswith("Not flagged as uncertain: COVID-19 90%, margin 0.80, expected entropy 0.500")
     assert judge([0.5 - MARGIN / 2 + 1e-3, 0.5 + MARGIN / 2 - 1e-3], _estimate(), 0, names).uncertain
-    every = judge([0.48, 0.52], _estimate(epistemic=1.0, std=0.3), 0, names)
-    assert len(every.reasons) == 3 and every.words.count(";") == 2
+    every = judge([0.48, 0.52], _estimate(epistemic=1.0, std=0.3, aleatoric=0.69), 0, names)
+    assert len(every.reasons) == 4 and every.words.count(";") == 3
