@@ -4,6 +4,8 @@
     salience inspect FILE             what was read: kind, shape, spacing, orientation, modality
     salience predict --bundle NAME FILE
     salience explain --bundle NAME --method gradcam FILE -o OUT.nii.gz|OUT.npy
+    salience bundle add PATH [--replace] | list | remove NAME
+                                      a site's own MONAI bundles (folder or .zip), checked, beside the shipped ones
     salience train TASK [...]         reproduce a shipped bundle (glioma, lung-ultrasound, histopathology)
     salience bench cam|io [...]       benchmarks that print ratios measured side by side
     salience db upgrade               migrate the database to the newest schema
@@ -26,7 +28,7 @@ import sys
 from pathlib import Path
 
 from app.logs import configure_logging
-from app.settings import LOG_NAME, Settings, data_folder
+from app.settings import LOG_NAME, Settings, data_folder, use_added_bundles
 
 log = logging.getLogger("salience")
 
@@ -81,6 +83,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
             score=args.score,
         )
     )
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from app import bundles
+
+    if args.action == "add":
+        _print_json(bundles.add(args.path, replace=args.replace))
+    elif args.action == "remove":
+        _print_json(bundles.remove(args.name))
+    else:
+        _print_json(bundles.listing())
     return 0
 
 
@@ -216,6 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("file")
 
+    bundle = sub.add_parser("bundle", help="add, list or remove your own model bundles")
+    bundle_actions = bundle.add_subparsers(dest="action", required=True)
+    bundle_add = bundle_actions.add_parser(
+        "add", help="check a MONAI bundle (folder or .zip) and add it to the data folder; prints its CAM layer")
+    bundle_add.add_argument("path", help="the bundle folder, its configs/metadata.json, or a .zip of it")
+    bundle_add.add_argument("--replace", action="store_true", help="replace an added bundle of the same name")
+    bundle_actions.add_parser("list", help="list the shipped and the added bundles")
+    bundle_remove = bundle_actions.add_parser("remove", help="remove an added bundle")
+    bundle_remove.add_argument("name")
+
     # train and bench pass their remaining arguments (and -h) on to the recipe or the benchmark.
     train = sub.add_parser("train", help="train a shipped bundle from ../shared/data", add_help=False)
     train.add_argument("task", help="glioma, lung-ultrasound or histopathology")
@@ -247,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     log_file = data_folder() / LOG_NAME
     configure_logging(log_file, verbose=args.verbose)
+    use_added_bundles()
     command = args.command or "gui"
     if command == "gui" and not hasattr(args, "reader"):
         args.reader, args.path = None, None
@@ -257,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             code = {"train": cmd_train, "bench": cmd_bench}[command](args, rest)
         else:
             handlers = {"inspect": cmd_inspect, "predict": cmd_predict, "explain": cmd_explain, "db": cmd_db, "gui": cmd_gui,
-                        "agreement": cmd_agreement, "mrmc": cmd_mrmc}
+                        "agreement": cmd_agreement, "mrmc": cmd_mrmc, "bundle": cmd_bundle}
             code = handlers[command](args)
         sys.stdout.flush()  # a closed pipe shows up here, where it can be handled, not at exit
         return code

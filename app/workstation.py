@@ -214,13 +214,33 @@ class SalienceWorkstation:
         ]
 
     def bundles(self, task: str) -> list[str]:
-        """The task's own bundles first, then every other installed bundle: a researcher may run
-        any model on any image (a model that cannot read it says why in one line)."""
+        """The task's own bundles first, then every other installed bundle (shipped and added): a
+        researcher may run any model on any image (a model that cannot read it says why in one
+        line). A bundle whose metadata no longer reads is left out and logged."""
         from engine.models.metadata import list_bundles, read_metadata
 
-        names = list_bundles()
-        own = [name for name in names if read_metadata(name).get("task") == task]
-        return own + [name for name in names if name not in own]
+        tasks = {}
+        for name in list_bundles():
+            try:
+                tasks[name] = read_metadata(name).get("task")
+            except SalienceError as exc:
+                log.warning("model %s not offered: %s", name, exc)
+        own = [name for name, its_task in tasks.items() if its_task == task]
+        return own + [name for name in tasks if name not in own]
+
+    def add_bundle(self, path: str) -> str:
+        """Check the bundle at ``path`` (a folder, its metadata.json or a .zip), add it to the data
+        folder and return one line saying what was added and its CAM layer.
+
+        Raises:
+            engine.errors.BundleError: one line naming what is wrong; nothing added before changes.
+        """
+        from app import bundles
+
+        added = bundles.add(path, folder=self._settings.bundles)
+        with self._bundle_lock:
+            self._bundles.pop(added["name"], None)
+        return added["result"]
 
     def methods(self) -> list[str]:
         from engine.models.inference import method_names

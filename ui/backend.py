@@ -176,6 +176,12 @@ class Workstation(Protocol):
     def methods(self) -> list[str]:
         """CAM method names offered (fast)."""
 
+    def add_bundle(self, path: str) -> str:
+        """Check the model bundle at ``path`` (a folder, its metadata.json or a .zip) and add it
+        beside the installed ones; returns one line saying what was added and its CAM layer.
+        Raises ``SalienceError`` with one line naming what is wrong (nothing added before changes).
+        Slow: run it in a worker."""
+
     def diagnoses(self, task: str) -> list[str]:
         """The answers a reader picks from for this task (fast)."""
 

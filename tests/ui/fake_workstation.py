@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.errors import ImageReadError
+from engine.errors import ImageReadError, SalienceError
 from engine.imaging.volume import ImageVolume, plain_affine
 from engine.progress import Progress, check_cancelled
 from ui.backend import (
@@ -85,6 +85,15 @@ class FakeWorkstation:
 
     def methods(self) -> list[str]:
         return list(self.cam_methods)
+
+    def add_bundle(self, path: str) -> str:
+        """Adds ``<path's name> 1.0.0`` for the glioma task; a path with "bad" in it is refused."""
+        self.added_models.append(path)
+        if "bad" in path:
+            raise SalienceError(f"bundle {path}: configs/metadata.json lacks 'task'")
+        name = f"glioma-{path.rsplit('/', 1)[-1]} 1.0.0"
+        self.installed_bundles = self.installed_bundles + (name,)
+        return f"Added {name} (glioma; CAM layer layer4 (found: the last spatial layer before global pooling))"
 
     def diagnoses(self, task: str) -> list[str]:
         return ["no tumour", "low-grade glioma", "high-grade glioma"]
