@@ -231,9 +231,6 @@ class Bundle:
 
 
 def _load_weights(bundle: Path, network: nn.Module, expected_sha256: str) -> None:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = bundle / WEIGHTS_FILE
     if not path.is_file():
         raise BundleError(bundle, f"{WEIGHTS_FILE} is missing")
@@ -242,15 +239,35 @@ def _load_weights(bundle: Path, network: nn.Module, expected_sha256: str) -> Non
         raise BundleError(
             bundle, f"{WEIGHTS_FILE} fails its checksum (sha256 {actual[:12]}..., metadata says {expected_sha256[:12]}...)"
         )
+    fit_weights(network, read_safetensors(path, bundle), bundle)
+
+
+def read_safetensors(path: Path, bundle: str | Path, relative: str = WEIGHTS_FILE) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, on the CPU (no pickle, no code).
+
+    Raises:
+        BundleError: the file is not readable safetensors (``bundle`` and ``relative`` name it).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
-        state = load_file(str(path), device="cpu")
+        return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise BundleError(bundle, f"{WEIGHTS_FILE} is not a readable safetensors file ({exc})") from None
+        raise BundleError(bundle, f"{relative} is not a readable safetensors file ({exc})") from None
+
+
+def fit_weights(network: nn.Module, state: dict[str, torch.Tensor], bundle: str | Path, relative: str = WEIGHTS_FILE) -> None:
+    """Load ``state`` into ``network``, every tensor and no other.
+
+    Raises:
+        BundleError: names or shapes that do not fit (``relative`` names the weights file).
+    """
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise BundleError(bundle, f"{WEIGHTS_FILE} does not fit network_def ({first[:200]})") from None
+        raise BundleError(bundle, f"{relative} does not fit network_def ({first[:200]})") from None
 
 
 def load_bundle(name_or_path: str | Path) -> Bundle:

@@ -38,7 +38,9 @@ from typing import Any
 import torch
 
 from engine.errors import BundleError
-from engine.models.bundle import check_output_width, check_preprocessing, load_bundle
+from engine.models.bundle import (
+    check_output_width, check_preprocessing, fit_weights, load_bundle, read_safetensors,
+)
 from engine.models.metadata import (
     INFERENCE_FILE, METADATA_FILE, MODEL_CARD_FILE, WEIGHTS_FILE, check_metadata, file_sha256, read_json,
     shipped_bundles,
@@ -250,11 +252,7 @@ def _stage(folder: Path, out: Path, source: Path) -> tuple[Path, InstalledBundle
         raise BundleError(source, f"{INFERENCE_FILE} lacks 'network_def'")
     network = build_network(inference["network_def"], str(source))
     state = _read_weights(folder / weights_file, weights_file, source)
-    try:
-        network.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise BundleError(source, f"{weights_file} does not fit network_def ({first[:200]})") from None
+    fit_weights(network, state, source, weights_file)
     network.eval()
     check_output_width(network, metadata, source)
     input_shape = (len(metadata["input_channels"]), *metadata["input_size"])
@@ -305,13 +303,7 @@ def _stage(folder: Path, out: Path, source: Path) -> tuple[Path, InstalledBundle
 def _read_weights(path: Path, relative: str, source: Path) -> dict[str, torch.Tensor]:
     """The state dict in a safetensors file, or in a .pt file read with ``weights_only=True``."""
     if relative == WEIGHTS_FILE:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise BundleError(source, f"{relative} is not a readable safetensors file ({exc})") from None
+        return read_safetensors(path, source)
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # the unpickler refuses code and unknown objects in many ways
