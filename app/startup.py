@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.settings import Settings
+from app.settings import Settings, use_added_bundles
 from db import migrate, readers
 from db.session import make_engine, make_session_factory
 
@@ -19,6 +19,7 @@ def open_workstation(settings: Settings):
     from app.workstation import SalienceWorkstation
 
     prepare_database(settings)
+    use_added_bundles(settings.home)
     factory = make_session_factory(make_engine(settings.db_url))
     with factory.begin() as session:
         reader = readers.get_or_create_reader(session, username=settings.reader, role="reader")
