@@ -16,37 +16,38 @@ from scipy import ndimage
 
 from engine.explain.summary import MapRange
 
-# Stops of matplotlib's perceptually uniform 'inferno' map (van der Walt & Smith, 2015) at
-# 0.0, 0.1, ..., 1.0, as 8-bit RGB; the LUT interpolates linearly between them.
-_INFERNO_STOPS = np.array(
-    [
-        (0, 0, 4),
-        (22, 11, 57),
-        (66, 10, 104),
-        (106, 23, 110),
-        (147, 38, 103),
-        (188, 55, 84),
-        (221, 81, 58),
-        (243, 120, 25),
-        (252, 165, 10),
-        (246, 215, 70),
-        (252, 255, 164),
-    ],
-    dtype=np.float64,
-)
+# Colour maps as 11 stops at 0.0, 0.1, ..., 1.0 (8-bit RGB); a LUT interpolates linearly between
+# them. The perceptually uniform maps are those of matplotlib (van der Walt & Smith, 2015; public
+# domain): 'inferno' (black, purple, orange, pale yellow) and 'viridis' (purple, teal, yellow);
+# 'cividis' (Nunez, Anderton & Renslow, PLoS ONE 2018) runs from navy blue through grey to yellow
+# and stays readable for colour-vision deficiency and over the pinks and purples of H&E.
+_STOPS = {
+    "inferno": [(0, 0, 4), (22, 11, 57), (66, 10, 104), (106, 23, 110), (147, 38, 103), (188, 55, 84),
+                (221, 81, 58), (243, 120, 25), (252, 165, 10), (246, 215, 70), (252, 255, 164)],
+    "viridis": [(68, 1, 84), (72, 36, 117), (65, 68, 135), (53, 95, 141), (42, 120, 142), (33, 145, 140),
+                (34, 168, 132), (68, 191, 112), (122, 209, 81), (189, 223, 38), (253, 231, 37)],
+    "cividis": [(0, 34, 78), (8, 51, 112), (53, 69, 108), (79, 87, 108), (102, 105, 112), (125, 124, 120),
+                (148, 142, 119), (174, 163, 113), (200, 184, 102), (229, 207, 82), (254, 232, 56)],
+}
 
 
 @lru_cache(maxsize=None)
-def inferno_lut() -> np.ndarray:
-    """The 256-entry 'inferno' colour map: black through purple and orange to pale yellow.
+def stops_lut(name: str) -> np.ndarray:
+    """The 256-entry LUT of a colour map given by stops (``"inferno"``, ``"viridis"``, ``"cividis"``).
 
     Returns:
         ``(256, 3)`` read-only uint8 RGB table; entry 0 is the coldest colour, 255 the hottest.
     """
-    positions = np.linspace(0.0, 1.0, len(_INFERNO_STOPS))
+    stops = np.asarray(_STOPS[name], dtype=np.float64)
+    positions = np.linspace(0.0, 1.0, len(stops))
     x = np.linspace(0.0, 1.0, 256)
-    channels = [np.interp(x, positions, _INFERNO_STOPS[:, k]) for k in range(3)]
+    channels = [np.interp(x, positions, stops[:, k]) for k in range(3)]
     return _frozen(np.rint(np.stack(channels, axis=1)).astype(np.uint8))
+
+
+def inferno_lut() -> np.ndarray:
+    """The 256-entry 'inferno' colour map: black through purple and orange to pale yellow."""
+    return stops_lut("inferno")
 
 
 @lru_cache(maxsize=None)
@@ -66,11 +67,13 @@ def _frozen(lut: np.ndarray) -> np.ndarray:
     return lut
 
 
-COLORMAPS = {"inferno": inferno_lut, "jet": jet_lut}
+#: Colour maps by name; "cividis" is the one to use over pink H&E.
+COLORMAPS = {"inferno": inferno_lut, "jet": jet_lut, "viridis": lambda: stops_lut("viridis"),
+             "cividis": lambda: stops_lut("cividis")}
 
 
 def colormap(name: str) -> np.ndarray:
-    """The LUT of a named colour map (``"inferno"`` or ``"jet"``).
+    """The LUT of a named colour map (one of ``COLORMAPS``).
 
     Raises:
         KeyError: the name is not one of ``COLORMAPS``.
@@ -122,7 +125,7 @@ def normalise_map(saliency: np.ndarray, value_range: MapRange) -> np.ndarray:
 
 
 def blend_overlay(
-    grey: np.ndarray, normalised: np.ndarray, lut: np.ndarray, opacity: float
+    grey: np.ndarray, normalised: np.ndarray, lut: np.ndarray, opacity: float, threshold: float = 0.0
 ) -> np.ndarray:
     """Blend a normalised map over a grey or colour image, weighting each pixel by its saliency.
 
@@ -135,6 +138,8 @@ def blend_overlay(
         normalised: ``(H, W)`` values in ``[0, 1]`` from ``normalise_map``.
         lut: ``(256, 3)`` uint8 colour map.
         opacity: overall overlay opacity in ``[0, 1]``.
+        threshold: values below this share of the range are hidden (the grey shows through);
+            the others keep their colour, so a colour means the same value at any threshold.
 
     Returns:
         ``(H, W, 4)`` uint8 RGBA, alpha 255.
@@ -146,7 +151,10 @@ def blend_overlay(
         raise ValueError(f"map of shape {normalised.shape} does not match image {grey.shape[:2]}")
     values = np.clip(normalised, 0.0, 1.0)
     colours = lut[np.rint(values * 255.0).astype(np.intp)].astype(np.float32)
-    weight = (float(np.clip(opacity, 0.0, 1.0)) * values)[..., None]
+    weight = float(np.clip(opacity, 0.0, 1.0)) * values
+    if threshold > 0.0:
+        weight = np.where(values >= threshold, weight, 0.0)
+    weight = weight[..., None]
     base = grey.astype(np.float32)
     if base.ndim == 2:
         base = base[..., None]
@@ -168,18 +176,67 @@ def _with_alpha(rgb: np.ndarray) -> np.ndarray:
     return rgba
 
 
+#: The levels (shares of the colour range) a contour-only overlay draws.
+CONTOUR_LEVELS = (0.25, 0.5, 0.75)
+
+
+def contour_overlay(grey: np.ndarray, normalised: np.ndarray, lut: np.ndarray, opacity: float,
+                    threshold: float = 0.0) -> np.ndarray:
+    """Iso-lines of a normalised map over the image, the anatomy untouched between them.
+
+    Each level of ``CONTOUR_LEVELS`` at or above ``threshold`` is drawn as the one-pixel rim of
+    the region at or above it (4-neighbourhood), in the colour map's colour of that level; higher
+    levels are drawn over lower ones.
+
+    Args:
+        grey: ``(H, W)`` or ``(H, W, 3)`` uint8 windowed image.
+        normalised: ``(H, W)`` values in ``[0, 1]``.
+        lut: ``(256, 3)`` uint8 colour map.
+        opacity: how opaque the lines are.
+        threshold: levels below this share of the range are not drawn.
+
+    Returns:
+        ``(H, W, 4)`` uint8 RGBA, alpha 255.
+    """
+    if grey.shape[:2] != normalised.shape:
+        raise ValueError(f"map of shape {normalised.shape} does not match image {grey.shape[:2]}")
+    rgb = (grey if grey.ndim == 3 else np.repeat(grey[..., None], 3, axis=2)).astype(np.float32)
+    alpha = float(np.clip(opacity, 0.0, 1.0))
+    for level in CONTOUR_LEVELS:
+        if level < threshold:
+            continue
+        inside = normalised >= level
+        padded = np.pad(inside, 1, mode="edge")
+        interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+        rim = inside & ~interior
+        colour = lut[round(level * 255)].astype(np.float32)
+        rgb[rim] = rgb[rim] * (1.0 - alpha) + colour * alpha
+    return _with_alpha(np.rint(rgb).astype(np.uint8))
+
+
 @dataclass(frozen=True)
 class OverlaySpec:
-    """What to blend on top of a slice: its raw map, the normalisation range and the look."""
+    """What to blend on top of a slice: its raw map, the normalisation range and the look.
 
-    saliency: np.ndarray  # (H, W) raw signed map of the slice
+    Attributes:
+        saliency: ``(h, w)`` raw signed map of the slice (the image's grid or a coarser one).
+        value_range: raw values at the bottom and the top of the colour map.
+        lut: ``(256, 3)`` colour map.
+        opacity: in ``[0, 1]``.
+        threshold: share of the range below which the map is hidden, in ``[0, 1)``.
+        contour: draw iso-lines only (``contour_overlay``) instead of filling.
+    """
+
+    saliency: np.ndarray
     value_range: MapRange
     lut: np.ndarray
     opacity: float
+    threshold: float = 0.0
+    contour: bool = False
 
 
 def render_slice(
-    image: np.ndarray, centre: float, width: float, overlay: OverlaySpec | None
+    image: np.ndarray, centre: float, width: float, overlay: OverlaySpec | None, invert: bool = False
 ) -> np.ndarray:
     """The RGBA pixels of one slice as displayed: windowed grey (or colour), the map on top if given.
 
@@ -191,15 +248,20 @@ def render_slice(
         centre: window centre.
         width: window width.
         overlay: the map to blend, or None for the plain image.
+        invert: show the windowed levels inverted (255 - level) under the map.
 
     Returns:
         ``(H, W, 4)`` uint8 RGBA, C-contiguous.
     """
     grey = window_to_uint8(image, centre, width)
+    if invert:
+        grey = 255 - grey
     if overlay is None or overlay.opacity <= 0.0:
         return grey_to_rgba(grey)
     normalised = fit_to_image(normalise_map(overlay.saliency, overlay.value_range), grey.shape[:2])
-    return blend_overlay(grey, normalised, overlay.lut, overlay.opacity)
+    if overlay.contour:
+        return contour_overlay(grey, normalised, overlay.lut, overlay.opacity, overlay.threshold)
+    return blend_overlay(grey, normalised, overlay.lut, overlay.opacity, overlay.threshold)
 
 
 def fit_to_image(normalised: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
