@@ -57,10 +57,11 @@ def point_in_polygon(point: Point, polygon: Sequence[Point]) -> bool:
 
 
 def box_mask(shape: tuple[int, int], corner_a: Point, corner_b: Point) -> np.ndarray:
-    """Pixels whose centres lie inside the box between two corners."""
+    """The pixels of the box between two corners, both corner pixels included (a corner is taken
+    as the pixel it lies on, so a box dragged from pixel A to pixel B covers A and B)."""
     rows, cols = np.ogrid[: shape[0], : shape[1]]
-    top, bottom = sorted((corner_a[0], corner_b[0]))
-    left, right = sorted((corner_a[1], corner_b[1]))
+    top, bottom = sorted(int(np.floor(v + 0.5)) for v in (corner_a[0], corner_b[0]))
+    left, right = sorted(int(np.floor(v + 0.5)) for v in (corner_a[1], corner_b[1]))
     return (rows >= top) & (rows <= bottom) & (cols >= left) & (cols <= right)
 
 
