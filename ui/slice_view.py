@@ -87,6 +87,7 @@ class SliceView(QWidget):
         self.role = role
         self.smooth = True  # bilinear magnification; False shows square voxels
         self._image: QImage | None = None
+        self._stale = True  # the image does not show the state yet
         self._zoom = 1.0
         self._pan = QPointF(0.0, 0.0)
         self._drag_button = Qt.MouseButton.NoButton
@@ -195,6 +196,12 @@ class SliceView(QWidget):
         self._move_offset = (0.0, 0.0)
 
     def _rerender(self, *_args: object) -> None:
+        """Render the shown slice with its overlay into the image the next paint draws. A hidden
+        view (the compared one, while not comparing) renders when it is shown again."""
+        if not self.isVisible():
+            self._stale = True
+            return
+        self._stale = False
         image = self.display.current_image()
         if image is None:
             self._image = None
@@ -203,8 +210,14 @@ class SliceView(QWidget):
             rgba = np.ascontiguousarray(render_slice(image, centre, width, self.overlay.spec(self.role),
                                                      self.display.invert))
             rows, cols = rgba.shape[:2]
-            self._image = QImage(rgba.data, cols, rows, 4 * cols, QImage.Format.Format_RGBA8888).copy()
+            # RGBX: the same bytes with alpha ignored, which Qt scales as fast as RGB32.
+            self._image = QImage(rgba.data, cols, rows, 4 * cols, QImage.Format.Format_RGBX8888).copy()
         self.update()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._stale:
+            self._rerender()
 
     def _repaint(self, *_args: object) -> None:
         self.update()

@@ -28,25 +28,37 @@ class ProbabilityTable(QWidget):
         self.rows: list[tuple[QLabel, QLabel, QLabel]] = []
 
     def set_probabilities(self, probabilities: Mapping[str, float], shown: str | None) -> None:
-        """Show ``probabilities`` (class -> probability), the top class bold, ``shown`` marked."""
+        """Show ``probabilities`` (class -> probability), the top class bold, ``shown`` marked.
+        The rows' labels are kept while the classes stay the same (a slice change only rewrites
+        their text)."""
+        names = list(probabilities)
+        if [labels[0].text() for labels in self.rows] != names:
+            self._build(names)
+        top = max(probabilities, key=probabilities.get) if probabilities else None
+        for (name_label, value_label, marker), name in zip(self.rows, names):
+            value_label.setText(percent(probabilities[name]))
+            marker.setText(MAP_MARKER if name == shown else "")
+            for label in (name_label, value_label):
+                if label.font().bold() != (name == top):
+                    font = label.font()
+                    font.setBold(name == top)
+                    label.setFont(font)
+        self.setVisible(bool(probabilities))
+
+    def _build(self, names: list[str]) -> None:
         for labels in self.rows:
             for label in labels:
                 self._grid.removeWidget(label)
                 label.deleteLater()
         self.rows = []
-        top = max(probabilities, key=probabilities.get) if probabilities else None
-        for row, (name, probability) in enumerate(probabilities.items()):
-            labels = (QLabel(name), QLabel(percent(probability)), QLabel(MAP_MARKER if name == shown else ""))
+        for row, name in enumerate(names):
+            labels = (QLabel(name), QLabel(), QLabel())
             labels[0].setWordWrap(True)
             labels[1].setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             labels[2].setStyleSheet("color: #9fb7cc")
             for column, label in enumerate(labels):
-                font = label.font()
-                font.setBold(name == top and column < 2)
-                label.setFont(font)
                 self._grid.addWidget(label, row, column)
             self.rows.append(labels)
-        self.setVisible(bool(probabilities))
 
     def text(self) -> str:
         """The rows as plain text, one per line: "name<TAB>percentage[<TAB>marker]"."""
