@@ -522,6 +522,7 @@ class MainWindow(QMainWindow):
             self._show_saved(saved, analysis is not None or saved.prediction_id is None)
             if saved.annotations:
                 self.state.display.slice_index = saved.annotations[0].slice_index
+            self.review_scroll.ensureWidgetVisible(self.reading_form.saved_banner)  # say which reading is shown
 
         task.finished.connect(show)
         task.failed.connect(lambda exc: self.show_error("The saved reading could not be opened", exc))

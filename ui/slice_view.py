@@ -181,6 +181,9 @@ class SliceView(QWidget):
     # -- state -> pixels ---------------------------------------------------------------------
     def _on_volume(self, _volume: object) -> None:
         self._cancel_drawing()
+        if self.cursor_text:
+            self.cursor_text = ""
+            self.cursor_moved.emit("")
         self.fit()
         self._rerender()
 
@@ -384,14 +387,15 @@ class SliceView(QWidget):
                              Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, bottom)
 
     def readout(self, row: float, col: float) -> str:
-        """What the cursor read-out says at image ``(row, col)``: the pixel, its value, and its
-        patient position (LPS, mm) when the volume has one; "" off the image."""
+        """What the cursor read-out says at image ``(row, col)``: the pixel (row and column from 0,
+        the slice numbered from 1 as everywhere on screen), its value, and its patient position
+        (LPS, mm) when the volume has one; "" off the image."""
         value = self.display.pixel_value(row, col)
         if value is None:
             return ""
         r, c = int(np.floor(row + 0.5)), int(np.floor(col + 0.5))
         shown = " ".join(f"{v:.4g}" for v in value) if isinstance(value, tuple) else f"{value:.4g}"
-        text = f"({r}, {c}, {self.display.slice_index})  value {shown}"
+        text = f"row {r}, col {c}, {self.display.item_word()} {self.display.slice_index + 1}  value {shown}"
         position = self.display.patient_position(r, c)
         if position is not None:
             text += "\nLPS {:.1f}, {:.1f}, {:.1f} mm".format(*position)

@@ -223,6 +223,8 @@ def _with_alpha(rgb: np.ndarray) -> np.ndarray:
 
 #: The levels (shares of the colour range) a contour-only overlay draws.
 CONTOUR_LEVELS = (0.25, 0.5, 0.75)
+#: Contour lines are at least this opaque (a thin line at the fill's opacity is hard to see).
+CONTOUR_MIN_OPACITY = 0.9
 
 
 def contour_overlay(grey: np.ndarray, normalised: np.ndarray, lut: np.ndarray, opacity: float,
@@ -237,7 +239,8 @@ def contour_overlay(grey: np.ndarray, normalised: np.ndarray, lut: np.ndarray, o
         grey: ``(H, W)`` or ``(H, W, 3)`` uint8 windowed image.
         normalised: ``(H, W)`` values in ``[0, 1]``.
         lut: ``(256, 3)`` uint8 colour map.
-        opacity: how opaque the lines are.
+        opacity: how opaque the lines are (at least ``CONTOUR_MIN_OPACITY``; 0 is handled by the
+            caller as no overlay).
         threshold: levels below this share of the range are not drawn.
 
     Returns:
@@ -246,7 +249,7 @@ def contour_overlay(grey: np.ndarray, normalised: np.ndarray, lut: np.ndarray, o
     if grey.shape[:2] != normalised.shape:
         raise ValueError(f"map of shape {normalised.shape} does not match image {grey.shape[:2]}")
     rgb = (grey if grey.ndim == 3 else np.repeat(grey[..., None], 3, axis=2)).astype(np.float32)
-    alpha = float(np.clip(opacity, 0.0, 1.0))
+    alpha = max(float(np.clip(opacity, 0.0, 1.0)), CONTOUR_MIN_OPACITY)
     for level in CONTOUR_LEVELS:
         if level < threshold:
             continue

@@ -362,3 +362,28 @@ def test_the_file_dialog_opens_in_the_data_folder_then_in_the_last_folder(qtbot,
     again = MainWindow(window.workstation, settings=QSettings(str(tmp_path / "viewer.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(again)
     assert again.start_folder() == str(folder)
+
+
+def test_the_cursor_read_out_belongs_to_the_shown_case(qtbot, opened):
+    """Found in the Xvfb run: the last case's pixel read-out stayed on the next case's image."""
+    view = opened.slice_view
+    target = view.image_to_widget(12.0, 12.0)
+    qtbot.mouseMove(view, QPoint(round(target.x()), round(target.y())))
+    assert "value 140" in view.cursor_text and "slice 3" in view.cursor_text
+    open_and_list(qtbot, opened, opened.worklist.items()[1])
+    assert view.cursor_text == ""
+
+
+def test_notes_with_an_apostrophe_read_as_text(qtbot, opened, workstation):
+    """Found in the Xvfb run: "an ultrasound's scan region" showed as "ultrasound&#x27;s": the
+    labels that take escaped HTML are rich text whatever their content."""
+    from ui.backend import Verdict
+
+    workstation.verdict = Verdict("Clip verdict: mean of 5 frames", np.array([0.3, 0.7]),
+                                  notes=("an ultrasound's scan region",))
+    opened.analysis_panel.analyse_button.click()
+    finish(qtbot, opened._analysis_task)
+    panel = opened.analysis_panel
+    for label in (panel.header, panel.verdict, panel.key_frames, panel.notes, panel.map_check,
+                  opened.reading_form.saved_banner):
+        assert label.textFormat() == Qt.TextFormat.RichText

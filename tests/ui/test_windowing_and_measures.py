@@ -109,7 +109,7 @@ def test_the_cursor_reads_out_the_pixel_its_value_and_patient_position(ct, qtbot
     state, view = ct
     qtbot.mouseMove(view, widget_point(view, 21, 22))
     x, y, z, _ = state.display.volume.affine @ np.array([1, 21, 22, 1.0])
-    assert view.cursor_text == f"(21, 22, 1)  value 700\nLPS {x:.1f}, {y:.1f}, {z:.1f} mm"
+    assert view.cursor_text == f"row 21, col 22, slice 2  value 700\nLPS {x:.1f}, {y:.1f}, {z:.1f} mm"
     assert (x, y, z)[:2] == (22 * 1.0 - 15.5, 21 * 2.0 - 31.0)
 
 

@@ -296,8 +296,11 @@ def _breakable(text: str) -> str:
 
 
 def _wrapping_label() -> QLabel:
+    """A word-wrapping label of (escaped) rich text: never guessed as plain, where an escaped
+    apostrophe would show as "&#x27;"."""
     label = QLabel()
     label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.RichText)
     return label
 
 

@@ -55,6 +55,7 @@ class ReadingForm(QWidget):
         self.hint.setWordWrap(True)
         self.saved_banner = QLabel()
         self.saved_banner.setWordWrap(True)
+        self.saved_banner.setTextFormat(Qt.TextFormat.RichText)
         self.saved_banner.setStyleSheet("background: #2a3540; border: 1px solid #4a90c8; padding: 4px;")
         self.close_saved_button = QPushButton("Hide saved reading")
         self.close_saved_button.clicked.connect(self.saved_closed)
