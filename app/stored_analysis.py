@@ -3,7 +3,7 @@
 A reading keeps the id of the prediction its reader saw. Reopening the reading rebuilds that
 analysis from the database (probabilities, classes, calibration, the model run) and the
 content-addressed map files (hash-checked, never unpickled): the reader sees the maps they saw,
-not a new run of a model that may have changed since. A clip's verdict is the mean of the stored
+not a new run of a model that may have changed since, with the map checks made then. A clip's verdict is the mean of the stored
 frame probabilities (the rule it was made with) and its key frames are the ones stored with each
 map.
 """
@@ -57,6 +57,8 @@ def stored_analysis(prediction: Prediction, blob_store: blobs.BlobStore,
         verdict = Verdict(label=f"Clip verdict: mean of {len(probabilities)} frames",
                           probabilities=probabilities.mean(axis=0), key_items=key_items)
     run = prediction.model_run
+    checks = tuple((k, check.item_index, check.report) for k in sorted(chosen)
+                   for check in sorted(chosen[k].checks, key=lambda c: c.id))
     return Analysis(
         bundle=f"{run.bundle_name} {run.version}",
         class_names=class_names,
@@ -68,4 +70,5 @@ def stored_analysis(prediction: Prediction, blob_store: blobs.BlobStore,
         verdict=verdict,
         study_ranges=study_ranges,
         calibrated=bool(prediction.calibrated),
+        map_checks=checks,
     )

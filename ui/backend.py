@@ -84,6 +84,8 @@ class Analysis:
             a study's maps on one colour scale. None when not known.
         calibrated: whether the probabilities were temperature-scaled on held-out data (so a
             70% means about 70% of such cases); None when not known.
+        map_checks: quality reports already made of this method's maps, as ``(class index,
+            item, report)`` (a reopened reading shows the checks its reader saw).
     """
 
     bundle: str
@@ -97,6 +99,7 @@ class Analysis:
     probability_maps: np.ndarray | None = None
     study_ranges: tuple[tuple[float, float], ...] | None = None
     calibrated: bool | None = None
+    map_checks: tuple[tuple[int, int, dict], ...] = ()
 
 
 @dataclass(frozen=True)

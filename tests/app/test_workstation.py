@@ -305,6 +305,10 @@ def test_a_reading_reopens_after_a_restart_with_its_marks_and_the_maps_it_was_ma
     np.testing.assert_allclose(shown.probabilities, analysis.probabilities, atol=1e-6)
     np.testing.assert_array_equal(shown.maps, analysis.maps)
     assert shown.explanation_ids == analysis.explanation_ids
+    with restarted._sessions() as session:  # the checks made of these maps come back with them
+        stored_checks = [(k, c.item_index) for k, e in enumerate(shown.explanation_ids)
+                         for c in runs.map_checks_for(session, e)]
+    assert [(k, item) for k, item, _ in shown.map_checks] == stored_checks
     other = open_workstation(dataclasses.replace(settings, reader="dr_b"))
     with pytest.raises(SalienceError, match="not one of your readings"):
         other.reopen_reading(reopened_case, saved.id, NullProgress())

@@ -85,6 +85,7 @@ class FakeWorkstation:
     cost_calls: list[tuple[str, str]] = field(default_factory=list)
     seconds_per_pass: float = 0.05  # what method_cost's timed batch "measured"
     data_root: str = "/fake/data"
+    checks: list[tuple[int, int, dict]] = field(default_factory=list)  # (class, item, report) as stored
 
     @property
     def reader(self) -> ReaderInfo:
@@ -170,7 +171,7 @@ class FakeWorkstation:
         if self.check_error is not None:
             raise self.check_error
         trustworthy = item != 0
-        return {
+        report = {
             "item": item, "class": analysis.class_names[class_index], "method": analysis.method,
             "deletion": {"auc": 0.1 + 0.01 * item}, "insertion": {"auc": 0.8},
             "confidence": {"average_drop": 12.5, "increase_in_confidence": 0.0},
@@ -181,6 +182,8 @@ class FakeWorkstation:
                        "steps": [{"layers": ["fc"], "spearman": 0.7, "ssim": 0.5,
                                   "spearman_in_region": 0.1 if trustworthy else 0.9}]},
         }
+        self.checks.append((class_index, item, report))
+        return report
 
     def save_reading(self, case: OpenedCase, draft: ReadingDraft) -> SavedReading:
         if self.save_error is not None:
@@ -204,7 +207,10 @@ class FakeWorkstation:
             from engine.errors import SalienceError
 
             raise SalienceError(f"reading {reading_id} is not one of yours")
-        return reading, self.analyses.get(reading.prediction_id) if reading.prediction_id else None
+        import dataclasses
+
+        analysis = self.analyses.get(reading.prediction_id) if reading.prediction_id else None
+        return reading, analysis and dataclasses.replace(analysis, map_checks=tuple(self.checks))
 
     def method_cost(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> MethodCost:
         """Score-CAM: one pass per channel (say 64) per slice; occlusion: 49 windows per slice."""

@@ -387,3 +387,22 @@ def test_notes_with_an_apostrophe_read_as_text(qtbot, opened, workstation):
     for label in (panel.header, panel.verdict, panel.key_frames, panel.notes, panel.map_check,
                   opened.reading_form.saved_banner):
         assert label.textFormat() == Qt.TextFormat.RichText
+
+
+def test_a_reopened_reading_shows_the_map_checks_made_then(qtbot, window, workstation):
+    """A map checked (and failed) before the reading was saved carries its warning again when the
+    reading is reopened after the case was closed."""
+    open_and_list(qtbot, window, window.worklist.items()[0])
+    window.analysis_panel.analyse_button.click()
+    finish(qtbot, window._analysis_task)
+    window.state.display.slice_index = 0
+    window.quality_panel.check_button.click()
+    qtbot.waitUntil(lambda: window.quality_panel.report.text() != "", timeout=5000)
+    fill_and_save(window)
+    open_and_list(qtbot, window, window.worklist.items()[1])
+    open_and_list(qtbot, window, window.worklist.items()[0])
+    task = window.reopen_reading(window.saved_readings.readings[0])
+    with qtbot.waitSignal(task.done, timeout=5000):
+        pass
+    window.state.display.slice_index = 0
+    assert "Do not trust this map" in window.analysis_panel.map_check.text()

@@ -148,9 +148,10 @@ class OverlayModel:
         self._compare_analysis = None
         self._range_cache.clear()
         had_checks = bool(self._map_checks)
-        self._map_checks = {}
+        self._map_checks = {} if analysis is None else {
+            (analysis.method, int(k), int(item)): report for k, item, report in analysis.map_checks}
         self.events.analysis.emit(analysis)
-        if had_checks:
+        if had_checks or self._map_checks:
             self.events.map_checks.emit(dict(self._map_checks))
         if had_comparison:
             self.events.compare_analysis.emit(None)
