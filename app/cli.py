@@ -7,7 +7,7 @@
     salience bundle add PATH [--replace] | list | remove NAME
                                       a site's own MONAI bundles (folder or .zip), checked, beside the shipped ones
     salience train TASK [...]         reproduce a shipped bundle (glioma, lung-ultrasound, histopathology)
-    salience bench cam|io [...]       benchmarks that print ratios measured side by side
+    salience bench cam|io|viewer [...]  benchmarks that print ratios and medians measured in one run
     salience db upgrade               migrate the database to the newest schema
     salience agreement FILE.csv [--level nominal|ordinal|interval|ratio]
     salience mrmc FILE.imrmc [--covariance jackknife|delong]
@@ -114,7 +114,8 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
     import importlib
 
-    module = importlib.import_module(f"engine.bench.{args.suite}")
+    package = "app.bench_viewer" if args.suite == "viewer" else f"engine.bench.{args.suite}"  # the viewer bench needs Qt
+    module = importlib.import_module(package)
     return module.main(rest)
 
 
@@ -251,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("task", help="glioma, lung-ultrasound or histopathology")
 
     bench = sub.add_parser("bench", help="benchmarks: ratios measured side by side in one run", add_help=False)
-    bench.add_argument("suite", choices=["cam", "io"])
+    bench.add_argument("suite", choices=["cam", "io", "viewer"])
 
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])

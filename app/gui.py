@@ -39,6 +39,7 @@ def install_excepthook(window) -> None:
 
 
 def run(reader: str | None = None, open_path: str | None = None, verbose: bool = False) -> int:
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
     from app.startup import open_workstation
@@ -51,7 +52,7 @@ def run(reader: str | None = None, open_path: str | None = None, verbose: bool =
     workstation = open_workstation(settings)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Salience")
-    window = MainWindow(workstation)
+    window = MainWindow(workstation, settings=QSettings(str(settings.home / "viewer.ini"), QSettings.Format.IniFormat))
     install_excepthook(window)
     window.resize(1400, 900)
     window.show()

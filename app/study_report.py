@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.workstation import load_map, user_errors
+from app.stored_analysis import load_map
+from app.workstation import user_errors
 from db.audit import record
 from db.blobs import BlobStore
 from db.errors import DbError

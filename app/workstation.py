@@ -10,6 +10,7 @@ serves every gradient-family method with no forward pass).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import threading
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.settings import Settings
+from app.stored_analysis import stored_analysis
 from app.tasks import vocabulary
 from db import blobs, cases, readers, readings, runs
 from db.errors import DbError
@@ -34,6 +36,7 @@ from engine.progress import Progress, ScaledProgress, check_cancelled
 from ui.backend import (
     Analysis,
     AnnotationDraft,
+    MethodCost,
     OpenedCase,
     ReaderInfo,
     ReadingDraft,
@@ -42,6 +45,7 @@ from ui.backend import (
     Verdict,
     WorklistItem,
 )
+from ui.model.geometry import ellipse_polygon
 
 if TYPE_CHECKING:
     from engine.analysis import CaseAnalysis
@@ -247,6 +251,10 @@ class SalienceWorkstation:
 
         return method_names()
 
+    def data_folder(self) -> str:
+        """The demo data folder, where File > Open starts the first time."""
+        return str(self._settings.demo_data)
+
     def diagnoses(self, task: str) -> list[str]:
         return list(vocabulary(task).diagnoses)
 
@@ -393,6 +401,7 @@ class SalienceWorkstation:
             probability_maps=result.probability_maps,
             study_ranges=study_ranges,
             uncertainty=uncertainty_view(result),
+            calibrated=result.calibrated,
         )
 
     def check_map(
@@ -437,7 +446,7 @@ class SalienceWorkstation:
                 diagnosis=draft.diagnosis,
                 confidence=draft.confidence,
                 comment=draft.comment,
-                annotations=draft.annotations,
+                annotations=tuple(_as_stored(mark) for mark in draft.annotations),
                 prediction_id=draft.prediction_id,
                 seconds_on_case=draft.seconds_on_case,
             )
@@ -446,6 +455,40 @@ class SalienceWorkstation:
     def my_readings(self, case: OpenedCase) -> list[SavedReading]:
         with self._sessions() as session:
             return [_saved(r) for r in readings.readings_for_reader(session, self._reader.id, case_id=case.case_id)]
+
+    def reopen_reading(self, case: OpenedCase, reading_id: int, progress: Progress) -> tuple[SavedReading, Analysis | None]:
+        """One of this reader's readings of ``case`` with the analysis it was made on, rebuilt from
+        the stored prediction and maps (``app.stored_analysis``); kept so that "Compare with..."
+        and "Check this map" work on it as on a fresh analysis."""
+        progress.report(0.1, "reading the saved reading")
+        with user_errors(), self._sessions() as session:
+            mine = readings.readings_for_reader(session, self._reader.id, case_id=case.case_id)
+            row = next((r for r in mine if r.id == reading_id), None)
+            if row is None:
+                raise SalienceError(f"reading {reading_id} is not one of your readings of this case")
+            saved = _saved(row)
+            if row.prediction_id is None:
+                return saved, None
+            prediction = next(p for p in runs.predictions_for_case(session, case.case_id) if p.id == row.prediction_id)
+            progress.report(0.4, "loading the maps")
+            shown = stored_analysis(prediction, self._blobs)
+            if shown is None:
+                return saved, None
+            ranges = tuple(
+                runs.stored_map_range(session, weights_sha256=prediction.model_run.weights_sha256,
+                                      method=shown.method, class_index=k)
+                for k in range(len(shown.class_names))
+            )
+            stored = self._stored.setdefault(prediction.id, _Stored(prediction.model_run.bundle_name))
+            stored.explanation_ids.setdefault(shown.method, shown.explanation_ids)
+        progress.report(1.0, "done")
+        return saved, dataclasses.replace(shown, study_ranges=None if None in ranges else ranges)
+
+    def method_cost(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> MethodCost:
+        """Forward passes and time of ``method`` on ``case`` (``app.method_cost``)."""
+        from app.method_cost import estimate_cost
+
+        return estimate_cost(self._bundle(bundle), case.volume, method, progress)
 
 
 @dataclass
@@ -463,9 +506,11 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def load_map(blob_store: blobs.BlobStore, path: str, sha256: str) -> np.ndarray:
-    """Read a stored map back, verifying its hash (never unpickling)."""
-    return np.load(io.BytesIO(blob_store.get(path, sha256)), allow_pickle=False)
+def _as_stored(mark: AnnotationDraft) -> AnnotationDraft:
+    """The mark as the database keeps it: an ellipse becomes its outline polygon."""
+    if mark.kind != "ellipse":
+        return mark
+    return AnnotationDraft("polygon", mark.slice_index, ellipse_polygon(*mark.points), mark.label)
 
 
 def _saved(row) -> SavedReading:
@@ -474,7 +519,8 @@ def _saved(row) -> SavedReading:
         diagnosis=row.diagnosis,
         confidence=row.confidence,
         comment=row.comment or "",
-        created_at=row.created_at.isoformat(timespec="seconds"),
+        created_at=row.created_at.strftime("%Y-%m-%d %H:%M"),
+        prediction_id=row.prediction_id,
         annotations=tuple(
             AnnotationDraft(
                 kind=a.kind,

@@ -117,6 +117,10 @@ class Analysis:
             a study's maps on one colour scale. None when not known.
         uncertainty: how sure the model is of each item and of the case, in numbers and words;
             None when it was not estimated.
+        calibrated: whether the probabilities were temperature-scaled on held-out data (so a
+            70% means about 70% of such cases); None when not known.
+        map_checks: quality reports already made of this method's maps, as ``(class index,
+            item, report)`` (a reopened reading shows the checks its reader saw).
     """
 
     bundle: str
@@ -130,15 +134,40 @@ class Analysis:
     probability_maps: np.ndarray | None = None
     study_ranges: tuple[tuple[float, float], ...] | None = None
     uncertainty: Uncertainty | None = None
+    calibrated: bool | None = None
+    map_checks: tuple[tuple[int, int, dict], ...] = ()
+
+
+@dataclass(frozen=True)
+class MethodCost:
+    """What a CAM method will cost on the open case, said before it starts.
+
+    Attributes:
+        method: the method's identifier.
+        forward_passes: model forward passes it needs over the case (one per mask or window per
+            item for a perturbation method; one per batch for a gradient method).
+        seconds: the estimated run time on this machine, from a timed forward batch.
+    """
+
+    method: str
+    forward_passes: int
+    seconds: float
 
 
 @dataclass(frozen=True)
 class AnnotationDraft:
-    """A point or box the reader drew, in image coordinates (slice, row, col) of the volume."""
+    """A mark the reader drew, in image coordinates (slice, row, col) of the volume.
 
-    kind: Literal["point", "box"]
+    ``points`` are ``(row, col)`` pairs in voxel indices of the shown volume (pixel ``i`` covers
+    ``[i - 0.5, i + 0.5]``): one for a point, two opposite corners for a box or for the box an
+    ellipse is inscribed in, three or more vertices for a polygon. The database keeps points,
+    boxes and polygons: an ellipse is stored as its outline polygon
+    (``ui.model.geometry.ellipse_polygon``).
+    """
+
+    kind: Literal["point", "box", "ellipse", "polygon"]
     slice_index: int
-    points: tuple[tuple[float, float], ...]  # (row, col) pairs: one for a point, two corners for a box
+    points: tuple[tuple[float, float], ...]
     label: str
 
 
@@ -160,6 +189,7 @@ class SavedReading:
     comment: str
     created_at: str
     annotations: tuple[AnnotationDraft, ...] = field(default_factory=tuple)
+    prediction_id: int | None = None  # the model output shown when it was made, if any
 
 
 class Workstation(Protocol):
@@ -220,3 +250,16 @@ class Workstation(Protocol):
 
     def my_readings(self, case: OpenedCase) -> list[SavedReading]:
         """The signed-in reader's own readings of this case, newest first (fast)."""
+
+    def reopen_reading(self, case: OpenedCase, reading_id: int, progress: Progress) -> tuple[SavedReading, Analysis | None]:
+        """One of the signed-in reader's saved readings of ``case`` with the analysis it was made
+        on (its stored prediction and maps, the first method shown then), or None when the
+        reading was made without one. Raises ``SalienceError`` for another reader's reading or
+        one of another case."""
+
+    def method_cost(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> MethodCost:
+        """Estimate the forward passes and the time ``method`` takes on ``case`` with ``bundle``,
+        from one timed forward batch (a second or two)."""
+
+    def data_folder(self) -> str:
+        """The folder File > Open starts in when none was used before: the demo data (fast)."""

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 import traceback
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QGroupBox, QHBoxLayout, QInputDialog, QLabel, QMainWindow,
-    QMessageBox, QScrollArea, QVBoxLayout, QWidget,
+    QApplication, QDockWidget, QFileDialog, QGroupBox, QInputDialog, QLabel, QMainWindow,
+    QMessageBox, QVBoxLayout, QWidget,
 )
 
 from engine.errors import SalienceError
+from engine.explain.names import PERTURBATION_NAMES, display_name
 from engine.imaging.dicom_series import MultipleSeriesError, SeriesInfo
-from ui.backend import Analysis, OpenedCase, ReadingDraft, WorklistItem, Workstation
-from ui.panels.analysis import AnalysisPanel
+from ui.backend import Analysis, MethodCost, OpenedCase, ReadingDraft, SavedReading, WorklistItem, Workstation
+from ui.panels.analysis import CONFIRM_SECONDS, AnalysisPanel, cost_text
 from ui.panels.map_quality import MapQualityPanel
 from ui.panels.annotations import AnnotationsPanel
 from ui.panels.display_bar import DisplayBar
@@ -31,13 +33,18 @@ from ui.panels.reading import ReadingForm, SavedReadingsList
 from ui.panels.slice_navigator import SliceNavigator
 from ui.panels.task_progress import TaskProgress
 from ui.panels.worklist import WorklistPanel
+from ui.review_column import ReviewScrollArea, guard_wheel
 from ui.shortcuts import ShortcutsDialog
 from ui.slice_view import SliceView
-from ui.model import ViewerState
+from ui.model import WINDOW_PRESETS, ViewerState
 from ui.theme import apply_reading_room_theme
+from ui.view_grid import ViewGrid
 from ui.workers import Task, TaskRunner
 
 log = logging.getLogger(__name__)
+
+#: The ``QSettings`` key of the folder File > Open used last.
+LAST_FOLDER_KEY = "viewer/last_folder"
 
 
 class MainWindow(QMainWindow):
@@ -46,6 +53,8 @@ class MainWindow(QMainWindow):
     Args:
         workstation: the app's implementation of ``ui.backend.Workstation``.
         parent: optional parent widget.
+        settings: where the window remembers things between runs (the last folder opened); None
+            keeps them for this run only.
 
     Attributes:
         state: the viewer state every widget follows.
@@ -53,10 +62,13 @@ class MainWindow(QMainWindow):
         last_error: the text of the last error shown to the reader ("" if none).
     """
 
-    def __init__(self, workstation: Workstation, parent: QWidget | None = None) -> None:
+    def __init__(self, workstation: Workstation, parent: QWidget | None = None,
+                 settings: QSettings | None = None) -> None:
         super().__init__(parent)
         apply_reading_room_theme(QApplication.instance())
         self.workstation = workstation
+        self.settings = settings
+        self._remembered: dict[str, str] = {}  # stands in for settings when there are none
         self.state = ViewerState()
         self.runner = TaskRunner(self)
         self.case: OpenedCase | None = None
@@ -67,6 +79,8 @@ class MainWindow(QMainWindow):
         self._analysis_task: Task | None = None
         self._analysed_bundle = ""  # the bundle key of the shown analysis, reused to compare
         self._choices_task: Task | None = None  # lists the open case's bundles and methods
+        self._reopen_task: Task | None = None
+        self.shown_reading: SavedReading | None = None  # the saved reading whose marks are on show
         self.setWindowTitle("Salience")
         self.resize(1400, 900)
         self._build_centre()
@@ -80,22 +94,19 @@ class MainWindow(QMainWindow):
     # -- layout ------------------------------------------------------------------------------
     def _build_centre(self) -> None:
         self.display_bar = DisplayBar(self.state)
-        self.slice_view = SliceView(self.state)
-        self.compare_view = SliceView(self.state, role="compare")  # shown while comparing
-        self.compare_view.hide()
+        self.views = ViewGrid(self.state)
+        self.slice_view = self.views.main
+        self.compare_view = self.views.compare  # shown while comparing
         self.navigator = SliceNavigator(self.state)
-        views = QHBoxLayout()
-        views.setSpacing(2)
-        views.addWidget(self.slice_view, 1)
-        views.addWidget(self.compare_view, 1)
         centre = QWidget()
         layout = QVBoxLayout(centre)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.display_bar)
-        layout.addLayout(views, 1)
+        layout.addWidget(self.views, 1)
         layout.addWidget(self.navigator)
         self.setCentralWidget(centre)
+        guard_wheel(self.display_bar)
 
     def _build_docks(self) -> None:
         """Left: the worklist and my readings of the open case. Right: the review, top-down."""
@@ -114,20 +125,19 @@ class MainWindow(QMainWindow):
                            ("Marks on the image", self.annotations_panel, 0),
                            ("Reading", self.reading_form, 0)])
         column.layout().addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(column)
-        self._add_dock("Review", scroll, Qt.DockWidgetArea.RightDockWidgetArea, 360)
+        column.setMinimumWidth(340)
+        self.review_scroll = ReviewScrollArea(column)  # as wide as the column needs, plus its scroll bar
+        guard_wheel(column)  # the wheel scrolls the column; it never changes a value under the pointer
+        self._add_dock("Review", self.review_scroll, Qt.DockWidgetArea.RightDockWidgetArea, None)
 
-    def _add_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, width: int) -> None:
+    def _add_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, width: int | None) -> None:
         dock = QDockWidget(title, self)
         dock.setObjectName(title)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         dock.setWidget(widget)
-        widget.setMinimumWidth(width)
+        if width is not None:
+            widget.setMinimumWidth(width)
         self.addDockWidget(area, dock)
 
     def _build_status_bar(self) -> None:
@@ -146,6 +156,7 @@ class MainWindow(QMainWindow):
             item.triggered.connect(slot)
             return item
 
+        display, overlay, annotation = self.state.display, self.state.overlay, self.state.annotation
         file_menu = self.menuBar().addMenu("&File")
         action(file_menu, "Open &file\u2026", QKeySequence.StandardKey.Open, self.choose_file)
         action(file_menu, "Open f&older\u2026", "Ctrl+Shift+O", self.choose_folder)
@@ -154,12 +165,32 @@ class MainWindow(QMainWindow):
                                   self.save_reading)
         file_menu.addSeparator()
         action(file_menu, "&Quit", "Ctrl+Q", self.close)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.undo_action = action(edit_menu, "&Undo mark change", "Ctrl+Z", annotation.undo)
+        self.redo_action = action(edit_menu, "&Redo mark change", "Ctrl+Shift+Z", annotation.redo)
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        annotation.events.history.connect(self._on_history)
+        self._on_history(annotation.can_undo, annotation.can_redo)
         view_menu = self.menuBar().addMenu("&View")
-        self.overlay_action = action(view_menu, "Show CAM &overlay", "O", self.state.overlay.toggle_visible)
+        self.overlay_action = action(view_menu, "Show CAM &overlay", "O", overlay.toggle_visible)
         self.overlay_action.setCheckable(True)
-        self.overlay_action.setChecked(self.state.overlay.visible)
-        action(view_menu, "&Fit image", "F", lambda: (self.slice_view.fit(), self.compare_view.fit()))
-        action(view_menu, "&Reset window/level", "R", self.state.display.reset_window)
+        self.overlay_action.setChecked(overlay.visible)
+        self.contour_action = action(view_menu, "CAM as &contours only", "C",
+                                     lambda: setattr(overlay, "contour", not overlay.contour))
+        self.contour_action.setCheckable(True)
+        view_menu.addSeparator()
+        action(view_menu, "&Fit image", "F", self.views.fit)
+        action(view_menu, "&Reset window/level", "R", display.reset_window)
+        self.preset_actions = {
+            key: action(view_menu, f"Window: {name} ({width:g}/{centre:g})", key,
+                        functools.partial(self.apply_preset, key))
+            for key, (name, centre, width) in WINDOW_PRESETS.items()
+        }
+        self.invert_action = action(view_menu, "&Invert grey levels", "I",
+                                    lambda: setattr(display, "invert", not display.invert))
+        self.invert_action.setCheckable(True)
+        display.events.invert.connect(lambda on: self.invert_action.setChecked(on))
+        view_menu.addSeparator()
         view_menu.addAction(self.display_bar.play_action)
         tools_menu = self.menuBar().addMenu("&Tools")
         for tool_action in self.display_bar.tool_actions.values():
@@ -167,15 +198,29 @@ class MainWindow(QMainWindow):
         help_menu = self.menuBar().addMenu("&Help")
         action(help_menu, "Keyboard &shortcuts", "F1", lambda: ShortcutsDialog(self).exec())
 
+    def apply_preset(self, key: str) -> None:
+        """Window preset ``key`` (1 soft tissue, 2 lung, 3 bone, 4 brain), said in the status bar."""
+        if self.state.display.volume is None:
+            return
+        name = self.state.display.apply_preset(key)
+        centre, width = self.state.display.window
+        self.statusBar().showMessage(f"Window preset {key}: {name} (W {width:g}, L {centre:g})", 4000)
+
+    def _on_history(self, can_undo: bool, can_redo: bool) -> None:
+        self.undo_action.setEnabled(can_undo)
+        self.redo_action.setEnabled(can_redo)
+
     def _connect(self) -> None:
         self.worklist.open_requested.connect(self.open_item)
         self.analysis_panel.analyse_requested.connect(self.analyse)
         self.analysis_panel.compare_requested.connect(self.compare)
+        self.analysis_panel.cost_requested.connect(self.estimate_cost)
         self.quality_panel.check_requested.connect(self.check_map)
-        self.state.overlay.events.compare_analysis.connect(
-            lambda analysis: self.compare_view.setVisible(analysis is not None))
         self.reading_form.save_requested.connect(self.save_reading)
+        self.saved_readings.reopen_requested.connect(self.reopen_reading)
+        self.reading_form.saved_closed.connect(self.close_saved_reading)
         self.state.overlay.events.visible.connect(lambda on: self.overlay_action.setChecked(on))
+        self.state.overlay.events.contour.connect(lambda on: self.contour_action.setChecked(on))
         self.navigator.slider.sliderPressed.connect(self.display_bar.cine.pause)
 
     def _show_case_controls(self, case_open: bool) -> None:
@@ -231,11 +276,32 @@ class MainWindow(QMainWindow):
         return True
 
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image file")
+        path, _ = QFileDialog.getOpenFileName(self, "Open image file", self.start_folder())
+        if path:
+            self._remember_folder(os.path.dirname(path))
         self.open_path(path)
 
     def choose_folder(self) -> None:
-        self.open_path(QFileDialog.getExistingDirectory(self, "Open image folder (series or case)"))
+        path = QFileDialog.getExistingDirectory(self, "Open image folder (series or case)", self.start_folder())
+        if path:
+            self._remember_folder(os.path.dirname(path.rstrip("/\\")) or path)
+        self.open_path(path)
+
+    def start_folder(self) -> str:
+        """Where File > Open starts: the folder used last (if it still exists), else the data
+        folder the workstation names (the demo cases), never the program's own folder."""
+        last = (self.settings.value(LAST_FOLDER_KEY, "", type=str) if self.settings is not None
+                else self._remembered.get(LAST_FOLDER_KEY, ""))
+        if last and os.path.isdir(last):
+            return last
+        return self.workstation.data_folder()
+
+    def _remember_folder(self, folder: str) -> None:
+        if self.settings is not None:
+            self.settings.setValue(LAST_FOLDER_KEY, folder)
+            self.settings.sync()
+        else:
+            self._remembered[LAST_FOLDER_KEY] = folder
 
     def choose_bundle(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Add a model: its .zip, or the metadata.json in its configs folder",
@@ -285,6 +351,7 @@ class MainWindow(QMainWindow):
             channel = None  # colour by default; R, G and B stay in the channel box
         self.state.display.set_volume(volume, channel)
         self.reading_form.reset()
+        self.close_saved_reading()
         self._choices_task = self._offer_analysis(case)
         try:
             self.reading_form.set_diagnoses(self.workstation.diagnoses(case.task))
@@ -318,10 +385,10 @@ class MainWindow(QMainWindow):
 
     def analyse(self, bundle: str, method: str) -> Task | None:
         """Run ``bundle`` with ``method`` on the open case in a worker thread."""
-        if self.case is None:
+        if self.case is None or not self.confirm_cost(method):
             return None
         case = self.case
-        task = self.runner.start(f"Analysing with {bundle}", self.workstation.analyse,
+        task = self.runner.start(f"Analysing with {bundle} ({display_name(method)})", self.workstation.analyse,
                                  case, bundle, method)
         self._analysis_task = task
         self.analysis_panel.set_running(True)
@@ -332,14 +399,44 @@ class MainWindow(QMainWindow):
     def compare(self, method: str) -> Task | None:
         """Add a second CAM ``method`` to the shown analysis in a worker thread, then show both
         side by side (left: the first method, right: ``method``)."""
-        if self.case is None or self.state.overlay.analysis is None:
+        if self.case is None or self.state.overlay.analysis is None or not self.confirm_cost(method):
             return None
         case = self.case
-        task = self.runner.start(f"Comparing with {method}", self.workstation.compare,
+        task = self.runner.start(f"Comparing with {display_name(method)}", self.workstation.compare,
                                  case, self.state.overlay.analysis, method)
         self._analysis_task = task
         self._follow_analysis(task, lambda analysis: self._show_comparison(case, analysis))
         return task
+
+    def estimate_cost(self, bundle: str, method: str) -> Task | None:
+        """Estimate a slow method's cost on the open case in a worker; the panel says it."""
+        if self.case is None:
+            return None
+        case = self.case
+        task = self.runner.start(f"Estimating {display_name(method)}", self.workstation.method_cost,
+                                 case, bundle, method)
+
+        def show(cost: MethodCost) -> None:
+            if case is self.case and self.analysis_panel.bundle.currentText() == bundle:
+                self.analysis_panel.show_cost(cost)
+
+        task.finished.connect(show)
+        task.failed.connect(lambda exc: self.statusBar().showMessage(
+            f"The cost of {display_name(method)} could not be estimated: {exc}", 8000))
+        return task
+
+    def confirm_cost(self, method: str) -> bool:
+        """Before a perturbation method estimated to run long, say its cost and ask. True: go on."""
+        if method not in PERTURBATION_NAMES:
+            return True
+        cost = self.analysis_panel.cost_of(method)
+        if cost is None or cost.seconds <= CONFIRM_SECONDS:
+            return True
+        answer = QMessageBox.question(
+            self, f"Run {display_name(method)}?",
+            f"{cost_text(cost)}. The window stays usable meanwhile and the run can be cancelled.",
+            QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Ok)
+        return answer == QMessageBox.StandardButton.Ok
 
     def _follow_analysis(self, task: Task, show) -> None:
         self.analysis_panel.set_running(True)
@@ -358,7 +455,7 @@ class MainWindow(QMainWindow):
             self.show_error("The analysis does not fit the image", exc)
             return
         self._analysed_bundle = bundle
-        self.statusBar().showMessage(f"Analysed with {analysis.bundle} ({analysis.method})", 8000)
+        self.statusBar().showMessage(f"Analysed with {analysis.bundle} ({display_name(analysis.method)})", 8000)
 
     def _show_comparison(self, case: OpenedCase, analysis: Analysis) -> None:
         if case is not self.case:
@@ -368,8 +465,8 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             self.show_error("The second analysis cannot be compared", exc)
             return
-        first = self.state.overlay.analysis.method
-        self.statusBar().showMessage(f"Comparing {first} (left) with {analysis.method} (right)", 8000)
+        first = display_name(self.state.overlay.analysis.method)
+        self.statusBar().showMessage(f"Comparing {first} (left) with {display_name(analysis.method)} (right)", 8000)
 
     def check_map(self, class_index: int, item: int) -> Task | None:
         """Measure the shown map of ``class_index`` on slice ``item`` in a worker thread."""
@@ -377,15 +474,16 @@ class MainWindow(QMainWindow):
         if self.case is None or analysis is None:
             return None
         case, bundle = self.case, self._analysed_bundle
-        where = (f"{analysis.method} \u00b7 {analysis.class_names[class_index]} \u00b7 "
+        where = (f"{display_name(analysis.method)} \u00b7 {analysis.class_names[class_index]} \u00b7 "
                  f"{self.state.display.item_word()} {item + 1}")
-        task = self.runner.start(f"Checking {analysis.method}", self.workstation.check_map,
+        task = self.runner.start(f"Checking {display_name(analysis.method)}", self.workstation.check_map,
                                  case, bundle, analysis, class_index, item)
         self.quality_panel.set_running(True)
         self.quality_panel.progress.follow(task)
 
         def show(report: dict) -> None:
             if case is self.case and analysis is self.state.overlay.analysis:
+                self.state.overlay.record_check(analysis.method, class_index, item, report)
                 self.quality_panel.show_report(report, where)
 
         task.finished.connect(show)
@@ -408,7 +506,8 @@ class MainWindow(QMainWindow):
         )
 
     def save_reading(self) -> bool:
-        """Store the reading; on success the form and the marks are cleared. True if saved."""
+        """Store the reading. On success the form is emptied for the next reading, and the marks
+        stay on the image as the saved reading's (drawn dashed; no longer drafts). True if saved."""
         if self.case is None or not self.reading_form.is_complete():
             self.statusBar().showMessage("Choose a diagnosis and a confidence before saving.", 5000)
             return False
@@ -418,13 +517,53 @@ class MainWindow(QMainWindow):
         except SalienceError as exc:
             self.show_error("The reading was not saved", exc)
             return False
-        self.state.annotation.clear()
+        self.state.annotation.reset()
         self.reading_form.reset()
         self.saved_readings.set_readings(readings)
+        self._show_saved(saved)
         self.refresh_worklist()
         self.statusBar().showMessage(
             f"Reading saved: {saved.diagnosis}, confidence {saved.confidence}", 8000)
         return True
+
+    def reopen_reading(self, reading: SavedReading) -> Task | None:
+        """Show a saved reading again: its marks, and the analysis it was made on (loaded in a
+        worker from the stored prediction and maps)."""
+        if self.case is None:
+            return None
+        case = self.case
+        task = self.runner.start("Opening the saved reading", self.workstation.reopen_reading, case, reading.id)
+        self._reopen_task = task
+
+        def show(result: tuple[SavedReading, Analysis | None]) -> None:
+            if case is not self.case:
+                return
+            saved, analysis = result
+            if analysis is not None:
+                try:
+                    self.state.overlay.set_analysis(analysis)
+                    self._analysed_bundle = analysis.bundle.rsplit(" ", 1)[0]  # "glioma 1.0.0" -> bundle "glioma"
+                except ValueError as exc:
+                    self.show_error("The reading's analysis does not fit the image", exc)
+            self._show_saved(saved, analysis is not None or saved.prediction_id is None)
+            if saved.annotations:
+                self.state.display.slice_index = saved.annotations[0].slice_index
+            self.review_scroll.ensureWidgetVisible(self.reading_form.saved_banner)  # say which reading is shown
+
+        task.finished.connect(show)
+        task.failed.connect(lambda exc: self.show_error("The saved reading could not be opened", exc))
+        return task
+
+    def _show_saved(self, reading: SavedReading, analysis_shown: bool = True) -> None:
+        self.shown_reading = reading
+        self.state.annotation.show_saved(reading.annotations)
+        self.reading_form.show_saved(reading, analysis_shown)
+
+    def close_saved_reading(self) -> None:
+        """Stop showing a saved reading's marks."""
+        self.shown_reading = None
+        self.state.annotation.show_saved(())
+        self.reading_form.show_saved(None)
 
     def has_unsaved_changes(self) -> bool:
         return self.case is not None and (self.reading_form.is_dirty() or bool(self.state.annotation.drafts))

@@ -1,4 +1,9 @@
-"""The keyboard and mouse shortcuts, listed once for the Help > Shortcuts dialog."""
+"""The keyboard and mouse shortcuts, listed once for the Help > Shortcuts dialog.
+
+Each entry is ``(keys, what they do)``; keys are written as Qt writes them
+(``QKeySequence.toString()``), several separated by " / ", so a test can check that every
+shortcut set on an action is listed here, and each listed key is tested.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +12,37 @@ from html import escape
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
 SHORTCUTS: tuple[tuple[str, str], ...] = (
-    ("Mouse wheel, Up / Down", "next / previous slice"),
-    ("PageUp / PageDown", "5 slices forward / back"),
+    ("Mouse wheel / Up / Down", "next / previous slice or frame"),
+    ("PgUp / PgDown", "5 slices forward / back"),
     ("Home / End", "first / last slice"),
     ("Right-drag", "window (left-right) and level (up-down)"),
+    ("1 / 2 / 3 / 4", "window preset: soft tissue 400/40, lung 1500/-600, bone 2500/480, brain 80/40"),
     ("R", "reset window/level to the image default"),
+    ("I", "invert grey levels"),
     ("Ctrl + wheel", "zoom about the cursor"),
-    ("Middle-drag, or left-drag with Navigate", "pan"),
+    ("Middle-drag", "pan (left-drag too, with Navigate, away from a mark)"),
     ("F", "fit the image to the view"),
     ("Space", "play / pause a clip at its recorded frame rate"),
     ("O", "CAM overlay on / off"),
-    ("N / P / B", "Navigate, Point, Box tool"),
-    ("Click (Point tool)", "drop a point"),
-    ("Drag (Box tool)", "draw a box"),
-    ("Esc", "cancel the box being drawn, else back to Navigate"),
-    ("Delete (in the marks list)", "delete the selected mark"),
+    ("C", "CAM as contours only, on / off"),
+    ("N / P / B / E / G", "Navigate, Point, Box, Ellipse, Polygon tool"),
+    ("M / T", "Ruler (mm), ROI statistics tool"),
+    ("Click (Navigate)", "select a mark; drag it to move it"),
+    ("Click (Point) / Drag (Box, Ellipse, Ruler, ROI)", "draw"),
+    ("Click (Polygon) / Double-click / Return / Backspace", "add a vertex, close, close, remove the last vertex"),
+    ("Del", "delete the selected mark (on the image or in the marks list)"),
+    ("Esc", "cancel what is being drawn, else deselect, else back to Navigate"),
+    ("Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y", "undo / redo a change of the marks"),
     ("Ctrl+O / Ctrl+Shift+O", "open a file / a folder"),
     ("Ctrl+S", "save the reading"),
     ("F1", "this list"),
     ("Ctrl+Q", "quit"),
 )
+
+
+def documented_keys() -> set[str]:
+    """Every key written in ``SHORTCUTS`` (the parts between " / ")."""
+    return {part.strip() for keys, _ in SHORTCUTS for part in keys.split(" / ")}
 
 
 def shortcuts_html() -> str:

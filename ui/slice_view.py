@@ -1,4 +1,4 @@
-"""``SliceView``: one slice of the volume, the CAM blended on top, and the reader's marks.
+"""``SliceView``: one slice of the volume, the CAM blended on top, the reader's marks and measures.
 
 The view keeps the physical aspect ratio from the spacing ``(dy, dx)``, maps widget positions to
 image ``(row, col)`` and back (pixel centres sit at whole indices, pixel ``(r, c)`` covers
@@ -6,61 +6,79 @@ image ``(row, col)`` and back (pixel centres sit at whole indices, pixel ``(r, c
 on the anatomy when the window is resized or the image zoomed and panned.
 
 Mouse: wheel steps slices, Ctrl+wheel zooms about the cursor, right-drag sets window/level,
-middle-drag (or left-drag with the Navigate tool) pans, left-click drops a point (Point tool),
-left-drag draws a box (Box tool). Keys: Up/Down and PageUp/PageDown step slices, Home/End jump to
-the ends, Esc cancels the box being drawn (or returns to Navigate), F fits the image.
+middle-drag pans; with Navigate, left-drag on a mark moves it (click selects it) and elsewhere
+pans. Point: click drops a point. Box, Ellipse, Ruler, ROI: drag. Polygon: click each vertex,
+double-click or Enter closes it, Backspace removes the last vertex. Keys: Up/Down and
+PageUp/PageDown step slices, Home/End jump to the ends, Delete removes the selected mark, Esc
+cancels what is being drawn (or returns to Navigate), F fits the image. The pixel under the
+cursor is read out with its value and its image and patient coordinates.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QWheelEvent
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QPolygonF, QWheelEvent,
+)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from engine.imaging.render import render_slice
 from engine.imaging.volume import ImageVolume
 from ui.backend import AnnotationDraft
-from engine.imaging.render import render_slice
 from ui.model import MapRole, ViewerState
+from ui.model.geometry import distance_mm, point_in_polygon
 
 PAGE_STEP = 5
 MARK_COLOUR = QColor(64, 224, 208)  # turquoise: visible on grey and on the inferno/jet maps
+SELECTED_COLOUR = QColor(255, 255, 255)
+SAVED_MARK_COLOUR = QColor(255, 209, 102)  # a saved reading's marks: amber, dashed
+MEASURE_COLOUR = QColor(140, 255, 140)
 TEXT_COLOUR = QColor(230, 230, 230)
 CAPTION_COLOUR = QColor(255, 214, 102)  # the method name of a compared view: amber, stands out
 _OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "S": "I", "I": "S", "?": "?"}
 _WL_PIXELS_PER_WIDTH = 256.0  # dragging this many pixels changes the window by one default width
 _MIN_ZOOM, _MAX_ZOOM = 0.25, 16.0
+_HIT_PIXELS = 8.0  # how close (screen pixels) a click must come to a point mark to pick it
+_DRAG_TOOLS = ("box", "ellipse", "ruler", "roi")
 
 
-def orientation_letters(volume: ImageVolume) -> tuple[str, str] | None:
-    """The anatomical letters printed at the image's left and top edges.
+def orientation_letters(volume: ImageVolume) -> tuple[str, str, str, str] | None:
+    """The anatomical letters printed at the image's left, top, right and bottom edges.
 
     The screen's left edge shows where the columns come from (the opposite of the direction the
-    column index grows towards), the top edge where the rows come from.
+    column index grows towards), the right edge where they go; likewise top and bottom for rows.
 
     Args:
         volume: the shown volume.
 
     Returns:
-        ``(left, top)`` letters such as ``("R", "A")``, or None when the volume has no patient
-        geometry (clips, patches, slides: ``ImageVolume.patient_oriented`` is False) or its
-        orientation is unknown.
+        ``(left, top, right, bottom)`` letters such as ``("R", "A", "L", "P")``, or None when the
+        volume has no patient geometry (clips, patches, slides: ``ImageVolume.patient_oriented``
+        is False) or its orientation is unknown.
     """
     orientation = volume.orientation
     if not volume.patient_oriented or "?" in orientation:
         return None
-    return _OPPOSITE[orientation[2]], _OPPOSITE[orientation[1]]
+    return _OPPOSITE[orientation[2]], _OPPOSITE[orientation[1]], orientation[2], orientation[1]
 
 
 class SliceView(QWidget):
-    """Draws ``state``'s current slice and writes slice, window and marks back to it.
+    """Draws ``state``'s current slice and writes slice, window, marks and measures back to it.
 
     Args:
         state: the viewer state to show and change.
         role: which analysis's map to blend, ``"main"`` or ``"compare"`` (the second CAM method
             of a side-by-side comparison); everything else is shared through ``state``.
         parent: optional parent widget.
+
+    Signals:
+        viewport_changed(): zoom or pan changed (linked views follow).
+        cursor_moved(str): the read-out of the pixel under the cursor ("" off the image).
     """
+
+    viewport_changed = Signal()
+    cursor_moved = Signal(str)
 
     def __init__(self, state: ViewerState, role: MapRole = "main",
                  parent: QWidget | None = None) -> None:
@@ -69,25 +87,34 @@ class SliceView(QWidget):
         self.role = role
         self.smooth = True  # bilinear magnification; False shows square voxels
         self._image: QImage | None = None
+        self._stale = True  # the image does not show the state yet
         self._zoom = 1.0
         self._pan = QPointF(0.0, 0.0)
         self._drag_button = Qt.MouseButton.NoButton
         self._drag_start = QPointF()
         self._drag_window = (0.0, 1.0)
         self._drag_pan = QPointF()
-        self._box_start: tuple[float, float] | None = None
-        self._box_end: tuple[float, float] | None = None
+        self._shape_start: tuple[float, float] | None = None  # a box, ellipse, ruler or ROI being drawn
+        self._shape_end: tuple[float, float] | None = None
+        self._polygon: list[tuple[float, float]] = []  # vertices of the polygon being drawn
+        self._hover: tuple[float, float] | None = None
+        self._moving: tuple[int, tuple[float, float]] | None = None  # (mark, grab point) while moving
+        self._move_offset = (0.0, 0.0)
+        self.cursor_text = ""
         self.setFocusPolicy(Qt.FocusPolicy.WheelFocus)
-        self.setMouseTracking(False)
+        self.setMouseTracking(True)
         self.setMinimumSize(200, 200)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.display, self.overlay, self.annotation = state.display, state.overlay, state.annotation
+        self.measure = state.measure
         for signal in (self.display.events.channel, self.display.events.slice_index,
-                       self.display.events.window, self.overlay.events.all):
+                       self.display.events.window, self.display.events.invert, self.overlay.events.all):
             signal.connect(self._rerender)  # every overlay change shows in the pixels
         self.display.events.volume.connect(self._on_volume)
-        self.annotation.events.drafts.connect(self._repaint)
+        for signal in (self.annotation.events.drafts, self.annotation.events.selected,
+                       self.annotation.events.saved_marks, self.measure.events.ruler, self.measure.events.roi):
+            signal.connect(self._repaint)
         self.annotation.events.tool.connect(self._on_tool)
         self._on_tool(self.annotation.tool)
         self._rerender()
@@ -132,35 +159,68 @@ class SliceView(QWidget):
         _, rows, cols = self.display.volume.shape
         return min(max(row, -0.5), rows - 0.5), min(max(col, -0.5), cols - 0.5)
 
+    def viewport(self) -> tuple[float, QPointF]:
+        """``(zoom, pan)``: how far the image is magnified and shifted from centred."""
+        return self._zoom, QPointF(self._pan)
+
+    def set_viewport(self, zoom: float, pan: QPointF) -> None:
+        """Show the image at ``zoom`` and ``pan`` (as another view does); emits nothing."""
+        if (zoom, pan) != (self._zoom, self._pan):
+            self._zoom, self._pan = zoom, QPointF(pan)
+            self.update()
+
+    def _viewport_moved(self) -> None:
+        self.update()
+        self.viewport_changed.emit()
+
     def fit(self) -> None:
         """Show the whole image, centred (undo zoom and pan)."""
         self._zoom, self._pan = 1.0, QPointF(0.0, 0.0)
-        self.update()
+        self._viewport_moved()
 
     # -- state -> pixels ---------------------------------------------------------------------
     def _on_volume(self, _volume: object) -> None:
-        self._box_start = self._box_end = None
+        self._cancel_drawing()
+        if self.cursor_text:
+            self.cursor_text = ""
+            self.cursor_moved.emit("")
         self.fit()
         self._rerender()
 
     def _on_tool(self, tool: str) -> None:
-        self._box_start = self._box_end = None
-        cursors = {"navigate": Qt.CursorShape.OpenHandCursor, "point": Qt.CursorShape.CrossCursor,
-                   "box": Qt.CursorShape.CrossCursor}
-        self.setCursor(cursors[tool])
+        self._cancel_drawing()
+        self.setCursor(Qt.CursorShape.OpenHandCursor if tool == "navigate" else Qt.CursorShape.CrossCursor)
         self.update()
 
+    def _cancel_drawing(self) -> None:
+        self._shape_start = self._shape_end = None
+        self._polygon = []
+        self._moving = None
+        self._move_offset = (0.0, 0.0)
+
     def _rerender(self, *_args: object) -> None:
+        """Render the shown slice with its overlay into the image the next paint draws. A hidden
+        view (the compared one, while not comparing) renders when it is shown again."""
+        if not self.isVisible():
+            self._stale = True
+            return
+        self._stale = False
         image = self.display.current_image()
         if image is None:
             self._image = None
         else:
             centre, width = self.display.window
-            rgba = np.ascontiguousarray(render_slice(image, centre, width,
-                                                     self.overlay.spec(self.role)))
+            rgba = np.ascontiguousarray(render_slice(image, centre, width, self.overlay.spec(self.role),
+                                                     self.display.invert))
             rows, cols = rgba.shape[:2]
-            self._image = QImage(rgba.data, cols, rows, 4 * cols, QImage.Format.Format_RGBA8888).copy()
+            # RGBX: the same bytes with alpha ignored, which Qt scales as fast as RGB32.
+            self._image = QImage(rgba.data, cols, rows, 4 * cols, QImage.Format.Format_RGBX8888).copy()
         self.update()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._stale:
+            self._rerender()
 
     def _repaint(self, *_args: object) -> None:
         self.update()
@@ -179,37 +239,117 @@ class SliceView(QWidget):
         painter.drawImage(self.image_rect(), self._image)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         self._draw_marks(painter)
+        self._draw_measures(painter)
         self._draw_text(painter)
         painter.end()
 
+    # -- marks -------------------------------------------------------------------------------
     def _draw_marks(self, painter: QPainter) -> None:
         painter.setFont(QFont(self.font().family(), 9))
+        here = self.display.slice_index
+        for mark in self.annotation.saved_marks:
+            if mark.slice_index == here:
+                self._draw_mark(painter, mark, mark.label, QPen(SAVED_MARK_COLOUR, 2.0, Qt.PenStyle.DashLine))
         for number, mark in enumerate(self.annotation.drafts, start=1):
-            if mark.slice_index == self.display.slice_index:
-                self._draw_mark(painter, mark, f"{number} {mark.label}".strip())
-        if self._box_start is not None and self._box_end is not None:
-            painter.setPen(QPen(MARK_COLOUR, 1.5, Qt.PenStyle.DashLine))
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRect(QRectF(self.image_to_widget(*self._box_start),
-                                    self.image_to_widget(*self._box_end)).normalized())
-
-    def _draw_mark(self, painter: QPainter, mark: AnnotationDraft, caption: str) -> None:
-        painter.setPen(QPen(MARK_COLOUR, 2.0))
+            if mark.slice_index == here:
+                selected = number - 1 == self.annotation.selected
+                pen = QPen(SELECTED_COLOUR if selected else MARK_COLOUR, 3.0 if selected else 2.0)
+                offset = self._move_offset if self._moving is not None and self._moving[0] == number - 1 else (0, 0)
+                self._draw_mark(painter, mark, f"{number} {mark.label}".strip(), pen, offset)
+        painter.setPen(QPen(MARK_COLOUR, 1.5, Qt.PenStyle.DashLine))
         painter.setBrush(Qt.BrushStyle.NoBrush)
-        first = self.image_to_widget(*mark.points[0])
+        if self._shape_start is not None and self._shape_end is not None and self.annotation.tool in ("box", "ellipse"):
+            rect = QRectF(self.image_to_widget(*self._shape_start), self.image_to_widget(*self._shape_end)).normalized()
+            painter.drawEllipse(rect) if self.annotation.tool == "ellipse" else painter.drawRect(rect)
+        if self._polygon:
+            points = [self.image_to_widget(*vertex) for vertex in self._polygon]
+            if self._hover is not None:
+                points.append(self.image_to_widget(*self._hover))
+            painter.drawPolyline(QPolygonF(points))
+            for point in points[: len(self._polygon)]:
+                painter.drawEllipse(point, 3.0, 3.0)
+
+    def _draw_mark(self, painter: QPainter, mark: AnnotationDraft, caption: str, pen: QPen,
+                   offset: tuple[float, float] = (0.0, 0.0)) -> None:
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        points = [self.image_to_widget(r + offset[0], c + offset[1]) for r, c in mark.points]
+        first = points[0]
         if mark.kind == "point":
             painter.drawEllipse(first, 6.0, 6.0)
-            painter.drawLine(first + QPointF(-10, 0), first + QPointF(-4, 0))
-            painter.drawLine(first + QPointF(4, 0), first + QPointF(10, 0))
-            painter.drawLine(first + QPointF(0, -10), first + QPointF(0, -4))
-            painter.drawLine(first + QPointF(0, 4), first + QPointF(0, 10))
+            for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+                painter.drawLine(first + QPointF(4 * dx, 4 * dy), first + QPointF(10 * dx, 10 * dy))
             anchor = first + QPointF(10, -8)
-        else:
-            box = QRectF(first, self.image_to_widget(*mark.points[1])).normalized()
-            painter.drawRect(box)
+        elif mark.kind in ("box", "ellipse"):
+            box = QRectF(first, points[1]).normalized()
+            painter.drawEllipse(box) if mark.kind == "ellipse" else painter.drawRect(box)
             anchor = box.topLeft() + QPointF(0, -4)
+        else:
+            painter.drawPolygon(QPolygonF(points))
+            anchor = min(points, key=lambda p: p.y()) + QPointF(0, -4)
         painter.drawText(anchor, caption)
 
+    def mark_at(self, position: QPointF) -> int:
+        """Index of the topmost draft mark on the shown slice under a widget position, else -1."""
+        row, col = self.widget_to_image(position)
+        for index in range(len(self.annotation.drafts) - 1, -1, -1):
+            mark = self.annotation.drafts[index]
+            if mark.slice_index != self.display.slice_index:
+                continue
+            if mark.kind == "point":
+                if _distance(self.image_to_widget(*mark.points[0]), position) <= _HIT_PIXELS:
+                    return index
+            elif mark.kind == "box":
+                (top, left), (bottom, right) = mark.points
+                if top <= row <= bottom and left <= col <= right:
+                    return index
+            elif mark.kind == "ellipse":
+                (top, left), (bottom, right) = mark.points
+                centre_r, centre_c = (top + bottom) / 2, (left + right) / 2
+                half_r, half_c = max((bottom - top) / 2, 1e-6), max((right - left) / 2, 1e-6)
+                if ((row - centre_r) / half_r) ** 2 + ((col - centre_c) / half_c) ** 2 <= 1.0:
+                    return index
+            elif point_in_polygon((row, col), mark.points):
+                return index
+        return -1
+
+    # -- measures ----------------------------------------------------------------------------
+    def _draw_measures(self, painter: QPainter) -> None:
+        painter.setFont(QFont(self.font().family(), 10, QFont.Weight.Bold))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        here = self.display.slice_index
+        ruler = self.measure.ruler
+        drawing = self._shape_start is not None and self._shape_end is not None
+        if drawing and self.annotation.tool == "ruler":
+            self._draw_ruler(painter, self._shape_start, self._shape_end, dashed=True)
+        elif ruler is not None and ruler.slice_index == here:
+            self._draw_ruler(painter, ruler.start, ruler.end)
+        roi = self.measure.roi
+        if drawing and self.annotation.tool == "roi":
+            painter.setPen(QPen(MEASURE_COLOUR, 1.5, Qt.PenStyle.DashLine))
+            painter.drawRect(QRectF(self.image_to_widget(*self._shape_start),
+                                    self.image_to_widget(*self._shape_end)).normalized())
+        elif roi is not None and roi.slice_index == here:
+            box = QRectF(self.image_to_widget(*roi.start), self.image_to_widget(*roi.end)).normalized()
+            painter.setPen(QPen(MEASURE_COLOUR, 2.0))
+            painter.drawRect(box)
+            stats = self.measure.roi_stats()
+            if stats is not None:
+                text = (f"mean {stats.mean:.4g}  SD {stats.sd:.3g}\n"
+                        f"{stats.area_mm2:.4g} mm\u00b2 ({stats.pixels} px)")
+                painter.drawText(QRectF(box.left(), box.bottom() + 2, 260, 40),
+                                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, text)
+
+    def _draw_ruler(self, painter: QPainter, start, end, dashed: bool = False) -> None:
+        a, b = self.image_to_widget(*start), self.image_to_widget(*end)
+        painter.setPen(QPen(MEASURE_COLOUR, 2.0, Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine))
+        painter.drawLine(a, b)
+        for point in (a, b):
+            painter.drawEllipse(point, 3.0, 3.0)
+        _, dy, dx = self.display.volume.spacing
+        painter.drawText(b + QPointF(8, -6), f"{distance_mm(start, end, (dy, dx)):.1f} mm")
+
+    # -- text --------------------------------------------------------------------------------
     def _draw_text(self, painter: QPainter) -> None:
         volume = self.display.volume
         centre, width = self.display.window
@@ -219,8 +359,11 @@ class SliceView(QWidget):
         top_left = (f"{self.display.channel.upper()}\n"
                     f"{self.display.item_word().capitalize()} {self.display.slice_index + 1} / {volume.n_slices}")
         painter.drawText(margin, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, top_left)
+        inverted = "  inverted" if self.display.invert else ""
         painter.drawText(margin, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
-                         f"W {width:.0f}  L {centre:.0f}")
+                         f"W {width:.0f}  L {centre:.0f}{inverted}")
+        if self.cursor_text:
+            painter.drawText(margin, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom, self.cursor_text)
         caption = self.overlay.method_caption(self.role)
         if caption:
             method, detail = caption.split("\n", 1)
@@ -234,12 +377,29 @@ class SliceView(QWidget):
             painter.setFont(QFont(self.font().family(), 10))
         letters = orientation_letters(volume)
         if letters is not None:
-            left, top = letters
+            left, top, right, bottom = letters
             rect = self.image_rect().intersected(QRectF(self.rect()))
-            painter.drawText(QRectF(rect.left() + 4, rect.center().y() - 10, 20, 20),
-                             Qt.AlignmentFlag.AlignLeft, left)
-            painter.drawText(QRectF(rect.center().x() - 10, rect.top() + 4, 20, 20),
-                             Qt.AlignmentFlag.AlignHCenter, top)
+            middle_y, middle_x = rect.center().y() - 10, rect.center().x() - 10
+            painter.drawText(QRectF(rect.left() + 4, middle_y, 20, 20), Qt.AlignmentFlag.AlignLeft, left)
+            painter.drawText(QRectF(middle_x, rect.top() + 4, 20, 20), Qt.AlignmentFlag.AlignHCenter, top)
+            painter.drawText(QRectF(rect.right() - 24, middle_y, 20, 20), Qt.AlignmentFlag.AlignRight, right)
+            painter.drawText(QRectF(middle_x, rect.bottom() - 24, 20, 20),
+                             Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, bottom)
+
+    def readout(self, row: float, col: float) -> str:
+        """What the cursor read-out says at image ``(row, col)``: the pixel (row and column from 0,
+        the slice numbered from 1 as everywhere on screen), its value, and its patient position
+        (LPS, mm) when the volume has one; "" off the image."""
+        value = self.display.pixel_value(row, col)
+        if value is None:
+            return ""
+        r, c = int(np.floor(row + 0.5)), int(np.floor(col + 0.5))
+        shown = " ".join(f"{v:.4g}" for v in value) if isinstance(value, tuple) else f"{value:.4g}"
+        text = f"row {r}, col {c}, {self.display.item_word()} {self.display.slice_index + 1}  value {shown}"
+        position = self.display.patient_position(r, c)
+        if position is not None:
+            text += "\nLPS {:.1f}, {:.1f}, {:.1f} mm".format(*position)
+        return text
 
     # -- input -------------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
@@ -248,23 +408,54 @@ class SliceView(QWidget):
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         button, position = event.button(), event.position()
         tool = self.annotation.tool
-        if button == Qt.MouseButton.LeftButton and tool == "point":
-            row, col = self.widget_to_image(position)
-            if self._inside(row, col):
+        row, col = self.widget_to_image(position)
+        if button == Qt.MouseButton.LeftButton and tool != "navigate":
+            if not self._inside(row, col):
+                return
+            if tool == "point":
                 self.annotation.add_point(row, col)
+            elif tool == "polygon":
+                self._polygon.append((row, col))
+                self.update()
+            else:
+                self._shape_start = self._shape_end = (row, col)
             return
-        if button == Qt.MouseButton.LeftButton and tool == "box":
-            row, col = self.widget_to_image(position)
-            if self._inside(row, col):
-                self._box_start = self._box_end = (row, col)
-            return
+        if button == Qt.MouseButton.LeftButton:
+            index = self.mark_at(position)
+            self.annotation.select(index)
+            if index >= 0:
+                self._moving = (index, (row, col))
+                self._move_offset = (0.0, 0.0)
+                return
         self._drag_button, self._drag_start = button, position
         self._drag_window, self._drag_pan = self.display.window, QPointF(self._pan)
 
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.annotation.tool == "polygon" and self._polygon:
+            self._close_polygon()
+        else:
+            super().mouseDoubleClickEvent(event)
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.display.volume is None:
+            return
         position = event.position()
-        if self._box_start is not None:
-            self._box_end = self._clamp_inside(*self.widget_to_image(position))
+        row, col = self.widget_to_image(position)
+        text = self.readout(row, col)
+        if text != self.cursor_text:
+            self.cursor_text = text
+            self.cursor_moved.emit(text)
+            self.update()
+        if self._polygon:
+            self._hover = self._clamp_inside(row, col)
+            self.update()
+        if self._shape_start is not None:
+            self._shape_end = self._clamp_inside(row, col)
+            self.update()
+            return
+        if self._moving is not None:
+            grab = self._moving[1]
+            self._move_offset = (row - grab[0], col - grab[1])
             self.update()
             return
         delta = position - self._drag_start
@@ -272,6 +463,12 @@ class SliceView(QWidget):
             self._drag_window_level(delta)
         elif self._drag_button in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
             self._pan = self._drag_pan + delta
+            self._viewport_moved()
+
+    def leaveEvent(self, _event: object) -> None:  # noqa: N802
+        if self.cursor_text:
+            self.cursor_text = ""
+            self.cursor_moved.emit("")
             self.update()
 
     def _drag_window_level(self, delta: QPointF) -> None:
@@ -281,16 +478,46 @@ class SliceView(QWidget):
         self.display.window = (centre + delta.y() * step, width + delta.x() * step)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self._box_start is not None and event.button() == Qt.MouseButton.LeftButton:
-            start = self._box_start
+        if self._shape_start is not None and event.button() == Qt.MouseButton.LeftButton:
+            start = self._shape_start
             end = self._clamp_inside(*self.widget_to_image(event.position()))
-            self._box_start = self._box_end = None
-            if abs(end[0] - start[0]) >= 0.5 and abs(end[1] - start[1]) >= 0.5:
-                self.annotation.add_box(start, end)
+            self._shape_start = self._shape_end = None
+            self._finish_shape(start, end)
+            self.update()
+            return
+        if self._moving is not None and event.button() == Qt.MouseButton.LeftButton:
+            index, _ = self._moving
+            d_row, d_col = self._move_offset
+            self._moving, self._move_offset = None, (0.0, 0.0)
+            if abs(d_row) > 0.05 or abs(d_col) > 0.05:
+                self.annotation.move(index, d_row, d_col)  # one undo step for the whole drag
             self.update()
             return
         if event.button() == self._drag_button:
             self._drag_button = Qt.MouseButton.NoButton
+
+    def _finish_shape(self, start: tuple[float, float], end: tuple[float, float]) -> None:
+        tool = self.annotation.tool
+        if tool == "ruler":
+            if start != end:
+                self.measure.set_ruler(start, end)
+            return
+        if abs(end[0] - start[0]) < 0.5 or abs(end[1] - start[1]) < 0.5:
+            return  # a click, not a drag: nothing drawn
+        if tool == "roi":
+            self.measure.set_roi(start, end)
+        elif tool == "ellipse":
+            self.annotation.add_ellipse(start, end)
+        else:
+            self.annotation.add_box(start, end)
+
+    def _close_polygon(self) -> None:
+        vertices, self._polygon, self._hover = self._polygon, [], None
+        try:
+            self.annotation.add_polygon(_without_repeats(vertices))
+        except ValueError:
+            pass  # fewer than three distinct vertices: nothing drawn
+        self.update()
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
         if self.display.volume is None:
@@ -308,7 +535,7 @@ class SliceView(QWidget):
         self._zoom = zoom
         moved = self.image_to_widget(row, col)
         self._pan += anchor - moved  # keep the pixel under the cursor where it was
-        self.update()
+        self._viewport_moved()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         key = event.key()
@@ -320,13 +547,35 @@ class SliceView(QWidget):
             self.display.slice_index = 0
         elif key == Qt.Key.Key_End:
             self.display.slice_index = self.display.volume.n_slices - 1 if self.display.volume else 0
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._polygon:
+            self._close_polygon()
+        elif key == Qt.Key.Key_Backspace and self._polygon:
+            self._polygon.pop()
+            self.update()
+        elif key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self.annotation.selected >= 0:
+            self.annotation.remove(self.annotation.selected)
         elif key == Qt.Key.Key_Escape:
-            if self._box_start is not None:
-                self._box_start = self._box_end = None
+            if self._shape_start is not None or self._polygon or self._moving is not None:
+                self._cancel_drawing()
                 self.update()
+            elif self.annotation.selected >= 0:
+                self.annotation.select(-1)
             else:
                 self.annotation.tool = "navigate"
         elif key == Qt.Key.Key_F:
             self.fit()
         else:
             super().keyPressEvent(event)
+
+
+def _distance(a: QPointF, b: QPointF) -> float:
+    return float(np.hypot(a.x() - b.x(), a.y() - b.y()))
+
+
+def _without_repeats(vertices: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Drop a vertex equal to the one before it (a double-click adds its point twice)."""
+    kept: list[tuple[float, float]] = []
+    for vertex in vertices:
+        if not kept or np.hypot(vertex[0] - kept[-1][0], vertex[1] - kept[-1][1]) > 0.25:
+            kept.append(vertex)
+    return kept

@@ -9,7 +9,7 @@ import pytest
 
 from app.settings import Settings
 from app.startup import open_workstation
-from app.workstation import load_map
+from app.stored_analysis import load_map
 from db import blobs, runs
 from engine.errors import SalienceError
 from engine.progress import NullProgress
@@ -288,3 +288,53 @@ def test_compare_adds_a_method_to_the_same_prediction_with_no_forward_pass(setti
     # The map check of the shown analysis still measures its own method.
     report = workstation.check_map(case, "glioma", first, 1, 10, NullProgress())
     assert report["method"] == "gradcam"
+
+
+def test_a_reading_reopens_after_a_restart_with_its_marks_and_the_maps_it_was_made_on(analysed):
+    """An ellipse and a point saved with the analysis; after a restart the reading comes back with
+    its marks (the ellipse as its outline polygon, in image coordinates) and the very maps and
+    probabilities stored then, ready to compare or check; another reader cannot reopen it."""
+    from ui.model.geometry import ELLIPSE_VERTICES, polygon_area
+
+    settings, workstation, case, analysis = analysed
+    marks = (AnnotationDraft("ellipse", 10, ((50.0, 40.0), (70.0, 80.0)), "lesion"),
+             AnnotationDraft("point", 11, ((60.0, 60.0),), "oedema"))
+    saved = workstation.save_reading(case, ReadingDraft("FLAIR abnormality present", 3, annotations=marks,
+                                                        prediction_id=analysis.prediction_id))
+    restarted = open_workstation(settings)
+    reopened_case = restarted.open_case(next(i for i in restarted.worklist() if i.title == CASE), NullProgress())
+    reading, shown = restarted.reopen_reading(reopened_case, saved.id, NullProgress())
+    ellipse, point = reading.annotations
+    assert ellipse.kind == "polygon" and len(ellipse.points) == ELLIPSE_VERTICES and ellipse.slice_index == 10
+    assert polygon_area(ellipse.points) == pytest.approx(np.pi * 10 * 20, rel=0.02)
+    assert point == marks[1] and reading.prediction_id == analysis.prediction_id
+    assert shown.prediction_id == analysis.prediction_id and shown.method == analysis.method
+    assert shown.class_names == analysis.class_names and shown.calibrated == analysis.calibrated
+    np.testing.assert_allclose(shown.probabilities, analysis.probabilities, atol=1e-6)
+    np.testing.assert_array_equal(shown.maps, analysis.maps)
+    assert shown.explanation_ids == analysis.explanation_ids
+    with restarted._sessions() as session:  # the checks made of these maps come back with them
+        stored_checks = [(k, c.item_index) for k, e in enumerate(shown.explanation_ids)
+                         for c in runs.map_checks_for(session, e)]
+    assert [(k, item) for k, item, _ in shown.map_checks] == stored_checks
+    other = open_workstation(dataclasses.replace(settings, reader="dr_b"))
+    with pytest.raises(SalienceError, match="not one of your readings"):
+        other.reopen_reading(reopened_case, saved.id, NullProgress())
+
+
+def test_a_reading_made_without_an_analysis_reopens_without_one(analysed):
+    _, workstation, case, _ = analysed
+    saved = workstation.save_reading(case, ReadingDraft("No FLAIR abnormality", 2, comment="no model"))
+    reading, shown = workstation.reopen_reading(case, saved.id, NullProgress())
+    assert shown is None and reading.comment == "no model"
+
+
+def test_score_cam_says_its_cost_before_it_runs(analysed):
+    """Score-CAM on a glioma volume: one forward pass per target-layer channel plus the input,
+    per slice and class; a positive time measured on this machine."""
+    _, workstation, case, _ = analysed
+    cost = workstation.method_cost(case, "glioma", "scorecam", NullProgress())
+    model = workstation._bundle("glioma")
+    slices, classes = case.volume.n_slices, len(model.class_names)
+    assert cost.forward_passes % (slices * classes) == 0 and cost.forward_passes > slices * classes * 2
+    assert cost.method == "scorecam" and cost.seconds > 0

@@ -11,7 +11,7 @@ from engine.errors import ImageReadError, SalienceError
 from engine.imaging.volume import ImageVolume, plain_affine
 from engine.progress import Progress, check_cancelled
 from ui.backend import (
-    Analysis, OpenedCase, ReaderInfo, ReadingDraft, SavedReading, Uncertainty, Verdict, WorklistItem,
+    Analysis, MethodCost, OpenedCase, ReaderInfo, ReadingDraft, SavedReading, Uncertainty, Verdict, WorklistItem,
 )
 
 SLICES, ROWS, COLS = 5, 32, 32
@@ -45,6 +45,18 @@ def synthetic_maps() -> np.ndarray:
     return maps
 
 
+def synthetic_clip() -> ImageVolume:
+    """A lung-ultrasound clip: one grey channel, 6 frames of 24 x 32 at 25 fps."""
+    array = np.zeros((1, 6, 24, 32), dtype=np.float32)
+    for k in range(6):
+        array[0, k, 4 + k:10 + k, 8:20] = 200.0
+    return ImageVolume(array=array, spacing=(1.0, 0.2, 0.2), affine=plain_affine((1.0, 0.2, 0.2)),
+                       modality="US", kind="clip", source="/fake/clip.mp4", channel_names=("grey",),
+                       frame_time_ms=40.0)
+
+
+ULTRASOUND_ITEM = WorklistItem("/fake/clip.mp4", "clip.mp4", "/fake/clip.mp4", "lung-ultrasound", "new")
+
 PROBABILITIES = np.array([[0.9, 0.1], [0.7, 0.3], [0.05, 0.95], [0.6, 0.4], [0.8, 0.2]])
 
 
@@ -70,6 +82,12 @@ class FakeWorkstation:
     study_ranges: tuple | None = None  # per class (low, high) of the stored maps of every case
     uncertainty: Uncertainty | None = None  # what analyse says of its answers' uncertainty
     added_models: list[str] = field(default_factory=list)  # paths given to add_bundle
+    extra_items: list[WorklistItem] = field(default_factory=list)  # e.g. ULTRASOUND_ITEM
+    analyses: dict[int, Analysis] = field(default_factory=dict)  # prediction id -> analysis, as stored
+    cost_calls: list[tuple[str, str]] = field(default_factory=list)
+    seconds_per_pass: float = 0.05  # what method_cost's timed batch "measured"
+    data_root: str = "/fake/data"
+    checks: list[tuple[int, int, dict]] = field(default_factory=list)  # (class, item, report) as stored
 
     @property
     def reader(self) -> ReaderInfo:
@@ -78,10 +96,12 @@ class FakeWorkstation:
     def worklist(self) -> list[WorklistItem]:
         status = "read" if self.saved else "new"
         return [WorklistItem("/fake/CASE_A", "CASE_A", "/fake/CASE_A", "glioma", status),
-                WorklistItem("/fake/CASE_B", "CASE_B", "/fake/CASE_B", "glioma", "new")]
+                WorklistItem("/fake/CASE_B", "CASE_B", "/fake/CASE_B", "glioma", "new")] + self.extra_items
 
     def bundles(self, task: str) -> list[str]:
-        return [name for name in self.installed_bundles if name.startswith(task)]
+        """As the real one: the task's own bundles first, then every other installed bundle."""
+        own = [name for name in self.installed_bundles if name.startswith(task)]
+        return own + [name for name in self.installed_bundles if name not in own]
 
     def methods(self) -> list[str]:
         return list(self.cam_methods)
@@ -105,6 +125,8 @@ class FakeWorkstation:
         progress.report(0.5, "reading")
         if self.open_error is not None:
             raise self.open_error
+        if item.task == "lung-ultrasound":
+            return OpenedCase(case_id=3, volume=synthetic_clip(), display_channel="grey", task=item.task)
         return OpenedCase(case_id=1, volume=synthetic_volume(), display_channel="flair")
 
     def open_path(self, path: str, progress: Progress, series_uid: str | None = None) -> OpenedCase:
@@ -128,12 +150,14 @@ class FakeWorkstation:
             progress.report((k + 1) / SLICES, f"slice {k + 1} of {SLICES}")
         if self.analyse_error is not None:
             raise self.analyse_error
-        return Analysis(bundle=bundle, class_names=CLASS_NAMES, probabilities=PROBABILITIES.copy(),
-                        method=method, maps=self.method_maps.get(method, synthetic_maps()).copy(),
-                        prediction_id=7,
-                        explanation_ids=(11, 12), verdict=self.verdict,
-                        probability_maps=self.probability_maps, study_ranges=self.study_ranges,
-                        uncertainty=self.uncertainty)
+        analysis = Analysis(bundle=bundle, class_names=CLASS_NAMES, probabilities=PROBABILITIES.copy(),
+                            method=method, maps=self.method_maps.get(method, synthetic_maps()).copy(),
+                            prediction_id=7,
+                            explanation_ids=(11, 12), verdict=self.verdict,
+                            probability_maps=self.probability_maps, study_ranges=self.study_ranges,
+                            uncertainty=self.uncertainty, calibrated=True)
+        self.analyses[analysis.prediction_id] = analysis
+        return analysis
 
     def compare(self, case: OpenedCase, analysis: Analysis, method: str, progress: Progress) -> Analysis:
         """The same prediction explained by ``method`` too: its maps, new explanation ids."""
@@ -158,7 +182,7 @@ class FakeWorkstation:
         if self.check_error is not None:
             raise self.check_error
         trustworthy = item != 0
-        return {
+        report = {
             "item": item, "class": analysis.class_names[class_index], "method": analysis.method,
             "deletion": {"auc": 0.1 + 0.01 * item}, "insertion": {"auc": 0.8},
             "confidence": {"average_drop": 12.5, "increase_in_confidence": 0.0},
@@ -169,6 +193,8 @@ class FakeWorkstation:
                        "steps": [{"layers": ["fc"], "spearman": 0.7, "ssim": 0.5,
                                   "spearman_in_region": 0.1 if trustworthy else 0.9}]},
         }
+        self.checks.append((class_index, item, report))
+        return report
 
     def save_reading(self, case: OpenedCase, draft: ReadingDraft) -> SavedReading:
         if self.save_error is not None:
@@ -177,9 +203,31 @@ class FakeWorkstation:
         saved = SavedReading(id=len(self.saved) + 1, diagnosis=draft.diagnosis,
                              confidence=draft.confidence, comment=draft.comment,
                              created_at=f"2024-05-0{len(self.saved) + 1} 10:00",
-                             annotations=draft.annotations)
+                             annotations=draft.annotations, prediction_id=draft.prediction_id)
         self.saved.insert(0, saved)
         return saved
 
     def my_readings(self, case: OpenedCase) -> list[SavedReading]:
         return list(self.saved)
+
+    def reopen_reading(self, case: OpenedCase, reading_id: int, progress: Progress):
+        """The saved reading and the analysis stored under its prediction id (as made)."""
+        progress.report(0.5, "loading maps")
+        reading = next((r for r in self.saved if r.id == reading_id), None)
+        if reading is None:
+            from engine.errors import SalienceError
+
+            raise SalienceError(f"reading {reading_id} is not one of yours")
+        import dataclasses
+
+        analysis = self.analyses.get(reading.prediction_id) if reading.prediction_id else None
+        return reading, analysis and dataclasses.replace(analysis, map_checks=tuple(self.checks))
+
+    def method_cost(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> MethodCost:
+        """Score-CAM: one pass per channel (say 64) per slice; occlusion: 49 windows per slice."""
+        self.cost_calls.append((bundle, method))
+        passes = SLICES * (64 if method == "scorecam" else 49)
+        return MethodCost(method, passes, passes * self.seconds_per_pass)
+
+    def data_folder(self) -> str:
+        return self.data_root

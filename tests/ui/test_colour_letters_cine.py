@@ -97,20 +97,30 @@ def test_cam_overlay_blends_over_the_colour_image(qtbot):
 
 
 # -- orientation letters -----------------------------------------------------------------------
+def bright_pixels(view: SliceView, xs: range, ys: range) -> int:
+    """How many near-white pixels lie in the widget area ``xs`` x ``ys``."""
+    image = view.grab().toImage()
+    return sum(1 for x in xs for y in ys if image.pixelColor(x, y).lightness() > 150)
+
+
 def bright_pixels_left_middle(view: SliceView) -> int:
     """How many near-white pixels lie where the left orientation letter is drawn."""
-    image = view.grab().toImage()
-    return sum(1 for x in range(0, 30) for y in range(140, 182)
-               if image.pixelColor(x, y).lightness() > 150)
+    return bright_pixels(view, range(0, 30), range(140, 182))
 
 
 def test_letters_are_drawn_for_a_patient_volume(qtbot):
-    """An MR volume in LPS order "SPL" gets R on the left and A on top, drawn on the image."""
+    """An MR volume in LPS order "SPL" gets R on the left, A on top, L on the right and P at the
+    bottom, each drawn on the image's edge."""
     state = ViewerState()
     state.display.set_volume(synthetic_volume(), "flair")
     view = shown(qtbot, state)
-    assert orientation_letters(state.display.volume) == ("R", "A")
+    assert orientation_letters(state.display.volume) == ("R", "A", "L", "P")
+    rect = view.image_rect().toRect()
+    middle_x, middle_y = rect.center().x(), rect.center().y()
     assert bright_pixels_left_middle(view) > 5
+    assert bright_pixels(view, range(rect.right() - 30, rect.right()), range(middle_y - 20, middle_y + 20)) > 5
+    assert bright_pixels(view, range(middle_x - 20, middle_x + 20), range(rect.top(), rect.top() + 30)) > 5
+    assert bright_pixels(view, range(middle_x - 20, middle_x + 20), range(rect.bottom() - 30, rect.bottom())) > 5
 
 
 def test_no_letters_for_a_patch_or_clip_without_patient_geometry(qtbot):

@@ -57,7 +57,7 @@ def comparing(qtbot, opened):
     finish(qtbot, opened._analysis_task)
     opened.state.overlay.opacity = 1.0
     panel = opened.analysis_panel
-    assert panel.compare_method.currentText() == "layercam"
+    assert panel.compare_method.currentText() == "LayerCAM" and panel.compare_method.currentData() == "layercam"
     panel.compare_button.click()
     finish(qtbot, opened._analysis_task)
     qtbot.waitUntil(lambda: opened.compare_view.isVisible())
@@ -82,7 +82,7 @@ def test_compare_button_is_off_until_a_first_analysis(qtbot, opened):
     panel.analyse_button.click()
     finish(qtbot, opened._analysis_task)
     assert panel.compare_button.isEnabled()
-    panel.compare_method.setCurrentText("gradcam")  # the method already shown: nothing to compare
+    panel.compare_method.setCurrentText("Grad-CAM")  # the method already shown: nothing to compare
     assert not panel.compare_button.isEnabled()
 
 
@@ -103,10 +103,10 @@ def test_left_shows_first_method_right_shows_second(comparing, workstation):
     assert pixel(right, 25, 25) != grey_left_br
     assert grey_right_tl[0] == grey_right_tl[1] == grey_right_tl[2]
     assert grey_left_br[0] == grey_left_br[1] == grey_left_br[2]
-    assert state.overlay.method_caption("main").startswith("gradcam")
-    assert state.overlay.method_caption("compare").startswith("layercam")
+    assert state.overlay.method_caption("main").startswith("Grad-CAM")
+    assert state.overlay.method_caption("compare").startswith("LayerCAM")
     assert "own volume" in state.overlay.method_caption("compare")
-    assert "(right)" in comparing.analysis_panel.probabilities.text()
+    assert "(right)" in comparing.analysis_panel.summary_text()
 
 
 def test_changing_the_slice_changes_both_views_and_each_is_normalised_over_its_own_volume(comparing):

@@ -18,8 +18,8 @@ def test_check_is_off_until_an_analysis_and_measures_the_shown_class_and_slice(q
     qtbot.waitUntil(lambda: panel.report.text() != "", timeout=5000)
     assert workstation.check_calls == [("glioma 1.0.0", "gradcam", 1, 3)]
     text = panel.report.text()
-    assert "gradcam \u00b7 tumour \u00b7 slice 4" in text  # the reader's 1-based slice number
-    assert "depends on the model's weights" in text and "0.130" in text  # deletion AUC of slice 3
+    assert "Grad-CAM \u00b7 tumour \u00b7 slice 4" in text  # the reader's 1-based slice number
+    assert "depends on the model" in text and "Weak" in text and "0.130" in text  # deletion AUC of slice 3
     assert "0.10 in the foreground, 0.70 whole map" in text
     qtbot.waitUntil(panel.check_button.isEnabled, timeout=5000)
 

@@ -14,11 +14,11 @@ def test_the_verdict_and_key_frames_are_shown_and_a_key_frame_is_one_click_away(
                                   key_items={1: (2, 4)}, notes=("frames cropped to the scan sector",))
     opened.analysis_panel.analyse_button.click()
     finish(qtbot, opened._analysis_task)
-    text = opened.analysis_panel.probabilities.text()
+    text = opened.analysis_panel.summary_text()
     assert "Clip verdict: mean of 5 frames" in text and "70.0%" in text
     assert "<a href='item:2'>3</a>" in text and "<a href='item:4'>5</a>" in text  # 1-based for the reader
     assert "frames cropped to the scan sector" in text
-    opened.analysis_panel.probabilities.linkActivated.emit("item:4")
+    opened.analysis_panel.key_frames.linkActivated.emit("item:4")
     assert opened.state.display.slice_index == 4
     strip = opened.navigator.strip
     image = strip.grab().toImage()
@@ -28,14 +28,15 @@ def test_the_verdict_and_key_frames_are_shown_and_a_key_frame_is_one_click_away(
                                                     KEY_ITEM_COLOUR.blue())
     plain = strip.bar_rect(1).center().x()
     assert image.pixelColor(round(plain * image.devicePixelRatio()), 1) != top
-    opened.state.overlay.class_index = 0  # no key frames listed for this class: no links
-    assert "Key" not in opened.analysis_panel.probabilities.text()
+    opened.state.overlay.class_index = 0  # no key frames for this class: the verdict's stay listed
+    text = opened.analysis_panel.summary_text()
+    assert "Key slices for tumour (the verdict)" in text and "Key slices for normal" not in text
 
 
 def test_without_a_verdict_the_panel_shows_the_slice_only(qtbot, opened):
     opened.analysis_panel.analyse_button.click()
     finish(qtbot, opened._analysis_task)
-    text = opened.analysis_panel.probabilities.text()
+    text = opened.analysis_panel.summary_text()
     assert "verdict" not in text.lower() and "<b>Slice 3</b>" in text
 
 
@@ -102,11 +103,11 @@ def test_the_panel_says_how_sure_the_model_is_of_the_shown_slice(qtbot, opened, 
     opened.analysis_panel.analyse_button.click()
     finish(qtbot, opened._analysis_task)
     opened.state.display.slice_index = 2
-    text = opened.analysis_panel.probabilities.text()
+    text = opened.analysis_panel.summary_text()
     assert "Uncertain: the top two classes are within 0.15" in text and "test-time augmentation, 16 samples" in text
     opened.state.display.slice_index = 4
-    assert "Not flagged as uncertain: slice 5." in opened.analysis_panel.probabilities.text()
+    assert "Not flagged as uncertain: slice 5." in opened.analysis_panel.summary_text()
     workstation.verdict = Verdict("Clip verdict: mean of 5 frames", np.array([0.3, 0.7]))
     opened.analysis_panel.analyse_button.click()
     finish(qtbot, opened._analysis_task)
-    assert "Uncertain: the case." in opened.analysis_panel.probabilities.text()
+    assert "Uncertain: the case." in opened.analysis_panel.summary_text()

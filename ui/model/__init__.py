@@ -1,16 +1,19 @@
 """Qt-free viewer models with specific events; ``ui`` widgets follow them.
 
 ``ViewerState`` composes ``DisplayModel`` (volume, channel, slice, window), ``OverlayModel``
-(analysis, comparison and the look of the map) and ``AnnotationModel`` (tool, label, drafts).
+(analysis, comparison, map checks and the look of the map), ``AnnotationModel`` (tool, label,
+drafts with undo, a saved reading's marks) and ``MeasureModel`` (ruler, ROI).
 Nothing here imports PySide6 or torch (an import-linter contract and a test check it).
 """
 
-from ui.model.annotation import TOOLS, AnnotationModel, Tool
-from ui.model.display import RGB_CHANNEL, DisplayModel, channel_choices
+from ui.model.annotation import MARK_TOOLS, TOOLS, AnnotationModel, Tool
+from ui.model.display import RGB_CHANNEL, WINDOW_PRESETS, DisplayModel, channel_choices
+from ui.model.measure import MeasureModel, Segment
 from ui.model.overlay import MAP_ROLES, MAP_SOURCES, MapRole, MapSource, OverlayModel
 from ui.model.viewer import ViewerState
 
 __all__ = [
-    "MAP_ROLES", "MAP_SOURCES", "RGB_CHANNEL", "TOOLS", "AnnotationModel", "DisplayModel", "MapRole",
-    "MapSource", "OverlayModel", "Tool", "ViewerState", "channel_choices",
+    "MAP_ROLES", "MAP_SOURCES", "MARK_TOOLS", "RGB_CHANNEL", "TOOLS", "WINDOW_PRESETS", "AnnotationModel",
+    "DisplayModel", "MapRole", "MapSource", "MeasureModel", "OverlayModel", "Segment", "Tool", "ViewerState",
+    "channel_choices",
 ]

@@ -1,7 +1,9 @@
-"""``AnnotationModel``: the drawing tool, the label of the next mark, and the unsaved marks.
+"""``AnnotationModel``: the drawing tool, the label of the next mark, the unsaved marks with their
+undo history, the selected mark, and the marks of a saved reading shown again.
 
 Marks are drafts in image coordinates ``(slice, row, col)`` of the shown volume until the reading
-is saved; a new volume drops them. Each change fires its event once with the new value. No Qt.
+is saved; a new volume drops them. Every change of the drafts (draw, move, relabel, delete) is one
+step of the undo history. Each change fires its event once with the new value. No Qt.
 """
 
 from __future__ import annotations
@@ -13,9 +15,14 @@ from psygnal import Signal, SignalGroup
 from engine.imaging.volume import ImageVolume
 from ui.backend import AnnotationDraft
 from ui.model.display import DisplayModel
+from ui.model.geometry import Point, polygon_area
 
-Tool = Literal["navigate", "point", "box"]
-TOOLS: tuple[Tool, ...] = ("navigate", "point", "box")
+Tool = Literal["navigate", "point", "box", "ellipse", "polygon", "ruler", "roi"]
+TOOLS: tuple[Tool, ...] = ("navigate", "point", "box", "ellipse", "polygon", "ruler", "roi")
+#: Tools that draw a mark saved with the reading (the others navigate or measure).
+MARK_TOOLS: tuple[Tool, ...] = ("point", "box", "ellipse", "polygon")
+#: Undo steps kept.
+HISTORY_LENGTH = 100
 
 
 class AnnotationEvents(SignalGroup):
@@ -24,6 +31,9 @@ class AnnotationEvents(SignalGroup):
     tool = Signal(str)
     label = Signal(str)
     drafts = Signal(tuple)  # tuple[AnnotationDraft, ...]
+    selected = Signal(int)  # index of the selected draft, -1 for none
+    history = Signal(bool, bool)  # can undo, can redo
+    saved_marks = Signal(tuple)  # tuple[AnnotationDraft, ...] of the saved reading shown
 
 
 class AnnotationModel:
@@ -39,6 +49,11 @@ class AnnotationModel:
         self._tool: Tool = "navigate"
         self._label = ""
         self._drafts: tuple[AnnotationDraft, ...] = ()
+        self._selected = -1
+        self._undo: list[tuple[AnnotationDraft, ...]] = []
+        self._redo: list[tuple[AnnotationDraft, ...]] = []
+        self._history_shown = (False, False)
+        self._saved_marks: tuple[AnnotationDraft, ...] = ()
         display.events.volume.connect(self._on_volume, priority=1)  # before widgets redraw
 
     @property
@@ -55,7 +70,7 @@ class AnnotationModel:
 
     @property
     def label(self) -> str:
-        """The label given to the next point or box."""
+        """The label given to the next mark."""
         return self._label
 
     @label.setter
@@ -66,9 +81,10 @@ class AnnotationModel:
 
     @property
     def drafts(self) -> tuple[AnnotationDraft, ...]:
-        """Points and boxes drawn on this case and not yet saved."""
+        """Marks drawn on this case and not yet saved."""
         return self._drafts
 
+    # -- drawing -----------------------------------------------------------------------------
     def add_point(self, row: float, col: float) -> AnnotationDraft:
         """Drop a point at image ``(row, col)`` of the shown slice, with the current label.
 
@@ -78,17 +94,69 @@ class AnnotationModel:
         self._display.require_inside(row, col)
         return self._append(AnnotationDraft("point", self._display.slice_index, ((row, col),), self._label))
 
-    def add_box(self, corner_a: tuple[float, float], corner_b: tuple[float, float]) -> AnnotationDraft:
+    def add_box(self, corner_a: Point, corner_b: Point) -> AnnotationDraft:
         """Draw a box between two image ``(row, col)`` corners, stored top-left then bottom-right.
 
         Raises:
             ValueError: no volume is shown, or a corner lies outside the image.
         """
+        return self._append(AnnotationDraft("box", self._display.slice_index, self._corners(corner_a, corner_b),
+                                            self._label))
+
+    def add_ellipse(self, corner_a: Point, corner_b: Point) -> AnnotationDraft:
+        """Draw the ellipse inscribed in the box between two corners (kept as that box).
+
+        Raises:
+            ValueError: no volume is shown, or a corner lies outside the image.
+        """
+        return self._append(AnnotationDraft("ellipse", self._display.slice_index,
+                                            self._corners(corner_a, corner_b), self._label))
+
+    def add_polygon(self, vertices: list[Point] | tuple[Point, ...]) -> AnnotationDraft:
+        """Draw a closed polygon through three or more vertices.
+
+        Raises:
+            ValueError: no volume is shown, a vertex lies outside the image, fewer than three
+                vertices, or they enclose no area.
+        """
+        for vertex in vertices:
+            self._display.require_inside(*vertex)
+        if len(vertices) < 3 or polygon_area(vertices) <= 0.0:
+            raise ValueError(f"a polygon needs three or more vertices enclosing an area, got {len(vertices)}")
+        points = tuple((float(r), float(c)) for r, c in vertices)
+        return self._append(AnnotationDraft("polygon", self._display.slice_index, points, self._label))
+
+    def _corners(self, corner_a: Point, corner_b: Point) -> tuple[Point, Point]:
         for corner in (corner_a, corner_b):
             self._display.require_inside(*corner)
         top_left = (min(corner_a[0], corner_b[0]), min(corner_a[1], corner_b[1]))
         bottom_right = (max(corner_a[0], corner_b[0]), max(corner_a[1], corner_b[1]))
-        return self._append(AnnotationDraft("box", self._display.slice_index, (top_left, bottom_right), self._label))
+        return top_left, bottom_right
+
+    # -- editing -----------------------------------------------------------------------------
+    @property
+    def selected(self) -> int:
+        """Index of the selected mark (moved by dragging, deleted by Delete); -1 for none."""
+        return self._selected
+
+    def select(self, index: int) -> None:
+        """Select mark ``index`` (-1: none). Raises ``IndexError`` for a mark that does not exist."""
+        if index != -1 and not 0 <= index < len(self._drafts):
+            raise IndexError(f"no annotation {index}; there are {len(self._drafts)}")
+        if index != self._selected:
+            self._selected = index
+            self.events.selected.emit(index)
+
+    def move(self, index: int, d_row: float, d_col: float) -> None:
+        """Shift mark ``index`` by ``(d_row, d_col)`` pixels, clamped so it stays on the image."""
+        old = self._drafts[index]
+        _, rows, cols = self._display.volume.shape
+        d_row = min(max(d_row, -0.5 - min(r for r, _ in old.points)), rows - 0.5 - max(r for r, _ in old.points))
+        d_col = min(max(d_col, -0.5 - min(c for _, c in old.points)), cols - 0.5 - max(c for _, c in old.points))
+        if d_row == 0 and d_col == 0:
+            return
+        points = tuple((r + d_row, c + d_col) for r, c in old.points)
+        self._replace_at(index, AnnotationDraft(old.kind, old.slice_index, points, old.label))
 
     def remove(self, index: int) -> None:
         """Delete mark ``index``.
@@ -104,21 +172,88 @@ class AnnotationModel:
         """Give mark ``index`` another label."""
         old = self._drafts[index]
         if old.label != label:
-            new = AnnotationDraft(old.kind, old.slice_index, old.points, label)
-            self._publish(self._drafts[:index] + (new,) + self._drafts[index + 1:])
+            self._replace_at(index, AnnotationDraft(old.kind, old.slice_index, old.points, label))
 
     def clear(self) -> None:
-        """Delete every mark (after saving, or when the reader discards them)."""
+        """Delete every mark (undoable)."""
         if self._drafts:
             self._publish(())
+
+    def _replace_at(self, index: int, draft: AnnotationDraft) -> None:
+        self._publish(self._drafts[:index] + (draft,) + self._drafts[index + 1:])
+
+    # -- undo --------------------------------------------------------------------------------
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def undo(self) -> bool:
+        """Go back one change of the marks; False when there is nothing to undo."""
+        if not self._undo:
+            return False
+        self._redo.append(self._drafts)
+        self._set_drafts(self._undo.pop())
+        return True
+
+    def redo(self) -> bool:
+        """Do again the change last undone; False when there is nothing to redo."""
+        if not self._redo:
+            return False
+        self._undo.append(self._drafts)
+        self._set_drafts(self._redo.pop())
+        return True
+
+    def reset(self) -> None:
+        """Drop the marks and their history (a new case, or the marks were saved with a reading)."""
+        self._undo.clear()
+        self._redo.clear()
+        if self._drafts:
+            self._set_drafts(())
+        self._announce_history()
 
     def _append(self, draft: AnnotationDraft) -> AnnotationDraft:
         self._publish(self._drafts + (draft,))
         return draft
 
     def _publish(self, drafts: tuple[AnnotationDraft, ...]) -> None:
+        """One undoable change."""
+        self._undo.append(self._drafts)
+        del self._undo[:-HISTORY_LENGTH]
+        self._redo.clear()
+        self._set_drafts(drafts)
+
+    def _set_drafts(self, drafts: tuple[AnnotationDraft, ...]) -> None:
         self._drafts = drafts
         self.events.drafts.emit(drafts)
+        self._announce_history()
+        if self._selected >= len(drafts):
+            self.select(-1)
+
+    def _announce_history(self) -> None:
+        """Fire ``history`` when whether one can undo or redo changed."""
+        now = (self.can_undo, self.can_redo)
+        if now != self._history_shown:
+            self._history_shown = now
+            self.events.history.emit(*now)
+
+    # -- a saved reading's marks -------------------------------------------------------------
+    @property
+    def saved_marks(self) -> tuple[AnnotationDraft, ...]:
+        """The marks of the saved reading on show (read-only, drawn apart from the drafts)."""
+        return self._saved_marks
+
+    def show_saved(self, marks: tuple[AnnotationDraft, ...]) -> None:
+        """Show a saved reading's marks (empty: show none)."""
+        marks = tuple(marks)
+        if marks != self._saved_marks:
+            self._saved_marks = marks
+            self.events.saved_marks.emit(marks)
 
     def _on_volume(self, _volume: ImageVolume | None) -> None:
-        self.clear()
+        self.select(-1)
+        self.reset()
+        self.show_saved(())

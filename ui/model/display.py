@@ -17,6 +17,15 @@ from engine.imaging.volume import ImageVolume
 RGB_CHANNEL = "RGB (colour)"  # the channel choice that shows an RGB volume's three channels as colour
 _MIN_WINDOW_WIDTH = 1e-6
 
+#: Window presets on the number keys: key -> (name, centre, width), in Hounsfield units for CT
+#: (the usual radiology values; "brain" also suits MR scaled like CT poorly, so it is a CT preset).
+WINDOW_PRESETS: dict[str, tuple[str, float, float]] = {
+    "1": ("Soft tissue", 40.0, 400.0),
+    "2": ("Lung", -600.0, 1500.0),
+    "3": ("Bone", 480.0, 2500.0),
+    "4": ("Brain", 40.0, 80.0),
+}
+
 
 class DisplayEvents(SignalGroup):
     """Signals of ``DisplayModel``, each with the new value."""
@@ -25,6 +34,7 @@ class DisplayEvents(SignalGroup):
     channel = Signal(str)
     slice_index = Signal(int)
     window = Signal(float, float)  # centre, width
+    invert = Signal(bool)
 
 
 class DisplayModel:
@@ -40,6 +50,7 @@ class DisplayModel:
         self._channel = ""
         self._slice_index = 0
         self._window = (0.0, 1.0)
+        self._invert = False
 
     @property
     def volume(self) -> ImageVolume | None:
@@ -124,14 +135,61 @@ class DisplayModel:
         if self._volume is not None:
             self.window = self._volume.default_window()
 
+    def apply_preset(self, key: str) -> str:
+        """Set the window of preset ``key`` ("1" to "4", ``WINDOW_PRESETS``); returns its name.
+
+        Raises:
+            KeyError: no such preset.
+        """
+        name, centre, width = WINDOW_PRESETS[key]
+        self.window = (centre, width)
+        return name
+
+    @property
+    def invert(self) -> bool:
+        """True when grey levels are shown inverted (white for low values)."""
+        return self._invert
+
+    @invert.setter
+    def invert(self, invert: bool) -> None:
+        if bool(invert) != self._invert:
+            self._invert = bool(invert)
+            self.events.invert.emit(self._invert)
+
     def current_image(self) -> np.ndarray | None:
         """Pixels of the shown channel at the shown slice: ``(H, W)``, or ``(H, W, 3)`` when the
         channel is ``RGB_CHANNEL``; None without a volume."""
         if self._volume is None:
             return None
+        return self.image_at(self._slice_index)
+
+    def image_at(self, index: int) -> np.ndarray:
+        """Pixels of the shown channel at slice ``index`` (as ``current_image``)."""
         if self._channel == RGB_CHANNEL:
-            return np.moveaxis(self._volume.array[:, self._slice_index], 0, -1)
-        return self._volume.channel(self._channel)[self._slice_index]
+            return np.moveaxis(self._volume.array[:, index], 0, -1)
+        return self._volume.channel(self._channel)[index]
+
+    def pixel_value(self, row: float, col: float) -> float | tuple[float, ...] | None:
+        """The raw value of the shown channel at the pixel under image ``(row, col)`` of the shown
+        slice (a tuple of R, G, B for the colour channel); None off the image."""
+        if self._volume is None:
+            return None
+        _, rows, cols = self._volume.shape
+        r, c = int(np.floor(row + 0.5)), int(np.floor(col + 0.5))
+        if not (0 <= r < rows and 0 <= c < cols):
+            return None
+        value = self.current_image()[r, c]
+        if np.ndim(value):
+            return tuple(float(v) for v in value)
+        return float(value)
+
+    def patient_position(self, row: float, col: float) -> tuple[float, float, float] | None:
+        """Patient coordinates (LPS, mm) of image ``(row, col)`` on the shown slice, through the
+        volume's affine; None without a volume or when it has no patient geometry."""
+        if self._volume is None or not self._volume.patient_oriented:
+            return None
+        x, y, z, _ = self._volume.affine @ np.array([self._slice_index, row, col, 1.0])
+        return float(x), float(y), float(z)
 
     def item_word(self) -> str:
         """What one step along the volume's second axis is called: "slice", "frame", "image" or "view"."""

@@ -17,6 +17,7 @@ from typing import Literal, get_args
 import numpy as np
 from psygnal import Signal, SignalGroup
 
+from engine.explain.names import display_name
 from engine.explain.summary import MapRange, NormalisationScope, colour_range, map_range
 from engine.imaging.render import COLORMAPS, OverlaySpec, colormap
 from engine.imaging.volume import ImageVolume
@@ -43,6 +44,9 @@ class OverlayEvents(SignalGroup):
     normalisation = Signal(str)
     show_negative = Signal(bool)
     colormap = Signal(str)
+    threshold = Signal(float)
+    contour = Signal(bool)
+    map_checks = Signal(object)  # Mapping[(method, class index, item), quality report]
 
 
 class OverlayModel:
@@ -67,7 +71,10 @@ class OverlayModel:
         self._normalisation: NormalisationScope = "volume"
         self._show_negative = False
         self._colormap = "inferno"
+        self._threshold = 0.0
+        self._contour = False
         self._range_cache: dict[tuple, MapRange] = {}
+        self._map_checks: dict[tuple[str, int, int], dict] = {}
         # Before any widget hears of the new volume, the old case's maps are gone.
         display.events.volume.connect(self._on_volume, priority=1)
 
@@ -78,8 +85,8 @@ class OverlayModel:
 
     def set_analysis(self, analysis: Analysis | None) -> None:
         """Show a model's output; its maps cover the volume's slices, on the volume's own grid or a
-        coarser one over the same field of view (clips). Shows the class
-        ``engine.models.classes.finding_class`` picks, and closes any comparison, which was
+        coarser one over the same field of view (clips). Shows the class ``first_class`` picks
+        (a verdict's winner, else the likeliest finding), and closes any comparison, which was
         made against the analysis replaced here.
 
         Raises:
@@ -134,19 +141,41 @@ class OverlayModel:
         had_comparison = self._compare_analysis is not None
         before = (self._class_index, self._map_source)
         if analysis is not None:
-            self._class_index = finding_class(analysis.class_names, analysis.probabilities)
+            self._class_index = first_class(analysis)
         if analysis is None or analysis.probability_maps is None:
             self._map_source = "cam"
         self._analysis = analysis
         self._compare_analysis = None
         self._range_cache.clear()
+        had_checks = bool(self._map_checks)
+        self._map_checks = {} if analysis is None else {
+            (analysis.method, int(k), int(item)): report for k, item, report in analysis.map_checks}
         self.events.analysis.emit(analysis)
+        if had_checks or self._map_checks:
+            self.events.map_checks.emit(dict(self._map_checks))
         if had_comparison:
             self.events.compare_analysis.emit(None)
         if self._class_index != before[0]:
             self.events.class_index.emit(self._class_index)
         if self._map_source != before[1]:
             self.events.map_source.emit(self._map_source)
+
+    # -- map checks --------------------------------------------------------------------------
+    def record_check(self, method: str, class_index: int, item: int, report: dict) -> None:
+        """Keep the quality report of one map (method, class, slice) of the shown analyses, so the
+        panels can warn whenever that map is on screen."""
+        if self._analysis is None:
+            raise ValueError("a map check needs the analysis it was made on")
+        self._map_checks[(method, int(class_index), int(item))] = report
+        self.events.map_checks.emit(dict(self._map_checks))
+
+    def check_for(self, role: MapRole = "main") -> dict | None:
+        """The quality report of the map on screen (``role``'s method, the shown class and slice),
+        or None when that map was not checked."""
+        analysis = self.analysis_for(role)
+        if analysis is None:
+            return None
+        return self._map_checks.get((analysis.method, self._class_index, self._display.slice_index))
 
     # -- look --------------------------------------------------------------------------------
     @property
@@ -221,6 +250,26 @@ class OverlayModel:
             raise ValueError(f"no colour map {name!r}; choose from {sorted(COLORMAPS)}")
         self._set("colormap", name)
 
+    @property
+    def threshold(self) -> float:
+        """Share of the colour range below which the map is hidden, in ``[0, 0.95]``."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, share: float) -> None:
+        if math.isnan(share):
+            raise ValueError("overlay threshold must be a number in [0, 0.95]")
+        self._set("threshold", float(min(max(share, 0.0), 0.95)))
+
+    @property
+    def contour(self) -> bool:
+        """True to draw iso-lines of the map only, leaving the anatomy between them untouched."""
+        return self._contour
+
+    @contour.setter
+    def contour(self, contour: bool) -> None:
+        self._set("contour", bool(contour))
+
     def _set(self, name: str, value: object) -> None:
         """Store ``value`` in ``_<name>`` and fire ``events.<name>(value)`` when it changed."""
         if getattr(self, f"_{name}") != value:
@@ -244,6 +293,8 @@ class OverlayModel:
             value_range=self.value_range(role),
             lut=colormap(self._colormap),
             opacity=self._opacity,
+            threshold=self._threshold,
+            contour=self._contour,
         )
 
     def value_range(self, role: MapRole = "main") -> MapRange | None:
@@ -270,6 +321,17 @@ class OverlayModel:
             return analysis.probability_maps
         return analysis.maps
 
+    def scope_text(self, role: MapRole = "main") -> str:
+        """How the colours were scaled, for the colour bar: "normalised over the volume", ..."""
+        analysis = self.analysis_for(role)
+        if analysis is None:
+            return ""
+        if self._map_source == "probability" and role == "main":
+            return "tile probability, 0 to 1 on every slide"
+        if self._normalisation == "study" and analysis.study_ranges is not None:
+            return "normalised over every stored map of this model and method (study)"
+        return "normalised over this slice" if self._normalisation == "slice" else "normalised over the whole volume"
+
     def method_caption(self, role: MapRole) -> str:
         """The label a view prints on its image while comparing: method, class and how the map
         is normalised (over its own volume or slice, up to which raw value); "" otherwise."""
@@ -280,7 +342,7 @@ class OverlayModel:
         scope = {"slice": "this slice", "study": "its study's stored maps"}.get(self._normalisation, "its own volume")
         if self._normalisation == "study" and analysis.study_ranges is None:
             scope = "its own volume"
-        return (f"{analysis.method} \u00b7 {analysis.class_names[self._class_index]}\n"
+        return (f"{display_name(analysis.method)} \u00b7 {analysis.class_names[self._class_index]}\n"
                 f"normalised over {scope} (max {value_range.high:.3g})")
 
     def current_probabilities(self) -> dict[str, float]:
@@ -289,6 +351,15 @@ class OverlayModel:
             return {}
         row = self._analysis.probabilities[self._display.slice_index]
         return {name: float(p) for name, p in zip(self._analysis.class_names, row)}
+
+
+def first_class(analysis: Analysis) -> int:
+    """The class whose map is shown first: the verdict's winner for a clip or a slide (the map
+    then explains the answer the panel names), else the most likely finding on any slice
+    (``engine.models.classes.finding_class``)."""
+    if analysis.verdict is not None:
+        return int(np.argmax(analysis.verdict.probabilities))
+    return finding_class(analysis.class_names, analysis.probabilities)
 
 
 def _check_analysis(analysis: Analysis, volume: ImageVolume | None) -> None:

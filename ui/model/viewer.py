@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ui.model.annotation import AnnotationModel
 from ui.model.display import DisplayModel
+from ui.model.measure import MeasureModel
 from ui.model.overlay import OverlayModel
 
 
@@ -15,15 +16,18 @@ class ViewerState:
     """What the reader is looking at, the single source of truth of the viewer.
 
     Attributes:
-        display: volume, channel, slice index and grey-level window.
+        display: volume, channel, slice index, grey-level window and inversion.
         overlay: the analysis (and the compared one) and how its map is drawn; it follows
             ``display`` (a new volume drops the analyses).
-        annotation: drawing tool, label and the unsaved marks; a new volume drops the marks.
+        annotation: drawing tool, label, the unsaved marks and their undo history, the marks of a
+            saved reading shown again; a new volume drops the marks.
+        measure: the ruler and the ROI box; a new volume drops them.
     """
 
-    __slots__ = ("display", "overlay", "annotation")  # a stale ``state.slice_index = 3`` fails loudly
+    __slots__ = ("display", "overlay", "annotation", "measure")  # a stale ``state.slice_index = 3`` fails loudly
 
     def __init__(self) -> None:
         self.display = DisplayModel()
         self.overlay = OverlayModel(self.display)
         self.annotation = AnnotationModel(self.display)
+        self.measure = MeasureModel(self.display)

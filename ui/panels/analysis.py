@@ -1,48 +1,76 @@
-"""Run a model: bundle and CAM method pickers, Analyse, progress, and this slice's probabilities;
-then compare the first CAM method with a second one side by side."""
+"""Run a model: bundle and CAM method pickers, Analyse, progress, and what the model said.
+
+The prediction shows, top-down: the model and method (by the names their papers gave them),
+whether the probabilities are calibrated, a clip's or slide's verdict naming the winning class,
+the key frames of that class, this slice's probabilities, and the quality verdict of the map on
+screen (a warning when it failed its check). A second CAM method can be compared side by side;
+a perturbation method's cost is said before it starts.
+"""
 
 from __future__ import annotations
 
 from html import escape
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget,
 )
 
-from ui.panels.task_progress import TaskProgress
+from engine.explain.names import PERTURBATION_NAMES, display_name
+from ui.backend import MethodCost
 from ui.model import ViewerState
+from ui.model.map_check import map_verdict
+from ui.panels.probability_table import ProbabilityTable, percent
+from ui.panels.task_progress import TaskProgress, duration_text
+
+#: A method estimated to take longer than this asks before it starts.
+CONFIRM_SECONDS = 30.0
+_LEVEL_COLOURS = {"passes": "#7fd17f", "weak": "#ffcc66", "fails": "#ff8a80"}
 
 
 class AnalysisPanel(QWidget):
-    """Asks for an analysis and shows the current slice's class probabilities.
+    """Asks for an analysis and shows what the model said about the case and the slice.
 
     Signals:
-        analyse_requested(bundle, method): the reader pressed Analyse.
+        analyse_requested(bundle, method): the reader pressed Analyse (method identifier).
         compare_requested(method): the reader asked to compare the shown analysis with another
             CAM method (same bundle). "Close comparison" writes to the overlay model directly.
+        cost_requested(bundle, method): a slow (perturbation) method was picked: its cost is
+            wanted before it runs (answered by ``show_cost``).
     """
 
     analyse_requested = Signal(str, str)
     compare_requested = Signal(str)
+    cost_requested = Signal(str, str)
 
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.display, self.overlay = state.display, state.overlay
+        self.costs: dict[str, MethodCost] = {}
         self.bundle = QComboBox()
         self.method = QComboBox()
         self.analyse_button = QPushButton("Analyse")
         self.analyse_button.setToolTip("Run the model and the CAM method on every slice")
+        self.method_cost = _small_label()
         self.progress = TaskProgress()
         self.compare_method = QComboBox()
         self.compare_button = QPushButton("Compare")
         self.compare_button.setToolTip("Run a second CAM method with the same model and show "
                                        "both side by side (left: first method)")
+        self.compare_cost = _small_label()
         self.close_compare_button = QPushButton("Close comparison")
-        self.probabilities = QLabel()
-        self.probabilities.setWordWrap(True)
-        self.probabilities.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse)
-        self.probabilities.linkActivated.connect(self._jump_to)
+        self.header = _wrapping_label()
+        self.verdict = _wrapping_label()
+        self.verdict_table = ProbabilityTable()
+        self.key_frames = _wrapping_label()
+        self.key_frames.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        self.key_frames.linkActivated.connect(self._jump_to)
+        self.notes = _small_label()
+        self.item_title = QLabel()
+        self.item_table = ProbabilityTable()
+        self.map_check = _wrapping_label()
+        self.uncertainty = _small_label()  # how sure the model is, in words (the case's, or the shown item's)
         form = QFormLayout()
         form.addRow("Model", self.bundle)
         form.addRow("CAM method", self.method)
@@ -52,49 +80,67 @@ class AnalysisPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(form)
+        layout.addWidget(self.method_cost)
         layout.addWidget(self.analyse_button)
         layout.addWidget(QLabel("Compare with\u2026"))
         layout.addLayout(compare_row)
+        layout.addWidget(self.compare_cost)
         layout.addWidget(self.close_compare_button)
         layout.addWidget(self.progress)
-        layout.addWidget(self.probabilities)
+        for widget in (self.header, self.verdict, self.verdict_table, self.key_frames, self.notes,
+                       self.item_title, self.item_table, self.uncertainty, self.map_check):
+            layout.addWidget(widget)
         self.analyse_button.clicked.connect(
-            lambda: self.analyse_requested.emit(self.bundle.currentText(), self.method.currentText())
-        )
+            lambda: self.analyse_requested.emit(self.bundle.currentText(), self.method.currentData() or ""))
         self.compare_button.clicked.connect(
-            lambda: self.compare_requested.emit(self.compare_method.currentText()))
+            lambda: self.compare_requested.emit(self.compare_method.currentData() or ""))
         self.close_compare_button.clicked.connect(lambda: self.overlay.set_compare_analysis(None))
-        self.method.currentTextChanged.connect(self._update_button)
-        self.compare_method.currentTextChanged.connect(self._update_button)
+        self.method.currentIndexChanged.connect(self._method_picked)
+        self.compare_method.currentIndexChanged.connect(self._method_picked)
+        self.bundle.currentIndexChanged.connect(self._bundle_picked)
         overlay, display = self.overlay.events, self.display.events
-        for signal in (overlay.analysis, overlay.compare_analysis, overlay.class_index,
+        for signal in (overlay.analysis, overlay.compare_analysis, overlay.class_index, overlay.map_checks,
                        display.slice_index, display.volume):
-            signal.connect(self._show_probabilities)
+            signal.connect(self._show_prediction)
         overlay.analysis.connect(self._on_analysis)
         overlay.compare_analysis.connect(self._update_button)
         self.set_case_open(False)
+        self._show_prediction()
 
+    # -- choices -----------------------------------------------------------------------------
     def set_choices(self, bundles: list[str], methods: list[str]) -> None:
-        """Offer these bundles and CAM methods, keeping the current picks where still offered."""
+        """Offer the open case's bundles (its own task's first) and the CAM methods.
+
+        The first bundle is picked, whatever was picked for the previous case: a model of another
+        task cannot read this image. The CAM method picked stays where still offered. Methods
+        are listed by their papers' names ("Grad-CAM++"); the identifier is the item's data.
+        """
         self.bundle.setPlaceholderText("No model installed for this task")
         self.method.setPlaceholderText("No CAM method available")
         self.compare_method.setPlaceholderText("No other CAM method")
-        for box, names in ((self.bundle, bundles), (self.method, methods),
-                           (self.compare_method, methods)):
-            current = box.currentText()
+        self.costs.clear()
+        for box in (self.bundle, self.method, self.compare_method):
+            box.blockSignals(True)
+        self.bundle.clear()
+        self.bundle.addItems(bundles)
+        self.bundle.setCurrentIndex(0 if bundles else -1)
+        for box in (self.method, self.compare_method):
+            current = box.currentData()
             box.clear()
-            box.addItems(names)
-            if current in names:
-                box.setCurrentText(current)
-            elif names:
-                box.setCurrentIndex(0)  # with a placeholder set, Qt would leave none picked
-        self._update_button()
+            for name in methods:
+                box.addItem(display_name(name), name)
+            index = box.findData(current) if current in methods else 0
+            box.setCurrentIndex(index if methods else -1)  # with a placeholder set, Qt would leave none picked
+        for box in (self.bundle, self.method, self.compare_method):
+            box.blockSignals(False)
+        self._method_picked()
 
     def wait_for_choices(self) -> None:
         """Empty the pickers until ``set_choices`` offers the open case's bundles and methods."""
         for box in (self.bundle, self.method, self.compare_method):
             box.clear()
             box.setPlaceholderText("Listing models\u2026")
+        self.costs.clear()
         self._update_button()
 
     def set_case_open(self, is_open: bool) -> None:
@@ -105,11 +151,42 @@ class AnalysisPanel(QWidget):
         self._running = running
         self._update_button()
 
+    def show_cost(self, cost: MethodCost) -> None:
+        """Say what ``cost.method`` will take wherever it is picked."""
+        self.costs[cost.method] = cost
+        self._show_costs()
+
+    def cost_of(self, method: str) -> MethodCost | None:
+        """The estimate shown for ``method``, if one arrived."""
+        return self.costs.get(method)
+
+    def _bundle_picked(self, *_args: object) -> None:
+        self.costs.clear()
+        self._method_picked()
+
+    def _method_picked(self, *_args: object) -> None:
+        bundle = self.bundle.currentText()
+        for box in (self.method, self.compare_method):
+            method = box.currentData()
+            if bundle and method in PERTURBATION_NAMES and method not in self.costs:
+                self.cost_requested.emit(bundle, method)
+        self._show_costs()
+        self._update_button()
+
+    def _show_costs(self) -> None:
+        for box, label in ((self.method, self.method_cost), (self.compare_method, self.compare_cost)):
+            method = box.currentData()
+            cost = self.costs.get(method)
+            if method in PERTURBATION_NAMES:
+                label.setText(cost_text(cost) if cost is not None else
+                              f"{display_name(method)}: estimating its cost\u2026")
+            label.setVisible(method in PERTURBATION_NAMES)
+
     def _on_analysis(self, analysis: object) -> None:
         """Offer, as the second method, the first one offered that differs from the analysis's."""
-        if analysis is not None and self.compare_method.currentText() == analysis.method:
+        if analysis is not None and self.compare_method.currentData() == analysis.method:
             for index in range(self.compare_method.count()):
-                if self.compare_method.itemText(index) != analysis.method:
+                if self.compare_method.itemData(index) != analysis.method:
                     self.compare_method.setCurrentIndex(index)
                     break
         self._update_button()
@@ -117,55 +194,130 @@ class AnalysisPanel(QWidget):
     def _update_button(self, *_args: object) -> None:
         ready = getattr(self, "_case_open", False) and not getattr(self, "_running", False)
         self.analyse_button.setEnabled(ready and bool(self.bundle.currentText())
-                                       and bool(self.method.currentText()))
+                                       and bool(self.method.currentData()))
         analysis = self.overlay.analysis
-        second = self.compare_method.currentText()
+        second = self.compare_method.currentData()
         self.compare_button.setEnabled(ready and analysis is not None and bool(second)
                                        and second != analysis.method)
         self.close_compare_button.setVisible(self.overlay.compare_analysis is not None)
 
+    # -- the prediction ----------------------------------------------------------------------
     def _jump_to(self, link: str) -> None:
         """A key-frame link ("item:12") shows that frame."""
         if link.startswith("item:"):
             self.display.slice_index = int(link.split(":", 1)[1])
 
-    def _show_probabilities(self, *_args: object) -> None:
+    def _show_prediction(self, *_args: object) -> None:
         probabilities = self.overlay.current_probabilities()
         analysis = self.overlay.analysis
+        parts = (self.header, self.verdict, self.verdict_table, self.key_frames, self.notes, self.item_title,
+                 self.item_table, self.uncertainty, self.map_check)
         if not probabilities or analysis is None:
-            self.probabilities.setText("<i>No analysis yet for this case.</i>"
-                                       if self.display.volume is not None else "")
+            for widget in parts[1:]:
+                widget.setVisible(False)
+            self.header.setText("<i>No analysis yet for this case.</i>" if self.display.volume is not None else "")
             return
         shown = analysis.class_names[self.overlay.class_index]
         compared = self.overlay.compare_analysis
-        versus = f" (left) vs {escape(compared.method)} (right)" if compared is not None else ""
-        parts = [f"<div>{escape(analysis.bundle)} \u00b7 {escape(analysis.method)}{versus}</div>"]
+        versus = (f" (left) vs {escape(display_name(compared.method))} (right)"
+                  if compared is not None else "")
+        calibration = {True: "probabilities calibrated on held-out data",
+                       False: "probabilities not calibrated (softmax scores)"}.get(analysis.calibrated)
+        self.header.setText(f"{escape(analysis.bundle)} \u00b7 {escape(display_name(analysis.method))}{versus}"
+                            + (f"<br><small>{calibration}</small>" if calibration else ""))
         verdict = analysis.verdict
+        self.verdict.setVisible(verdict is not None)
+        self.verdict_table.setVisible(verdict is not None)
+        self.key_frames.setVisible(False)
+        self.notes.setVisible(verdict is not None and bool(verdict.notes))
         if verdict is not None:
             pooled = dict(zip(analysis.class_names, (float(p) for p in verdict.probabilities)))
-            parts.append(f"<div><b>{escape(verdict.label)}</b></div>{_table(pooled, shown)}")
-            keys = verdict.key_items.get(self.overlay.class_index, ())
-            if keys:
-                word = self.display.item_word()
-                links = " \u00b7 ".join(f"<a href='item:{i}'>{i + 1}</a>" for i in keys)
-                parts.append(f"<div>Key {word}s for {escape(shown)}: {links}</div>")
-            parts.extend(f"<div><small>{escape(note)}</small></div>" for note in verdict.notes)
-        if verdict is None or self.display.volume.n_slices > 1:
-            parts.append(f"<div><b>{self.display.item_word().capitalize()} {self.display.slice_index + 1}</b></div>"
-                         f"{_table(probabilities, shown)}")
+            winner = int(np.argmax(verdict.probabilities))
+            winner_name = analysis.class_names[winner]
+            self.verdict.setText(f"<b>{escape(verdict.label)}: {escape(winner_name)} "
+                                 f"({percent(pooled[winner_name])})</b>")
+            self.verdict_table.set_probabilities(pooled, shown)
+            self.key_frames.setText(self._key_frame_links(verdict.key_items, winner, shown))
+            self.key_frames.setVisible(bool(self.key_frames.text()))
+            self.notes.setText("<br>".join(escape(_breakable(note)) for note in verdict.notes))
+        per_item = verdict is None or self.display.volume.n_slices > 1
+        self.item_title.setVisible(per_item)
+        self.item_table.setVisible(per_item)
+        if per_item:
+            self.item_title.setText(f"<b>{self.display.item_word().capitalize()} {self.display.slice_index + 1}</b>")
+            self.item_table.set_probabilities(probabilities, shown)
+        self._show_uncertainty(analysis, verdict is not None)
+        self._show_map_check()
+
+    def _show_uncertainty(self, analysis, pooled: bool) -> None:
+        """The case's judgement when there is a pooled verdict, else the shown item's."""
         found = analysis.uncertainty
-        if found is not None:  # the verdict's judgement, else this item's
-            index = self.display.slice_index
-            words = found.words if verdict is not None or index >= len(found.item_words) else found.item_words[index]
-            parts.append(f"<div><small>{escape(words)} ({escape(found.label)})</small></div>")
-        self.probabilities.setText("".join(parts))
+        self.uncertainty.setVisible(found is not None)
+        if found is None:
+            return
+        index = self.display.slice_index
+        words = found.words if pooled or index >= len(found.item_words) else found.item_words[index]
+        self.uncertainty.setText(f"{escape(words)} ({escape(found.label)})")
+
+    def _key_frame_links(self, key_items: dict[int, tuple[int, ...]], winner: int, shown: str) -> str:
+        """Links to the winning class's key frames, then the shown class's when it differs."""
+        analysis = self.overlay.analysis
+        word = self.display.item_word()
+        lines = []
+        classes = [winner] + [k for k in (self.overlay.class_index,) if k != winner]
+        for k in classes:
+            keys = key_items.get(k, ())
+            if keys:
+                links = " \u00b7 ".join(f"<a href='item:{i}'>{i + 1}</a>" for i in keys)
+                why = " (the verdict)" if k == winner else " (on the map)"
+                lines.append(f"Key {word}s for {escape(analysis.class_names[k])}{why}: {links}")
+        return "<br>".join(lines)
+
+    def _show_map_check(self) -> None:
+        """The verdict of the map on screen, a warning when it failed its check."""
+        report = self.overlay.check_for("main")
+        self.map_check.setVisible(True)
+        if report is None:
+            self.map_check.setText("<small>This map is not checked on this "
+                                   f"{self.display.item_word()} (Map quality \u203a Check this map).</small>")
+            return
+        verdict = map_verdict(report)
+        colour = _LEVEL_COLOURS[verdict.level]
+        warning = "\u26a0 Do not trust this map: " if verdict.level == "fails" else "Map check: "
+        self.map_check.setText(f"<span style='color:{colour}'><b>{warning}{verdict.symbol} "
+                               f"{escape(verdict.headline)}</b></span>")
+
+    def summary_text(self) -> str:
+        """Everything the prediction shows, as text (for tests and the accessibility tree)."""
+        widgets = (self.header, self.verdict, self.verdict_table, self.key_frames, self.notes, self.item_title,
+                   self.item_table, self.uncertainty, self.map_check)
+        return "\n".join(widget.text() for widget in widgets if widget.text() and not widget.isHidden())
 
 
-def _table(probabilities: dict[str, float], shown: str) -> str:
-    """Class probabilities as rows, the class on the overlay in bold."""
-    rows = "".join(
-        f"<tr><td>{'<b>' if name == shown else ''}{escape(name)}</td>"
-        f"<td align='right'>{'<b>' if name == shown else ''}{100 * p:.1f}%</td></tr>"
-        for name, p in probabilities.items()
-    )
-    return f"<table width='100%' cellspacing='2'>{rows}</table>"
+def cost_text(cost: MethodCost) -> str:
+    """"Score-CAM: about 2,560 forward passes, ~3 min on this machine"."""
+    return (f"{display_name(cost.method)}: about {cost.forward_passes:,} forward passes, "
+            f"~{duration_text(cost.seconds)} on this machine")
+
+
+def _breakable(text: str) -> str:
+    """Let a long path wrap after its slashes (zero-width spaces)."""
+    return text.replace("/", "/\u200b")
+
+
+def _wrapping_label() -> QLabel:
+    """A word-wrapping label of (escaped) rich text: never guessed as plain, where an escaped
+    apostrophe would show as "&#x27;"."""
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.RichText)
+    return label
+
+
+def _small_label() -> QLabel:
+    label = _wrapping_label()
+    font = label.font()
+    font.setPointSizeF(font.pointSizeF() * 0.9)
+    label.setFont(font)
+    label.setVisible(False)
+    return label

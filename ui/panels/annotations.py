@@ -1,4 +1,4 @@
-"""The reader's unsaved points and boxes: label picker, list, delete."""
+"""The reader's unsaved marks: label picker, list, delete (undo with Ctrl+Z)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,14 @@ def describe(number: int, mark: AnnotationDraft) -> str:
     if mark.kind == "point":
         (row, col), = mark.points
         where = f"row {row:.0f}, col {col:.0f}"
-    else:
+    elif mark.kind in ("box", "ellipse"):
         (top, left), (bottom, right) = mark.points
         where = f"rows {top:.0f}\u2013{bottom:.0f}, cols {left:.0f}\u2013{right:.0f}"
+    else:
+        rows = [r for r, _ in mark.points]
+        cols = [c for _, c in mark.points]
+        where = (f"{len(mark.points)} vertices, rows {min(rows):.0f}\u2013{max(rows):.0f}, "
+                 f"cols {min(cols):.0f}\u2013{max(cols):.0f}")
     label = mark.label or "(no label)"
     dot = " \u00b7 "
     return f"{number}. {mark.kind.capitalize()}{dot}slice {mark.slice_index + 1}{dot}{where}{dot}{label}"
@@ -35,7 +40,7 @@ class AnnotationsPanel(QWidget):
         super().__init__(parent)
         self.display, self.annotation = state.display, state.annotation
         self.label_box = QComboBox()
-        self.label_box.setToolTip("Label for the next point or box, and for the selected one")
+        self.label_box.setToolTip("Label for the next mark, and for the selected one")
         self.list = QListWidget()
         self.list.setMinimumHeight(60)
         self.list.setMaximumHeight(110)

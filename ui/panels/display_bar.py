@@ -1,16 +1,26 @@
-"""The bar above the image: drawing tool, channel, window/level, and cine Play/Pause for clips."""
+"""The bar above the image: drawing and measuring tools, cine Play/Pause for clips; channel,
+window/level and inversion."""
 
 from __future__ import annotations
 
 from PySide6.QtGui import QActionGroup, QAction
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ui.cine import CinePlayer, frame_rate
 from ui.model import TOOLS, ViewerState, channel_choices
 
-TOOL_TEXT = {"navigate": ("Navigate", "N"), "point": ("Point", "P"), "box": ("Box", "B")}
+#: Tool -> (button text, shortcut key, what it does).
+TOOL_TEXT = {
+    "navigate": ("Navigate", "N", "pan; click a mark to select it, drag it to move it"),
+    "point": ("Point", "P", "click to drop a point"),
+    "box": ("Box", "B", "drag to draw a box"),
+    "ellipse": ("Ellipse", "E", "drag to draw an ellipse"),
+    "polygon": ("Polygon", "G", "click each vertex; double-click or Enter closes it"),
+    "ruler": ("Ruler", "M", "drag to measure a length in mm"),
+    "roi": ("ROI", "T", "drag a box: mean, SD and area of the pixels inside"),
+}
 
 
 class DisplayBar(QWidget):
@@ -26,22 +36,27 @@ class DisplayBar(QWidget):
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.display, self.annotation = state.display, state.annotation
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(4, 2, 4, 2)
+        rows = QVBoxLayout(self)
+        rows.setContentsMargins(4, 2, 4, 2)
+        rows.setSpacing(2)
+        layout = QHBoxLayout()  # first row: the tools and the clip controls
+        rows.addLayout(layout)
         self.tool_actions: dict[str, QAction] = {}
         group = QActionGroup(self)
         for tool in TOOLS:
-            text, key = TOOL_TEXT[tool]
+            text, key, what = TOOL_TEXT[tool]
             action = QAction(text, self, checkable=True)
             action.setShortcut(key)
-            action.setToolTip(f"{text} tool ({key})")
+            action.setToolTip(f"{text} tool ({key}): {what}")
             action.triggered.connect(lambda _checked=False, t=tool: setattr(self.annotation, "tool", t))
             group.addAction(action)
             button = QToolButton()
             button.setDefaultAction(action)
             layout.addWidget(button)
             self.tool_actions[tool] = action
-        layout.addSpacing(16)
+        tools_row = layout
+        layout = QHBoxLayout()  # second row: what is shown and how it is windowed
+        rows.addLayout(layout)
         layout.addWidget(QLabel("Channel"))
         self.channel = QComboBox()
         self.channel.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -56,6 +71,11 @@ class DisplayBar(QWidget):
         layout.addWidget(self.level_box)
         self.reset_button = QPushButton("Reset W/L")
         layout.addWidget(self.reset_button)
+        self.invert_box = QCheckBox("Invert (I)")
+        self.invert_box.setToolTip("Show grey levels inverted")
+        layout.addWidget(self.invert_box)
+        layout.addStretch(1)
+        layout = tools_row
         layout.addSpacing(16)
         self.cine = CinePlayer(state.display, self)
         self.play_action = QAction("Play", self, checkable=True)
@@ -74,6 +94,8 @@ class DisplayBar(QWidget):
         self.width_box.valueChanged.connect(self._window_edited)
         self.level_box.valueChanged.connect(self._window_edited)
         self.reset_button.clicked.connect(self.display.reset_window)
+        self.invert_box.toggled.connect(lambda on: setattr(self.display, "invert", on))
+        self.display.events.invert.connect(self._on_invert)
         self.display.events.volume.connect(self._on_volume)
         self.display.events.channel.connect(self._on_channel)
         self.display.events.window.connect(self._on_window)
@@ -98,7 +120,7 @@ class DisplayBar(QWidget):
             self.channel.addItems(list(channel_choices(volume)))
             self.channel.setCurrentText(self.display.channel)
         self.channel.blockSignals(False)
-        for widget in (self.channel, self.width_box, self.level_box, self.reset_button):
+        for widget in (self.channel, self.width_box, self.level_box, self.reset_button, self.invert_box):
             widget.setEnabled(volume is not None)
         rate = frame_rate(volume)
         self.play_action.setEnabled(rate is not None)
@@ -124,6 +146,11 @@ class DisplayBar(QWidget):
             box.blockSignals(True)
             box.setValue(value)
             box.blockSignals(False)
+
+    def _on_invert(self, on: bool) -> None:
+        self.invert_box.blockSignals(True)
+        self.invert_box.setChecked(on)
+        self.invert_box.blockSignals(False)
 
     def _on_tool(self, tool: str) -> None:
         self.tool_actions[tool].setChecked(True)

@@ -14,8 +14,12 @@ from html import escape
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
-from ui.panels.task_progress import TaskProgress
 from ui.model import ViewerState
+from ui.model.map_check import map_verdict
+from ui.panels.task_progress import TaskProgress
+
+#: Headline colour per verdict level: green only when every measure passed.
+LEVEL_COLOURS = {"passes": "#7fd17f", "weak": "#ffcc66", "fails": "#ff8a80"}
 
 
 class MapQualityPanel(QWidget):
@@ -70,12 +74,21 @@ def _row(name: str, value: str, hint: str = "") -> str:
     return f"<tr><td>{escape(name)}{hint_html}</td><td align='right'>{value}</td></tr>"
 
 
+def verdict_html(report: dict) -> str:
+    """The headline of a report (``ui.model.map_check.map_verdict``) and the other findings."""
+    verdict = map_verdict(report)
+    colour = LEVEL_COLOURS[verdict.level]
+    more = "".join(f"<br><small>\u2022 {escape(reason)}</small>" for reason in verdict.reasons[1:])
+    return f"<span style='color:{colour}'><b>{verdict.symbol} {escape(verdict.headline)}</b></span>{more}"
+
+
 def report_html(report: dict, where: str) -> str:
-    """The reader-facing summary of a quality report: verdict first, then the figures."""
+    """The reader-facing summary of a quality report: one verdict weighing every measure first,
+    then the figures."""
     sanity = report["sanity"]
-    verdict = ("<span style='color:#7fd17f'>\u2714 depends on the model's weights</span>"
-               if sanity["trustworthy"] else
-               "<span style='color:#ff8a80'>\u2718 untrustworthy: does not depend on the weights</span>")
+    verdict = verdict_html(report)
+    dependence = ("depends on the model's weights" if sanity["trustworthy"]
+                  else "untrustworthy: does not depend on the weights")
     last = sanity["steps"][-1]
     spearman = f"{last['spearman']:.2f} (whole map)"
     if last.get("spearman_in_region") is not None:
@@ -93,7 +106,7 @@ def report_html(report: dict, where: str) -> str:
         area = report.get("mask_area_fraction", 0.0)
         rows.append(_row("Energy inside mask", f"{100 * energy:.1f}%", f"the mask covers {100 * area:.1f}%"))
     rows.append(_row("Rank correlation after randomising all weights", escape(spearman),
-                     f"flagged at \u2265 {sanity['threshold']:.2f}"))
+                     f"flagged at \u2265 {sanity['threshold']:.2f}: {dependence}"))
     tile = report.get("tile")
     if tile is not None:  # a slide: measured on its likeliest tile
         where = (f"{where} \u00b7 likeliest tile (level-0 row {tile['row0']}, col {tile['col0']}, "

@@ -1,4 +1,5 @@
-"""CAM overlay controls: on/off, opacity, class, normalisation, negatives, colour map and legend."""
+"""CAM overlay controls: on/off, opacity, threshold, contours, class, normalisation, negatives,
+colour map, and the colour bar labelled with raw values and how they were normalised."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class ColourBar(QWidget):
     def __init__(self, state: ViewerState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.overlay = state.overlay
-        self.setFixedHeight(30)
+        self.setFixedHeight(44)
         for signal in (state.overlay.events.all, state.display.events.slice_index):
             signal.connect(self._repaint)  # a per-slice range changes with the slice
 
@@ -40,7 +41,7 @@ class ColourBar(QWidget):
         spec = self.overlay.spec()
         if spec is not None:
             painter.setPen(QColor(200, 200, 200))
-            text_area = QRectF(0, 13, self.width(), self.height() - 13)
+            text_area = QRectF(0, 13, self.width(), 16)
             ends = [spec.value_range]
             compared = self.overlay.value_range("compare")
             if compared is not None:  # each method spans the colours over its own raw values
@@ -54,6 +55,13 @@ class ColourBar(QWidget):
             else:
                 middle = "tile probability" if self.overlay.map_source == "probability" else "raw CAM value"
             painter.drawText(text_area, Qt.AlignmentFlag.AlignHCenter, middle)
+            scope = self.overlay.scope_text()
+            if self.overlay.threshold > 0:
+                scope += f"; below {100 * self.overlay.threshold:.0f}% hidden"
+            painter.drawText(QRectF(0, 28, self.width(), 16), Qt.AlignmentFlag.AlignHCenter, scope)
+            if self.overlay.threshold > 0:  # where the hidden part of the bar ends
+                x = self.overlay.threshold * self.width()
+                painter.fillRect(QRectF(0, 0, x, 12), QColor(0, 0, 0, 170))
         painter.end()
 
 
@@ -69,6 +77,13 @@ class OverlayPanel(QWidget):
         self.opacity.setRange(0, 100)
         self.opacity_label = QLabel()
         self.opacity_label.setMinimumWidth(36)
+        self.threshold = QSlider(Qt.Orientation.Horizontal)
+        self.threshold.setRange(0, 95)
+        self.threshold.setToolTip("Hide the map below this share of its colour range")
+        self.threshold_label = QLabel()
+        self.threshold_label.setMinimumWidth(36)
+        self.contour = QCheckBox("Contours only (C)")
+        self.contour.setToolTip("Draw the map as iso-lines at 25, 50 and 75% of its range")
         self.class_box = QComboBox()
         self.source = QComboBox()
         self.source.addItem("CAM (where the model looked)", "cam")
@@ -84,8 +99,12 @@ class OverlayPanel(QWidget):
         opacity_row = QHBoxLayout()
         opacity_row.addWidget(self.opacity, 1)
         opacity_row.addWidget(self.opacity_label)
+        threshold_row = QHBoxLayout()
+        threshold_row.addWidget(self.threshold, 1)
+        threshold_row.addWidget(self.threshold_label)
         form = QFormLayout()
         form.addRow("Opacity", opacity_row)
+        form.addRow("Hide below", threshold_row)
         form.addRow("Class", self.class_box)
         form.addRow("Show", self.source)
         self._form = form
@@ -96,10 +115,13 @@ class OverlayPanel(QWidget):
         layout.addWidget(self.visible)
         layout.addLayout(form)
         layout.addWidget(self.negative)
+        layout.addWidget(self.contour)
         layout.addWidget(self.colour_bar)
 
         self.visible.toggled.connect(lambda on: setattr(overlay, "visible", on))
         self.opacity.valueChanged.connect(lambda value: setattr(overlay, "opacity", value / 100.0))
+        self.threshold.valueChanged.connect(lambda value: setattr(overlay, "threshold", value / 100.0))
+        self.contour.toggled.connect(lambda on: setattr(overlay, "contour", on))
         self.class_box.currentIndexChanged.connect(self._class_picked)
         self.source.currentIndexChanged.connect(
             lambda index: setattr(overlay, "map_source", self.source.itemData(index)))
@@ -110,6 +132,8 @@ class OverlayPanel(QWidget):
         events = overlay.events
         events.visible.connect(lambda on: _quietly(self.visible, self.visible.setChecked, on))
         events.opacity.connect(self._show_opacity)
+        events.threshold.connect(self._show_threshold)
+        events.contour.connect(lambda on: _quietly(self.contour, self.contour.setChecked, on))
         events.class_index.connect(self._show_class)
         events.map_source.connect(lambda source: _show_data(self.source, source))
         events.normalisation.connect(lambda scope: _show_data(self.scope, scope))
@@ -143,6 +167,10 @@ class OverlayPanel(QWidget):
         _quietly(self.opacity, self.opacity.setValue, round(opacity * 100))
         self.opacity_label.setText(f"{round(opacity * 100)}%")
 
+    def _show_threshold(self, share: float) -> None:
+        _quietly(self.threshold, self.threshold.setValue, round(share * 100))
+        self.threshold_label.setText(f"{round(share * 100)}%")
+
     def _show_class(self, index: int) -> None:
         _quietly(self.class_box, self.class_box.setCurrentIndex,
                  index if self.overlay.analysis is not None else -1)
@@ -152,6 +180,8 @@ class OverlayPanel(QWidget):
         overlay = self.overlay
         _quietly(self.visible, self.visible.setChecked, overlay.visible)
         self._show_opacity(overlay.opacity)
+        self._show_threshold(overlay.threshold)
+        _quietly(self.contour, self.contour.setChecked, overlay.contour)
         self._show_class(overlay.class_index)
         _show_data(self.source, overlay.map_source)
         _show_data(self.scope, overlay.normalisation)

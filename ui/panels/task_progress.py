@@ -1,12 +1,36 @@
-"""A progress bar with a message and a Cancel button that follows one running ``Task``."""
+"""A progress bar with a message, the time left and a Cancel button that follows one ``Task``."""
 
 from __future__ import annotations
+
+import math
+import time
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from ui.workers import Task
 
 _STEPS = 1000
+#: The time left is said once the work has run this long and done this share (earlier guesses jump).
+_ESTIMATE_AFTER_S, _ESTIMATE_AFTER_FRACTION = 2.0, 0.02
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as a reader says it: "8 s", "2 min 10 s", "1 h 5 min"."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{max(1, math.ceil(seconds))} s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s" if rest and minutes < 10 else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def time_left(elapsed_s: float, fraction: float) -> float | None:
+    """Seconds left if the work goes on at the pace it has kept so far; None while too early to say."""
+    if elapsed_s < _ESTIMATE_AFTER_S or fraction < _ESTIMATE_AFTER_FRACTION or fraction >= 1.0:
+        return None
+    return elapsed_s * (1.0 - fraction) / fraction
 
 
 class TaskProgress(QWidget):
@@ -31,6 +55,8 @@ class TaskProgress(QWidget):
     def follow(self, task: Task) -> None:
         """Track ``task`` until it is done."""
         self._task = task
+        self._started = time.monotonic()
+        self._name = task.name
         self.bar.setValue(0)
         self.bar.setFormat(f"{task.name}\u2026 %p%")
         self.message.clear()
@@ -43,6 +69,10 @@ class TaskProgress(QWidget):
         self.bar.setValue(round(fraction * _STEPS))
         if message:
             self.message.setText(message)
+        if not self.cancel_button.isEnabled():
+            return  # cancelling: the bar says so
+        left = time_left(time.monotonic() - self._started, fraction)
+        self.bar.setFormat(f"{self._name}\u2026 %p%" + (f", about {duration_text(left)} left" if left is not None else ""))
 
     def _on_done(self, task: Task) -> None:
         if task is self._task:

@@ -30,7 +30,7 @@ def state() -> ViewerState:
 def _record(state: ViewerState) -> list[tuple[str, tuple]]:
     """Every event of every model, as ``(model.event, payload)``, in firing order."""
     seen: list[tuple[str, tuple]] = []
-    for part in ("display", "overlay", "annotation"):
+    for part in ("display", "overlay", "annotation", "measure"):
         getattr(state, part).events.all.connect(
             lambda info, part=part: seen.append((f"{part}.{info.signal.name}", info.args)))
     return seen
@@ -79,16 +79,16 @@ def test_clamped_values_fire_only_when_the_clamped_value_changes(state):
 
 def test_drafts_fire_with_the_whole_tuple_after_each_change(state):
     """Adding, relabelling and removing a mark each fire ``drafts`` with the new tuple; clearing
-    nothing fires nothing."""
+    nothing fires nothing; ``history`` fires once, when undo first becomes possible."""
     seen = _record(state)
     point = state.annotation.add_point(3.0, 4.0)
     state.annotation.relabel(0, "")  # the label it already has
     state.annotation.relabel(0, "cyst")
     state.annotation.remove(0)
     state.annotation.clear()
-    assert [name for name, _ in seen] == ["annotation.drafts"] * 3
-    assert seen[0][1] == ((point,),)
-    assert seen[1][1][0][0].label == "cyst" and seen[2][1] == ((),)
+    assert [name for name, _ in seen] == ["annotation.drafts", "annotation.history"] + ["annotation.drafts"] * 2
+    assert seen[0][1] == ((point,),) and seen[1][1] == (True, False)
+    assert seen[2][1][0][0].label == "cyst" and seen[3][1] == ((),)
 
 
 def test_a_new_analysis_announces_the_class_it_picks_and_drops_the_comparison(state):
@@ -122,7 +122,7 @@ def test_a_new_volume_drops_the_old_cases_maps_and_marks_before_widgets_hear_of_
     state.display.set_volume(volume, "flair")
     assert observed == [(None, ())]
     assert [name for name, _ in seen] == ["overlay.analysis", "overlay.map_source", "annotation.drafts",
-                                          "display.volume", "display.slice_index"]
+                                          "annotation.history", "display.volume", "display.slice_index"]
     assert seen[-1] == ("display.slice_index", (2,))
 
 

@@ -1,0 +1,74 @@
+"""A stored prediction and its maps, read back as the ``Analysis`` the window shows.
+
+A reading keeps the id of the prediction its reader saw. Reopening the reading rebuilds that
+analysis from the database (probabilities, classes, calibration, the model run) and the
+content-addressed map files (hash-checked, never unpickled): the reader sees the maps they saw,
+not a new run of a model that may have changed since, with the map checks made then. A clip's verdict is the mean of the stored
+frame probabilities (the rule it was made with) and its key frames are the ones stored with each
+map.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from db import blobs
+from db.models import Explanation, Prediction
+from ui.backend import Analysis, Verdict
+
+
+def load_map(blob_store: blobs.BlobStore, path: str, sha256: str) -> np.ndarray:
+    """Read a stored map back, verifying its hash (never unpickling)."""
+    return np.load(io.BytesIO(blob_store.get(path, sha256)), allow_pickle=False)
+
+
+def first_method(prediction: Prediction) -> str | None:
+    """The CAM method first stored on a prediction (the one its analysis was made with; methods
+    added by "Compare with..." come after it)."""
+    explanations = sorted(prediction.explanations, key=lambda e: e.id)
+    return explanations[0].method if explanations else None
+
+
+def stored_analysis(prediction: Prediction, blob_store: blobs.BlobStore,
+                    study_ranges: tuple[tuple[float, float], ...] | None = None,
+                    method: str | None = None) -> Analysis | None:
+    """The ``Analysis`` of a stored prediction with ``method``'s maps (default: ``first_method``).
+
+    Classes without a stored map get an all-NaN map (drawn as no saliency). Returns None when the
+    prediction has no maps, or when its rows are a slide's tiles (the slide's score and stitched
+    maps are not rebuilt from rows).
+    """
+    method = method or first_method(prediction)
+    if method is None or prediction.item_axis == "tile":
+        return None
+    chosen: dict[int, Explanation] = {e.class_index: e for e in sorted(prediction.explanations, key=lambda e: e.id)
+                                      if e.method == method}
+    class_names = tuple(prediction.class_names)
+    maps_by_class = {k: load_map(blob_store, e.map_path, e.map_sha256) for k, e in chosen.items()}
+    shape = next(iter(maps_by_class.values())).shape
+    maps = np.stack([maps_by_class.get(k, np.full(shape, np.nan, np.float32)) for k in range(len(class_names))])
+    probabilities = np.asarray(prediction.probabilities, dtype=np.float32).reshape(-1, len(class_names))
+    verdict = None
+    if prediction.item_axis == "frame":
+        key_items = {int(k): tuple(int(i) for i in items)
+                     for e in chosen.values() for k, items in e.params.get("key_frames", {}).items()}
+        verdict = Verdict(label=f"Clip verdict: mean of {len(probabilities)} frames",
+                          probabilities=probabilities.mean(axis=0), key_items=key_items)
+    run = prediction.model_run
+    checks = tuple((k, check.item_index, check.report) for k in sorted(chosen)
+                   for check in sorted(chosen[k].checks, key=lambda c: c.id))
+    return Analysis(
+        bundle=f"{run.bundle_name} {run.version}",
+        class_names=class_names,
+        probabilities=probabilities,
+        method=method,
+        maps=maps.astype(np.float32, copy=False),
+        prediction_id=prediction.id,
+        explanation_ids=tuple(chosen[k].id for k in sorted(chosen)),
+        verdict=verdict,
+        study_ranges=study_ranges,
+        calibrated=bool(prediction.calibrated),
+        map_checks=checks,
+    )
