@@ -29,6 +29,7 @@ once and reused for every class.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -49,11 +50,18 @@ def _squared_distances(points: torch.Tensor) -> torch.Tensor:
     """
     x = points.float()
     squared_norms = (x * x).sum(dim=2)
-    sums = squared_norms.unsqueeze(2) + squared_norms.unsqueeze(1)
-    distances = torch.baddbmm(sums, x, x.transpose(1, 2), alpha=-2.0).clamp_(min=0.0)
+    distances = squared_norms.unsqueeze(2) + squared_norms.unsqueeze(1)
+    distances.baddbmm_(x, x.transpose(1, 2), alpha=-2.0).clamp_(min=0.0)
     distances = torch.minimum(distances, distances.transpose(1, 2))
     distances.diagonal(dim1=1, dim2=2).zero_()
     return distances
+
+
+@functools.lru_cache(maxsize=4)
+def _upper_triangle(n: int, device: torch.device) -> torch.Tensor:
+    """Flat indices of the entries above the diagonal of an ``(n, n)`` matrix, row by row."""
+    i, j = torch.triu_indices(n, n, offset=1, device=device)
+    return i * n + j
 
 
 def _pair_quantile(squared: torch.Tensor, count: torch.Tensor, q: float, uniform: bool = False) -> torch.Tensor:
@@ -79,8 +87,7 @@ def _pair_quantile(squared: torch.Tensor, count: torch.Tensor, q: float, uniform
     batch, n = squared.shape[:2]
     if n < 2:
         return squared.new_zeros((batch,))
-    i, j = torch.triu_indices(n, n, offset=1, device=squared.device)
-    pairs = squared.flatten(1).index_select(1, i * n + j)
+    pairs = squared.flatten(1).index_select(1, _upper_triangle(n, squared.device))
     top = math.floor(q * (pairs.shape[1] - 1))
     if not uniform:
         valid_pairs = count * (count - 1) // 2
@@ -114,16 +121,18 @@ def _component_roots(links: torch.Tensor, members: torch.Tensor) -> torch.Tensor
     if n == 0:
         return torch.zeros((batch, 0), dtype=torch.long, device=members.device)
     penalty = links.logical_not().to(torch.float32).mul_(_FAR)  # cheaper than a where of two scalars
-    outside = torch.full((batch, 1), float(n), device=members.device)
-    roots = torch.where(members, torch.arange(n, device=members.device), n).float()
     candidates = torch.empty_like(penalty)  # reused each round: fresh large buffers cost page faults on the CPU
+    # Roots with one extra slot ``n`` that points to itself, so non-members jump in place.
+    roots = torch.where(members, torch.arange(n, device=members.device), n)
+    roots = torch.cat([roots, roots.new_full((batch, 1), n)], dim=1)
     while True:
-        neighbour = torch.add(penalty, roots.unsqueeze(1), out=candidates).amin(dim=2)
-        lowered = torch.where(members, torch.minimum(roots, neighbour), float(n))
+        neighbour = torch.add(penalty, roots[:, :n].unsqueeze(1).float(), out=candidates).amin(dim=2).long()
+        lowered = torch.where(members, torch.minimum(roots[:, :n], neighbour), n)
+        lowered = torch.cat([lowered, roots[:, n:]], dim=1)
         for _ in range(max(1, math.ceil(math.log2(n + 1)))):
-            lowered = torch.cat([lowered, outside], dim=1).gather(1, lowered.long())
+            lowered = lowered.gather(1, lowered)
         if torch.equal(lowered, roots):
-            return roots.long()
+            return roots[:, :n]
         roots = lowered
 
 
