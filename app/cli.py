@@ -2,8 +2,10 @@
 
     salience                          start the workstation (same as ``salience gui``)
     salience inspect FILE             what was read: kind, shape, spacing, orientation, modality
-    salience predict --bundle NAME FILE
-    salience explain --bundle NAME --method gradcam FILE -o OUT.nii.gz|OUT.npy
+    salience predict --bundle NAME FILE [--device auto|cpu|cuda[:N]] [--half bf16|fp16]
+    salience explain --bundle NAME --method gradcam FILE -o OUT.nii.gz|OUT.npy [--device ...] [--half ...]
+    salience analyse-cohort WORKLIST|FOLDER|demo[:TASK] --bundle NAME --methods gradcam,eigencam,...
+                                      analyse and explain every case into the database (resumable)
     salience train TASK [...]         reproduce a shipped bundle (glioma, lung-ultrasound, histopathology)
     salience bench cam|io [...]       benchmarks that print ratios measured side by side
     salience db upgrade               migrate the database to the newest schema
@@ -27,6 +29,8 @@ import os
 import sys
 from pathlib import Path
 
+from app.cohort_cli import add_device_options
+from app.cohort_cli import add_parser as add_cohort_parser
 from app.logs import configure_logging
 from app.settings import LOG_NAME, Settings, data_folder
 
@@ -62,7 +66,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from app import headless
 
-    _print_json(headless.predict(args.file, args.bundle, per_item=not args.summary))
+    _print_json(headless.predict(args.file, args.bundle, per_item=not args.summary, device=args.device, half=args.half))
     return 0
 
 
@@ -79,9 +83,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
             all_classes=args.all_classes,
             with_quality=args.quality,
             score=args.score,
+            device=args.device,
+            half=args.half,
         )
     )
     return 0
+
+
+def cmd_analyse_cohort(args: argparse.Namespace) -> int:
+    from app import cohort_cli
+
+    summary, code = cohort_cli.run(args)
+    _print_json(summary)
+    return code
 
 
 def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
@@ -175,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="run a bundle on FILE and print probabilities as JSON")
     predict.add_argument("--bundle", required=True, help="bundle name (e.g. glioma) or folder")
     predict.add_argument("--summary", action="store_true", help="omit per-slice probabilities")
+    add_device_options(predict)
     predict.add_argument("file")
 
     explain = sub.add_parser("explain", help="write a CAM aligned with FILE (NIfTI, .npy, or a PNG/MP4 overlay)")
@@ -202,7 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="OUT.nii.gz, OUT.nii or OUT.npy for volumes; OUT.npy or OUT.png (overlay) for a patch or a "
         "slide; OUT.npy or OUT.mp4 (overlay video) for a clip",
     )
+    add_device_options(explain)
     explain.add_argument("file")
+
+    add_cohort_parser(sub)
 
     # train and bench pass their remaining arguments (and -h) on to the recipe or the benchmark.
     train = sub.add_parser("train", help="train a shipped bundle from ../shared/data", add_help=False)
@@ -252,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
             code = {"train": cmd_train, "bench": cmd_bench}[command](args, rest)
         else:
             handlers = {"inspect": cmd_inspect, "predict": cmd_predict, "explain": cmd_explain, "db": cmd_db, "gui": cmd_gui,
-                        "agreement": cmd_agreement, "mrmc": cmd_mrmc, "study": cmd_study}
+                        "agreement": cmd_agreement, "mrmc": cmd_mrmc, "study": cmd_study,
+                        "analyse-cohort": cmd_analyse_cohort}
             code = handlers[command](args)
         sys.stdout.flush()  # a closed pipe shows up here, where it can be handled, not at exit
         return code
