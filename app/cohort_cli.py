@@ -132,9 +132,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, stdout=None) -> tuple[dict, int]:
     """Run the command; returns the JSON summary and the exit status."""
     from app.cohort import CohortInterrupted, CohortStore, analyse_cohort, cohort_sources
-    from app.startup import prepare_database
     from app.settings import Settings
     from db.blobs import BlobStore
+    from db.migrate import upgrade
     from db.session import make_engine, make_session_factory
     from engine.errors import SalienceError
     from engine.models.bundle import load_bundle
@@ -145,7 +145,8 @@ def run(args: argparse.Namespace, stdout=None) -> tuple[dict, int]:
     cases = cohort_sources(args.source, settings.demo_data)
     methods = [] if args.methods.strip().lower() == "none" else [m.strip() for m in args.methods.split(",") if m.strip()]
     bundle = load_bundle(args.bundle, device=args.device)
-    prepare_database(settings)
+    settings.ensure_home()
+    upgrade(settings.db_url)  # as app.startup.prepare_database, without the window's imports
     store = CohortStore(make_session_factory(make_engine(settings.db_url)), BlobStore(settings.blob_root))
     progress = TerminalProgress()
     try:
