@@ -3,7 +3,6 @@ store code, failures named without stopping, reruns and interrupted runs resumed
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 from pathlib import Path
@@ -12,8 +11,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 import sqlalchemy as sa
-import torch
-from monai.networks.nets import DenseNet
 
 from app.cohort import CohortInterrupted, CohortStore, analyse_cohort, cohort_sources, read_worklist
 from app.cohort_cli import HALF_CHOICES, TerminalProgress
@@ -23,25 +20,13 @@ from db.migrate import upgrade
 from db.models import Case, Explanation, ModelRun, Prediction
 from db.session import make_engine, make_session_factory, sqlite_url
 from engine.errors import SalienceError
-from engine.models.bundle import Bundle, load_bundle
+from tests.engine.analysis.test_case_analysis import tiny_bundle  # a glioma-task DenseNet on 32 x 32 inputs
 
 METHODS = ["gradcam", "eigencam"]
 #: bf16 keeps 8 bits of mantissa: a map may move by a few per cent of its range (measured ~1 %
 #: on the shipped glioma model), a probability by about one per cent.
 BF16_MAP_TOLERANCE = 0.05
 BF16_PROBABILITY_TOLERANCE = 0.02
-
-
-def tiny_bundle() -> Bundle:
-    """A glioma-task bundle with a tiny random DenseNet on 32 x 32 inputs."""
-    torch.manual_seed(0)
-    network = DenseNet(spatial_dims=2, in_channels=3, out_channels=2, init_features=4, growth_rate=4,
-                       block_config=(2,), bn_size=2).eval()
-    for parameter in network.parameters():
-        parameter.requires_grad_(False)
-    metadata = copy.deepcopy(load_bundle("glioma").metadata)
-    metadata.update(name="tiny", version="0.0.1", input_size=[32, 32], weights_sha256="0" * 64)
-    return Bundle(path=Path("/nonexistent/tiny"), metadata=metadata, network=network)
 
 
 def write_case(folder: Path, name: str, seed: int, slices: int = 4) -> Path:
