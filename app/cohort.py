@@ -308,7 +308,8 @@ def cohort_sources(spec: str, demo_data: Path) -> list[CohortCase]:
             a folder (every image below it, ``engine.imaging.open.find_images``); an image file
             (that one case); or a worklist: a text file of paths, one a line (blank lines and
             ``#`` comments skipped), or a CSV file with a ``path`` (or ``source``, ``file``) column
-            and optionally a ``task`` column. Relative paths are taken from the worklist's folder.
+            and optionally a ``task`` column. Relative paths are taken from the worklist's folder;
+            every source comes back absolute (what a rerun compares with the stored cases).
         demo_data: the demo data folder (``Settings.demo_data``).
 
     Raises:
@@ -326,7 +327,7 @@ def cohort_sources(spec: str, demo_data: Path) -> list[CohortCase]:
         if not found:
             raise SalienceError(f"demo worklist {spec!r}: no demo cases under {demo_data}")
         return found
-    path = Path(spec)
+    path = Path(spec).expanduser().absolute()  # absolute, so that a rerun from elsewhere finds what was stored
     if not path.exists():
         raise SalienceError(f"{path}: no such worklist, folder or image")
     if path.is_dir():
@@ -351,6 +352,7 @@ def read_worklist(path: Path) -> list[CohortCase]:
     Raises:
         SalienceError: an unreadable file, a CSV without a path column, or no case at all.
     """
+    path = Path(path).absolute()
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:

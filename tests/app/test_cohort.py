@@ -254,3 +254,13 @@ def test_the_window_runs_models_where_salience_device_says_and_refuses_an_absent
     case = workstation.open_case(item, NullProgress())
     with pytest.raises(SalienceError, match="device 'cuda:7': torch sees"):
         workstation.analyse(case, "glioma", "gradcam", NullProgress())
+
+
+def test_sources_come_back_absolute_so_a_rerun_from_another_folder_skips_by_path(cohort, monkeypatch):
+    monkeypatch.chdir(cohort.parent)
+    assert [c.source for c in cohort_sources("cohort", Path("/x"))] == [
+        str(cohort / name) for name in ("broken.nii.gz", "caseA", "caseB", "caseC")]
+    assert [c.source for c in cohort_sources("cohort/caseA/caseA_t1.nii.gz", Path("/x"))] == [
+        str(cohort / "caseA" / "caseA_t1.nii.gz")]
+    (cohort.parent / "list.txt").write_text("cohort/caseB\n")
+    assert [c.source for c in cohort_sources("list.txt", Path("/x"))] == [str(cohort / "caseB")]
