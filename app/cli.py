@@ -2,8 +2,10 @@
 
     salience                          start the workstation (same as ``salience gui``)
     salience inspect FILE             what was read: kind, shape, spacing, orientation, modality
-    salience predict --bundle NAME FILE
-    salience explain --bundle NAME --method gradcam FILE -o OUT.nii.gz|OUT.npy
+    salience predict --bundle NAME FILE [--device auto|cpu|cuda[:N]] [--half bf16|fp16]
+    salience explain --bundle NAME --method gradcam FILE -o OUT.nii.gz|OUT.npy [--device ...] [--half ...]
+    salience analyse-cohort WORKLIST|FOLDER|demo[:TASK] --bundle NAME --methods gradcam,eigencam,...
+                                      analyse and explain every case into the database (resumable)
     salience bundle add PATH [--replace] | list | remove NAME
                                       a site's own MONAI bundles (folder or .zip), checked, beside the shipped ones
     salience train TASK [...]         reproduce a shipped bundle (glioma, lung-ultrasound, histopathology)
@@ -29,6 +31,8 @@ import os
 import sys
 from pathlib import Path
 
+from app.cohort_cli import add_device_options
+from app.cohort_cli import add_parser as add_cohort_parser
 from app.logs import configure_logging
 from app.settings import LOG_NAME, Settings, data_folder, use_added_bundles
 
@@ -66,7 +70,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     uncertainty = None if args.uncertainty == "none" else args.uncertainty
     _print_json(headless.predict(args.file, args.bundle, per_item=not args.summary, uncertainty=uncertainty,
-                                 samples=args.samples))
+                                 samples=args.samples, device=args.device, half=args.half))
     return 0
 
 
@@ -83,6 +87,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
             all_classes=args.all_classes,
             with_quality=args.quality,
             score=args.score,
+            device=args.device,
+            half=args.half,
         )
     )
     return 0
@@ -98,6 +104,14 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     else:
         _print_json(bundles.listing())
     return 0
+
+
+def cmd_analyse_cohort(args: argparse.Namespace) -> int:
+    from app import cohort_cli
+
+    summary, code = cohort_cli.run(args)
+    _print_json(summary)
+    return code
 
 
 def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
@@ -208,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         "auto (MC dropout when the network has dropout, else TTA; the default) or none",
     )
     predict.add_argument("--samples", type=_positive_int, default=16, help="draws per item for the uncertainty (default 16)")
+    add_device_options(predict)
     predict.add_argument("file")
 
     explain = sub.add_parser("explain", help="write a CAM aligned with FILE (NIfTI, .npy, or a PNG/MP4 overlay)")
@@ -235,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="OUT.nii.gz, OUT.nii or OUT.npy for volumes; OUT.npy or OUT.png (overlay) for a patch or a "
         "slide; OUT.npy or OUT.mp4 (overlay video) for a clip",
     )
+    add_device_options(explain)
     explain.add_argument("file")
 
     bundle = sub.add_parser("bundle", help="add, list or remove your own model bundles")
@@ -246,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     bundle_actions.add_parser("list", help="list the shipped and the added bundles")
     bundle_remove = bundle_actions.add_parser("remove", help="remove an added bundle")
     bundle_remove.add_argument("name")
+    add_cohort_parser(sub)
 
     # train and bench pass their remaining arguments (and -h) on to the recipe or the benchmark.
     train = sub.add_parser("train", help="train a shipped bundle from ../shared/data", add_help=False)
@@ -296,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             code = {"train": cmd_train, "bench": cmd_bench}[command](args, rest)
         else:
             handlers = {"inspect": cmd_inspect, "predict": cmd_predict, "explain": cmd_explain, "db": cmd_db, "gui": cmd_gui,
-                        "agreement": cmd_agreement, "mrmc": cmd_mrmc, "study": cmd_study, "bundle": cmd_bundle}
+                        "agreement": cmd_agreement, "mrmc": cmd_mrmc, "study": cmd_study, "bundle": cmd_bundle,
+                        "analyse-cohort": cmd_analyse_cohort}
             code = handlers[command](args)
         sys.stdout.flush()  # a closed pipe shows up here, where it can be handled, not at exit
         return code

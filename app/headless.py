@@ -40,7 +40,8 @@ def inspect(path: str | Path) -> dict:
 
 
 def predict(
-    path: str | Path, bundle_name: str, per_item: bool = True, uncertainty: str | None = "auto", samples: int = 16
+    path: str | Path, bundle_name: str, per_item: bool = True, uncertainty: str | None = "auto", samples: int = 16,
+    device: str = "auto", half: str | None = None,
 ) -> dict:
     """``salience predict``: probabilities per item (slice, frame, tile), with a clip's verdict or
     a slide's score (a slide is classified tile by tile over its tissue at the model's
@@ -54,22 +55,33 @@ def predict(
         uncertainty: "auto" (MC dropout when the network has dropout, else test-time
             augmentation), "tta", "mc-dropout", or None (none).
         samples: draws per item for the uncertainty.
+        device: where the model runs (``engine.device.resolve_device``).
+        half: "bf16" or "fp16": the network runs under autocast and the payload's ``precision``
+            compares it with float32.
 
     Raises:
         SalienceError: MC dropout asked of a network without dropout, or too few samples.
     """
     from app import outputs
-    from engine.analysis import analyse_case
+    from engine.analysis.precision import analyse_in_precision
     from engine.models.bundle import load_bundle
 
     volume = read_image(path)
-    bundle = load_bundle(bundle_name)
+    bundle = load_bundle(bundle_name, device=device)
     try:
-        analysis = analyse_case(volume, bundle, methods=(), keep_capture=False, uncertainty=uncertainty,
-                                uncertainty_samples=samples)
+        analysis, precision = analyse_in_precision(volume, bundle, half, methods=(), keep_capture=False,
+                                                   uncertainty=uncertainty, uncertainty_samples=samples)
     except ValueError as exc:  # the user's options, said in one line
         raise SalienceError(f"{bundle.name}: {exc}") from None
-    return outputs.prediction_payload(analysis, volume, per_item)
+    payload = outputs.prediction_payload(analysis, volume, per_item)
+    return _with_run(payload, bundle, half, precision)
+
+
+def _with_run(payload: dict, bundle, half: str | None, precision) -> dict:
+    payload["run"] = {"device": str(bundle.device), "half": half}
+    if precision is not None:
+        payload["precision"] = precision.to_dict()
+    return payload
 
 
 def explain(
@@ -81,6 +93,8 @@ def explain(
     all_classes: bool = False,
     with_quality: bool = False,
     score: str | None = None,
+    device: str = "auto",
+    half: str | None = None,
 ) -> dict:
     """``salience explain``: analyse the image, write the map(s) and return the JSON payload.
 
@@ -95,12 +109,16 @@ def explain(
         with_quality: also measure the shown class's map (``engine.analysis.check_map``) on the
             item that matters most.
         score: "logit", "probability" or None (the method's default).
+        device: where the model runs: "auto", "cpu", "cuda" or "cuda:N".
+        half: "bf16" or "fp16" to run the network under autocast; the payload's ``precision``
+            then gives the map and probability difference to float32 on this image.
 
     Raises:
         SalienceError: bad output path, unknown class or method, or nothing to classify.
     """
     from app import outputs
-    from engine.analysis import SHOWN, analyse_case, check_map
+    from engine.analysis import SHOWN, check_map
+    from engine.analysis.precision import analyse_in_precision
     from engine.models.bundle import load_bundle
 
     output = Path(output)
@@ -108,11 +126,12 @@ def explain(
         raise SalienceError(f"{output.parent}: output folder does not exist")
     volume = read_image(path)
     write = outputs.writer_for(volume, output, all_classes, with_quality)
-    bundle = load_bundle(bundle_name)
+    bundle = load_bundle(bundle_name, device=device)
     wanted = None if class_name is None else class_index(bundle.class_names, class_name)
     classes = None if all_classes else ([wanted] if wanted is not None else SHOWN)
     try:
-        analysis = analyse_case(volume, bundle, method, classes=classes, score=score, keep_capture=False)
+        analysis, precision = analyse_in_precision(volume, bundle, half, methods=method, classes=classes, score=score,
+                                                   keep_capture=False)
         if not len(analysis.probabilities):
             raise SalienceError(f"{path}: {'; '.join(analysis.notes) or 'no items'}; nothing to explain")
         k = wanted if wanted is not None else analysis.class_to_show()
@@ -122,4 +141,4 @@ def explain(
     payload = write(analysis, volume, k)
     if quality is not None:
         payload["quality"] = quality
-    return payload
+    return _with_run(payload, bundle, half, precision)

@@ -8,6 +8,8 @@ override them (tests and multi-site deployments use them):
 * ``SALIENCE_DB_URL``: a SQLAlchemy URL, e.g. ``postgresql+psycopg://...`` for multi-site studies.
 * ``SALIENCE_DEMO_DATA``: the folder that holds the demo datasets (``glioma-lgg``, ...).
 * ``SALIENCE_READER``: the reader's user name (defaults to the OS account name).
+* ``SALIENCE_DEVICE``: where the window runs models: ``auto`` (the default: CUDA when torch sees
+  it, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Settings:
     db_url: str
     demo_data: Path
     reader: str
+    device: str = "auto"
 
     @property
     def blob_root(self) -> Path:
@@ -66,7 +69,8 @@ class Settings:
         except (KeyError, OSError):  # no passwd entry in some containers
             default_reader = "reader"
         name = reader or os.environ.get("SALIENCE_READER") or default_reader
-        return cls(home=home, db_url=db_url, demo_data=demo, reader=name)
+        device = (os.environ.get("SALIENCE_DEVICE") or "auto").strip() or "auto"
+        return cls(home=home, db_url=db_url, demo_data=demo, reader=name, device=device)
 
     def ensure_home(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -10,18 +10,13 @@ map.
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 
+from app.store import load_map
 from db import blobs
 from db.models import Explanation, Prediction
 from ui.backend import Analysis, Verdict
-
-
-def load_map(blob_store: blobs.BlobStore, path: str, sha256: str) -> np.ndarray:
-    """Read a stored map back, verifying its hash (never unpickling)."""
-    return np.load(io.BytesIO(blob_store.get(path, sha256)), allow_pickle=False)
 
 
 def first_method(prediction: Prediction) -> str | None:

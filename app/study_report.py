@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.stored_analysis import load_map
+from app.store import load_map
 from app.workstation import user_errors
 from db.audit import record
 from db.blobs import BlobStore

@@ -7,6 +7,10 @@ These belong to the task, not to a model: a reader answers the same question whi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.imaging.volume import ImageVolume
 
 
 @dataclass(frozen=True)
@@ -47,3 +51,13 @@ def vocabulary(task: str) -> TaskVocabulary:
         task,
         TaskVocabulary(task, "What does this image show?", ("Abnormal", "Normal", "Indeterminate"), ("finding", "artefact")),
     )
+
+
+def task_of(volume: "ImageVolume") -> str:
+    """Which task reads this image, from what it is (for files opened outside the demo worklist).
+
+    Ultrasound reads as lung ultrasound, slide microscopy as histopathology, MR as glioma;
+    anything else (a CT, a grey picture of unknown modality) gets the generic "image" task, whose
+    reading form asks a neutral question.
+    """
+    return {"US": "lung-ultrasound", "SM": "histopathology", "MR": "glioma"}.get(volume.modality, "image")

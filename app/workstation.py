@@ -11,7 +11,6 @@ serves every gradient-family method with no forward pass).
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 import threading
 from collections import OrderedDict
@@ -23,15 +22,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from app.demo import demo_cases
 from app.settings import Settings
+from app.store import MAP_SIDE, store_case, store_maps, store_prediction
 from app.stored_analysis import stored_analysis
-from app.tasks import vocabulary
-from db import blobs, cases, readers, readings, runs
+from app.tasks import task_of, vocabulary  # noqa: F401 (task_of re-exported)
+from db import blobs, readers, readings, runs
 from db.errors import DbError
 from engine.errors import SalienceError
-from engine.explain.summary import map_summary
-from engine.imaging import ImageVolume, read_image
-from engine.imaging.open import CLIP_SUFFIXES, PATCH_SUFFIXES
+from engine.imaging import read_image
 from engine.progress import Progress, ScaledProgress, check_cancelled
 from ui.backend import (
     Analysis,
@@ -71,10 +70,6 @@ def engine_errors() -> Iterator[None]:
         raise SalienceError(str(exc)) from exc
 
 
-#: Longest side of the stored maps: a 300-frame clip's maps for 3 classes at 256 px take 240 MB
-#: in float32; at the frame's own size they could take gigabytes. The viewer stretches them.
-MAP_SIDE = 256
-
 #: Analyses kept in memory (with their captures) for "Compare with..." and the map check.
 CACHED_ANALYSES = 2
 
@@ -113,71 +108,8 @@ def uncertainty_view(result: "CaseAnalysis") -> Uncertainty | None:
 
 
 def demo_worklist(demo_data: Path) -> list[WorklistItem]:
-    """The demo cases of every task found under ``demo_data`` (``../shared/data``).
-
-    Glioma: one row per patient folder. Lung ultrasound: every clip and still frame. Histopathology:
-    the shipped model's held-out test patches (at most ``PATCHES_PER_CLASS`` per class), so the
-    demo never shows the model the images it learned from.
-    """
-    return _glioma_cases(demo_data) + _ultrasound_cases(demo_data) + _histopathology_cases(demo_data)
-
-
-#: Histopathology patches per class in the demo worklist.
-PATCHES_PER_CLASS = 15
-
-
-def _glioma_cases(demo_data: Path) -> list[WorklistItem]:
-    root = demo_data / "glioma-lgg"
-    if not root.is_dir():
-        return []
-    return [
-        WorklistItem(key=str(folder), title=folder.name, source=str(folder), task="glioma")
-        for folder in sorted(p for p in root.iterdir() if p.is_dir())
-    ]
-
-
-def _ultrasound_cases(demo_data: Path) -> list[WorklistItem]:
-    root = demo_data / "lung-ultrasound"
-    if not root.is_dir():
-        return []
-    items = []
-    for folder, suffixes, what in (("pocus_videos", CLIP_SUFFIXES, ""), ("pocus_images", PATCH_SUFFIXES, " still")):
-        files = sorted(p for p in (root / folder).rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-        for path in files:
-            probe = path.parent.name if path.parent.name in ("convex", "linear") else "probe unknown"
-            items.append(WorklistItem(key=str(path), title=f"{path.name} ({probe}{what})", source=str(path),
-                                      task="lung-ultrasound"))
-    return items
-
-
-def _histopathology_cases(demo_data: Path) -> list[WorklistItem]:
-    root = demo_data / "histopathology-lc25000"
-    if not root.is_dir():
-        return []
-    try:
-        from engine.models.metadata import read_metadata
-
-        held_out = set(read_metadata("histopathology").get("split", {}).get("test", []))
-    except SalienceError:
-        held_out = set()
-    items = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PATCH_SUFFIXES)
-        chosen = [n for n in names if n in held_out] if held_out else names
-        for name in chosen[:PATCHES_PER_CLASS]:
-            path = folder / name
-            items.append(WorklistItem(key=str(path), title=name, source=str(path), task="histopathology"))
-    return items
-
-
-def task_of(volume: ImageVolume) -> str:
-    """Which task reads this image, from what it is (used for files opened outside the worklist).
-
-    Ultrasound reads as lung ultrasound, slide microscopy as histopathology, MR as glioma;
-    anything else (a CT, a grey picture of unknown modality) gets the generic "image" task, whose
-    reading form asks a neutral question.
-    """
-    return {"US": "lung-ultrasound", "SM": "histopathology", "MR": "glioma"}.get(volume.modality, "image")
+    """The demo cases of every task found under ``demo_data`` (``app.demo.demo_cases``)."""
+    return [WorklistItem(key=c.key, title=c.title, source=c.source, task=c.task) for c in demo_cases(demo_data)]
 
 
 class SalienceWorkstation:
@@ -273,17 +205,7 @@ class SalienceWorkstation:
         volume = read_image(source, progress=ScaledProgress(progress, 0.0, 0.9), series_uid=series_uid)
         task = task or task_of(volume)
         with user_errors(), self._sessions.begin() as session:
-            case = cases.get_or_create_case(
-                session,
-                content_hash=volume.content_hash,
-                source=str(source),
-                modality=volume.modality,
-                kind=volume.kind,
-                shape=list(volume.array.shape),
-                task=task,
-                header=volume.header,
-            )
-            case_id = case.id
+            case_id = store_case(session, volume, str(source), task)
         progress.report(1.0, "opened")
         preferred = vocabulary(task).display_channel
         channel = preferred if preferred in volume.channel_names else volume.channel_names[0]
@@ -296,7 +218,7 @@ class SalienceWorkstation:
 
         with self._bundle_lock:
             if name not in self._bundles:
-                self._bundles[name] = load_bundle(name)
+                self._bundles[name] = load_bundle(name, device=self._settings.device)
             return self._bundles[name]
 
     def analyse(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> Analysis:
@@ -313,19 +235,7 @@ class SalienceWorkstation:
             raise SalienceError(f"{case.volume.source}: nothing to classify ({'; '.join(result.notes) or 'no items'})")
         check_cancelled(progress)
         with user_errors(), self._sessions.begin() as session:
-            model_run = runs.get_or_create_model_run(
-                session, bundle_name=model.name, version=model.version, weights_sha256=model.weights_sha256, device="cpu"
-            )
-            row = runs.add_prediction(
-                session,
-                case_id=case.case_id,
-                model_run_id=model_run.id,
-                probabilities=result.probabilities.tolist(),
-                class_names=list(result.class_names),
-                item_axis=result.item_axis,
-                calibrated=result.calibrated,
-            )
-            prediction_id = row.id
+            prediction_id = store_prediction(session, result, case.case_id, str(model.device))
         shown = self._store_explanations(result, method, prediction_id, bundle)
         progress.report(1.0, "done")
         return shown
@@ -360,21 +270,7 @@ class SalienceWorkstation:
         stored = self._stored.setdefault(prediction_id, _Stored(bundle))
         with user_errors(), self._sessions.begin() as session:
             if method not in stored.explanation_ids:
-                files = [self._blobs.put(_npy_bytes(map_of_class), ".npy") for map_of_class in maps.maps]
-                stored.explanation_ids[method] = tuple(
-                    runs.add_explanation(
-                        session,
-                        prediction_id=prediction_id,
-                        method=method,
-                        target_layer=result.target_layer,
-                        class_index=k,
-                        params=maps.params,
-                        map_path=path,
-                        map_sha256=sha,
-                        map_stats=map_summary(map_of_class).to_dict(),
-                    ).id
-                    for k, (path, sha), map_of_class in zip(maps.classes, files, maps.maps)
-                )
+                stored.explanation_ids[method] = store_maps(session, self._blobs, result, method, prediction_id)
             study_ranges = tuple(
                 runs.stored_map_range(session, weights_sha256=result.weights_sha256, method=method, class_index=k)
                 for k in maps.classes
@@ -498,12 +394,6 @@ class _Stored:
 
     bundle: str
     explanation_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    return buffer.getvalue()
 
 
 def _as_stored(mark: AnnotationDraft) -> AnnotationDraft:

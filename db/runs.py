@@ -271,3 +271,30 @@ def predictions_for_case(session: Session, case_id: int) -> list[Prediction]:
         .order_by(Prediction.created_at.desc(), Prediction.id.desc())
     )
     return list(session.scalars(query))
+
+
+def explained_cases(session: Session, *, weights_sha256: str, methods: Sequence[str]) -> list[tuple[str, str]]:
+    """``(source, content hash)`` of every case with a Prediction by these weights whose
+    Explanations include every one of ``methods`` (any Prediction when ``methods`` is empty).
+
+    What a cohort run asks before it starts, to skip the cases an earlier run already stored.
+
+    Raises:
+        InvalidInput: a malformed hash.
+    """
+    require_sha256(weights_sha256, "weights")
+    wanted = sorted({require_text(m, "explanation method", 64) for m in methods})
+    query = (
+        sa.select(Case.source, Case.content_hash)
+        .join(Prediction, Prediction.case_id == Case.id)
+        .join(ModelRun, Prediction.model_run_id == ModelRun.id)
+        .where(ModelRun.weights_sha256 == weights_sha256)
+    )
+    if wanted:
+        query = (
+            query.join(Explanation, Explanation.prediction_id == Prediction.id)
+            .where(Explanation.method.in_(wanted))
+            .group_by(Prediction.id, Case.source, Case.content_hash)
+            .having(sa.func.count(sa.distinct(Explanation.method)) == len(wanted))
+        )
+    return sorted({(source, content_hash) for source, content_hash in session.execute(query)})

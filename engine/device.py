@@ -1,10 +1,13 @@
 """Which torch device a command runs its models on: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
 
 ``auto`` takes the first CUDA device when torch sees one and the CPU otherwise, so machines
-without a GPU (and the CPU build of torch) keep today's behaviour.
+without a GPU (and the CPU build of torch) keep today's behaviour. ``autocast`` runs a block in
+half precision (``--half bf16|fp16``).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -58,3 +61,49 @@ def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (a no-op on the CPU), so a timer reads finished work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+#: What ``--half`` accepts: autocast's lower-precision dtypes by their usual names.
+HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class PrecisionError(SalienceError):
+    """A half precision was asked for that the device does not run."""
+
+
+def half_dtype(name: str | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype named by ``name`` (None: float32, no autocast), checked against ``device``.
+
+    Args:
+        name: ``"bf16"``, ``"fp16"`` or None.
+        device: where the network runs.
+
+    Raises:
+        PrecisionError: an unknown name, fp16 on the CPU (autocast's CPU path is made for bf16),
+            or bf16 on a CUDA device without bfloat16 support.
+    """
+    if name is None:
+        return None
+    if name not in HALF_DTYPES:
+        raise PrecisionError(f"half precision {name!r}: expected one of {', '.join(HALF_DTYPES)}")
+    if device.type == "cpu" and name == "fp16":
+        raise PrecisionError("half precision fp16 runs on CUDA only; use bf16 on the CPU")
+    if device.type == "cuda" and name == "bf16" and not torch.cuda.is_bf16_supported():
+        raise PrecisionError(f"{device} has no bfloat16 support; use fp16")
+    return HALF_DTYPES[name]
+
+
+def autocast(device: torch.device, half: str | None = None) -> contextlib.AbstractContextManager:
+    """Mixed precision for the forward passes run inside: ``torch.autocast`` in ``half``'s dtype
+    on ``device``'s type, or nothing (float32) when ``half`` is None.
+
+    Convolutions and matrix products run in the half dtype; the CAM engine computes its maps in
+    float32 from what was captured (``engine.models.inference.capture_pass``).
+
+    Raises:
+        PrecisionError: see ``half_dtype``.
+    """
+    dtype = half_dtype(half, device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

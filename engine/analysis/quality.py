@@ -59,8 +59,8 @@ def quality_report(
         ``pointing_game`` and ``energy_inside_mask``.
     """
     progress = progress or NullProgress()
-    x = bundle.preprocess(volume)[item : item + 1]
-    saliency = upsample(torch.as_tensor(cam, dtype=torch.float32)[None], tuple(x.shape[2:]))[0]
+    x = bundle.preprocess(volume)[item : item + 1].to(bundle.device)
+    saliency = upsample(torch.as_tensor(cam, dtype=torch.float32, device=x.device)[None], tuple(x.shape[2:]))[0]
     positive = torch.clamp(saliency, min=0)  # rank by evidence for the class, as the papers do
     report: dict = {"item": item, "class": bundle.class_names[class_index], "method": method}
     report["deletion"] = quality.deletion_curve(bundle.network, x, positive, class_index).to_dict()
@@ -98,7 +98,7 @@ def foreground(x: torch.Tensor, max_share: float = 0.98, tolerance: float = 0.03
         foreground covers more than ``max_share`` of it (a tissue patch): then the sanity check
         ranks the whole map.
     """
-    image = x.detach().float().numpy()
+    image = x.detach().float().cpu().numpy()
     corners = image[:, [0, 0, -1, -1], [0, -1, 0, -1]]  # (C, 4)
     span = np.ptp(image.reshape(image.shape[0], -1), axis=1)
     limit = tolerance * np.where(span > 0, span, 1.0)

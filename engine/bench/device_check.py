@@ -10,7 +10,10 @@
    clusters are compared as labels too: a flipped neighbour at exactly ``eps`` would change them.
    Smooth Grad-CAM++ runs with ``noise_level=0``: each device draws its noise from its own
    generator, so only the computation, not the draw, can be compared;
-2. runs ``salience bench cam`` on CUDA at batch 1 and ``--batch``, with its summary table.
+2. runs ``salience bench cam`` on CUDA at batch 1 and ``--batch``, with its summary table;
+3. times the cohort target (``engine.bench.throughput``): ``--cohort-items`` glioma slices
+   (1,000 by default) analysed with Grad-CAM, Eigen-CAM and CF-CAM for every class, in float32
+   and, with ``--half``, in half precision, printing items/s against the one-minute target.
 
 It prints a compact report and exits 1 if a method's maps differ. Without CUDA it says so in one
 line and exits 0, so the same command can sit in any machine's check list.
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.bench import cam as bench_cam
+from engine.bench import throughput
 from engine.explain.all_methods import explain_all
 from engine.explain.cluster_filter import channel_clusters
 from engine.explain.methods import METHODS
@@ -163,7 +167,18 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="the benchmark's smaller inputs")
     parser.add_argument("--no-bench", action="store_true", help="only the CPU-against-CUDA equality")
     parser.add_argument("--device", default="cuda:0", help="the CUDA device to check (default cuda:0)")
+    parser.add_argument("--cohort-items", type=int, default=throughput.TARGET_ITEMS,
+                        help=f"slices in the cohort throughput run (default {throughput.TARGET_ITEMS}; 0 skips it)")
+    parser.add_argument("--half", choices=["bf16", "fp16"], help="also time the cohort run in this half precision")
     return parser.parse_args(argv)
+
+
+def cohort_lines(device: str, items: int, batch_size: int, half: str | None = None) -> list[str]:
+    """The cohort throughput in float32 (and in ``half``), one line each."""
+    runs = [throughput.cohort_throughput(device, items, batch_size=batch_size)]
+    if half is not None:
+        runs.append(throughput.cohort_throughput(device, items, batch_size=batch_size, half=half))
+    return [run.line() for run in runs]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         options += ["--smooth-samples", str(args.smooth_samples)] + (["--quick"] if args.quick else [])
         print()
         bench_cam.run(bench_cam.parse_arguments(options))
+    if args.cohort_items > 0:
+        print()
+        print("\n".join(cohort_lines(device, args.cohort_items, args.batch, args.half)))
     return 0 if equal else 1
 
 

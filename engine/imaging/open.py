@@ -2,10 +2,12 @@
 
 Readers are chosen by what a file is (its magic bytes and suffix), not by trust in the name
 alone. Every failure becomes an ``ImageReadError`` naming the path and the reason.
+``find_images`` lists the cases below a folder, as ``read_image`` would open them.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from engine.errors import ImageReadError, SalienceError
@@ -101,3 +103,49 @@ def _read_file(path: Path, progress: Progress) -> ImageVolume:
     from engine.imaging import dicom
 
     return dicom.read_dicom(path)
+
+
+def find_images(folder: str | Path) -> list[Path]:
+    """Every image below ``folder`` that ``read_image`` would open as one case, in path order.
+
+    A folder holding a multi-sequence NIfTI case (``<case>_t1.nii.gz``, ``<case>_flair.nii.gz``, ...)
+    or several DICOM files is one case (the folder); every other file whose name or first bytes
+    say it is an image (NIfTI, DICOM, a clip, a patch, a slide, or a format Salience names as
+    unsupported, so that the caller can say so) is one case. Hidden files and folders are skipped.
+    The folder itself may be the one case.
+
+    Raises:
+        ImageReadError: ``folder`` is not a folder.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise ImageReadError(root, "not a folder")
+    found: list[Path] = []
+    for current, folders, files in os.walk(root):
+        folders[:] = sorted(f for f in folders if not f.startswith("."))
+        here = Path(current)
+        paths = [here / name for name in sorted(files) if not name.startswith(".")]
+        dicom = [p for p in paths if _is_dicom(p)]
+        if nifti.case_files(here) is not None or len(dicom) > 1:
+            found.append(here)
+            paths = [p for p in paths if p not in dicom and not _in_case(p)]
+        found.extend(p for p in paths if p in dicom or _has_image_name(p))
+    return found
+
+
+def _in_case(path: Path) -> bool:
+    """A file of a multi-sequence NIfTI case (read with its folder)."""
+    return nifti.is_nifti(path) and nifti.case_files(path) is not None
+
+
+def looks_like_image(path: str | Path) -> bool:
+    """Whether a file's name or first bytes say it is an image ``read_image`` opens (or names as
+    unsupported); ``read_image`` decides whether it really reads."""
+    path = Path(path)
+    return path.is_file() and (_has_image_name(path) or _is_dicom(path))
+
+
+def _has_image_name(path: Path) -> bool:
+    name = path.name.lower()
+    suffixes = nifti.NIFTI_SUFFIXES + CLIP_SUFFIXES + PATCH_SUFFIXES + TIFF_SUFFIXES + UNSUPPORTED_SUFFIXES
+    return name.endswith(suffixes) or path.suffix.lower() == ".hdr"

@@ -26,7 +26,7 @@ from torch import nn
 from engine.errors import BundleError
 from engine.imaging.volume import ImageVolume
 from engine.models.crop_box import CropBox, MapGrid, map_grid
-from engine.models.inference import check_methods, explain_with, predict_items
+from engine.models.inference import check_methods, explain_with, network_device, predict_items
 from engine.models.metadata import (  # noqa: F401 (the file names and readers, re-exported)
     INFERENCE_FILE, METADATA_FILE, MODEL_CARD_FILE, WEIGHTS_FILE, file_sha256, list_bundles, read_json,
     read_metadata, resolve_bundle,
@@ -57,7 +57,8 @@ class BundlePrediction:
 
 @dataclass(frozen=True, eq=False)
 class Bundle:
-    """A loaded bundle: its metadata, its network (CPU, eval mode), and how to run it.
+    """A loaded bundle: its metadata, its network (eval mode, on the device it was loaded to), and
+    how to run it.
 
     Build with ``load_bundle``; the fields below mirror ``configs/metadata.json``.
     """
@@ -69,6 +70,11 @@ class Bundle:
     @property
     def name(self) -> str:
         return self.metadata["name"]
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network runs (its parameters' device); inputs are moved there batch by batch."""
+        return network_device(self.network)
 
     @property
     def version(self) -> str:
@@ -270,20 +276,29 @@ def fit_weights(network: nn.Module, state: dict[str, torch.Tensor], bundle: str 
         raise BundleError(bundle, f"{relative} does not fit network_def ({first[:200]})") from None
 
 
-def load_bundle(name_or_path: str | Path) -> Bundle:
+def load_bundle(name_or_path: str | Path, device: str | torch.device | None = "cpu") -> Bundle:
     """Load a shipped bundle by name (``"glioma"``) or a bundle folder by path.
+
+    The weights are read on the CPU (safetensors, no pickle) and checked there; the network is
+    then moved to ``device``.
 
     Args:
         name_or_path: a name from ``list_bundles()`` or a path to a bundle folder.
+        device: where the network runs: ``"cpu"`` (the default), ``"auto"`` (CUDA when torch sees
+            it), ``"cuda"``, ``"cuda:N"`` or a ``torch.device`` (``engine.device.resolve_device``).
 
     Returns:
-        The ``Bundle``, its network on the CPU in eval mode with verified weights.
+        The ``Bundle``, its network on ``device`` in eval mode with verified weights.
 
     Raises:
         BundleError: missing or malformed files, a disallowed ``_target_``, a checksum mismatch,
             weights that do not fit the network, or a target layer the network lacks.
+        engine.device.DeviceError: a device this machine or this build of torch does not have.
     """
+    from engine.device import resolve_device
     from engine.explain import resolve_layer
+
+    target = resolve_device(device)
 
     path = resolve_bundle(name_or_path)
     metadata = read_metadata(path)
@@ -299,6 +314,7 @@ def load_bundle(name_or_path: str | Path) -> Bundle:
         raise BundleError(path, f"{METADATA_FILE} target_layer: {exc.args[0]}") from None
     for parameter in network.parameters():
         parameter.requires_grad_(False)
+    network = network.to(target)
     check_output_width(network, metadata, path)
     return Bundle(path=path, metadata=metadata, network=network.eval())
 
@@ -324,7 +340,8 @@ def check_output_width(network: nn.Module, metadata: dict[str, Any], path: Path)
         metadata: checked metadata (``input_channels``, ``input_size``, ``class_names``).
         path: the bundle, for the message.
     """
-    probe = torch.zeros((1, len(metadata["input_channels"])) + tuple(metadata["input_size"]))
+    probe = torch.zeros((1, len(metadata["input_channels"])) + tuple(metadata["input_size"]),
+                        device=network_device(network))
     with torch.inference_mode():
         try:
             out = network(probe)

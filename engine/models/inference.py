@@ -13,7 +13,7 @@ methods are computed later with no forward pass at all (``maps_from_capture``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -208,12 +208,14 @@ def capture_pass(
     with CamCapture(network, [target_layer]) as cam:
         for x in inputs:
             check_cancelled(progress)
-            capture = cam.run(x.to(device), noise_samples=noisy, **request)
+            capture = in_float32(cam.run(x.to(device), noise_samples=noisy, **request), target_layer)
             logits.append(capture.logits.float().cpu())
             if "cam" in methods and weight is None:
                 weight = final_linear_weight(network, capture.activations[target_layer].shape[1])
-            for name, batch_maps in compute_maps(capture, target_layer, methods, fc_weight=weight).items():
-                maps[name].append(batch_maps.float().cpu())
+            with torch.autocast(device.type, enabled=False):  # maps in float32 under a half-precision run
+                batch_maps = compute_maps(capture, target_layer, methods, fc_weight=weight)
+            for name, layer_maps in batch_maps.items():
+                maps[name].append(layer_maps.float().cpu())
             activations, gradients = capture.activations[target_layer], capture.gradients[target_layer]
             if kept is not None and not capture_bytes:  # the first batch tells the whole capture's size
                 per_item = sum(t.element_size() * t.numel() for t in (activations, gradients)) / max(1, x.shape[0])
@@ -237,6 +239,21 @@ def capture_pass(
         capture=stored,
         capture_bytes=capture_bytes,
         forward_passes=len(logits),
+    )
+
+
+def in_float32(capture, layer: str):
+    """The capture with its activations and gradients at ``layer`` in float32 (as it is when they
+    already are): a forward pass under ``torch.autocast`` leaves them in bfloat16 or float16, and
+    the CAM methods (sums over channels, Eigen-CAM's eigenvectors) are computed in float32."""
+    tensors = [capture.activations[layer], capture.gradients[layer], *capture.noisy_gradients.values()]
+    if all(t.dtype == torch.float32 for t in tensors):
+        return capture
+    return replace(
+        capture,
+        activations={**capture.activations, layer: capture.activations[layer].float()},
+        gradients={**capture.gradients, layer: capture.gradients[layer].float()},
+        noisy_gradients={name: g.float() for name, g in capture.noisy_gradients.items()},
     )
 
 
@@ -370,15 +387,16 @@ def perturb_items(
     progress = progress or NullProgress()
     chunks = batches(inputs.shape[0], batch_size)
     maps = np.zeros((len(classes), inputs.shape[0]) + tuple(output_size), dtype=np.float32)
+    device = network_device(network)
     steps = max(1, len(classes) * len(chunks))
     for t, k in enumerate(classes):
         for c, chunk in enumerate(chunks):
             check_cancelled(progress)
             step = t * len(chunks) + c
             sub = ScaledProgress(progress, step / steps, (step + 1) / steps)
-            cam = method(network, inputs[chunk.start : chunk.stop], int(k), target_layer, progress=sub,
+            cam = method(network, inputs[chunk.start : chunk.stop].to(device), int(k), target_layer, progress=sub,
                          score=method_score)
-            maps[t, chunk.start : chunk.stop] = upsample(cam.detach(), output_size).float().numpy()
+            maps[t, chunk.start : chunk.stop] = upsample(cam.detach().float(), output_size).cpu().numpy()
     progress.report(1.0, f"explained {inputs.shape[0]} items")
     return maps
 

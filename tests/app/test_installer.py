@@ -59,3 +59,23 @@ def test_headless_runs_need_no_gui_libraries():
     """Tests and headless subcommands run offscreen: the GUI check is skipped there."""
     text = SCRIPT.read_text()
     assert '[ "${QT_QPA_PLATFORM:-}" = "offscreen" ] && return 0' in text
+
+
+def test_the_torch_build_is_cpu_or_cuda_and_anything_else_stops_before_installing(tmp_path):
+    """``SALIENCE_TORCH`` picks the build of torch; a misspelt one stops at once (status 2, one
+    line) instead of installing the wrong build. ``torch_is`` tells the builds apart on this venv."""
+    import os
+    import sys
+
+    import torch
+
+    env = {**os.environ, "SALIENCE_TORCH": "rocm"}
+    bad = subprocess.run(["bash", str(SCRIPT), "setup"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and bad.stderr.strip() == "salience-dev: SALIENCE_TORCH=rocm: expected cpu (the default) or cuda"
+    function = re.search(r"^torch_is\(\) \{.*?^\}", SCRIPT.read_text(), re.S | re.M).group(0)
+    build = "cuda" if torch.version.cuda else "cpu"
+    other = "cpu" if build == "cuda" else "cuda"
+    probe = (f'py={sys.executable}; TORCH_VERSION={torch.__version__.split("+")[0]}\n{function}\n'
+             f'torch_is {build} && echo same; torch_is {other} || echo other')
+    out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["same", "other"]

@@ -9,7 +9,7 @@ import pytest
 
 from app.settings import Settings
 from app.startup import open_workstation
-from app.stored_analysis import load_map
+from app.store import load_map
 from db import blobs, runs
 from engine.errors import SalienceError
 from engine.progress import NullProgress

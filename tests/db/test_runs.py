@@ -201,3 +201,35 @@ def test_the_stored_map_range_spans_every_case_of_one_model_method_and_class(fac
     with factory() as session:
         assert stored_map_range(session, weights_sha256=WEIGHTS, method="gradcam", class_index=1) == (-0.5, 3.5)
         assert stored_map_range(session, weights_sha256=WEIGHTS, method="scorecam", class_index=1) is None
+
+
+def test_explained_cases_are_those_with_every_method_of_one_weights(factory, seeded) -> None:
+    """What a cohort run skips: a case counts as done for these weights only when one of its
+    predictions has every asked method; another model's maps, or some of the methods, do not."""
+    from db.runs import explained_cases
+
+    def explain(session, case_id, weights, methods):
+        run = get_or_create_model_run(session, bundle_name="glioma", version="1.0.0", weights_sha256=weights, device="cpu")
+        prediction = add_prediction(session, case_id=case_id, model_run_id=run.id, probabilities=[[0.2, 0.3, 0.5]],
+                                    class_names=["LGG", "HGG", "normal"], item_axis="slice")
+        for method in methods:
+            for k in (0, 1):
+                add_explanation(session, prediction_id=prediction.id, method=method, target_layer="features",
+                                class_index=k, map_path=f"{case_id}/{method}/{k}.npy", map_sha256=MAP_SHA,
+                                map_stats={"min": 0.0, "max": 1.0, "mean": 0.5})
+
+    with factory.begin() as session:
+        explain(session, seeded.case, WEIGHTS, ["gradcam", "eigencam"])
+        explain(session, seeded.other_case, WEIGHTS, ["gradcam"])  # one method only
+        explain(session, seeded.other_case, "d" * 64, ["gradcam", "eigencam"])  # other weights
+    case = ("/data/glioma/case1", "a" * 64)
+    with factory() as session:
+        assert explained_cases(session, weights_sha256=WEIGHTS, methods=["gradcam", "eigencam"]) == [case]
+        assert explained_cases(session, weights_sha256=WEIGHTS, methods=["eigencam"]) == [case]
+        both = explained_cases(session, weights_sha256=WEIGHTS, methods=["gradcam"])
+        assert [h for _, h in both] == ["a" * 64, "b" * 64]
+        assert len(explained_cases(session, weights_sha256=WEIGHTS, methods=[])) == 2  # predictions only
+        assert explained_cases(session, weights_sha256=WEIGHTS, methods=["gradcam", "scorecam"]) == []
+        assert explained_cases(session, weights_sha256="c" * 64, methods=[]) == []
+        with pytest.raises(InvalidInput, match="not a sha256"):
+            explained_cases(session, weights_sha256="xyz", methods=[])

@@ -52,3 +52,28 @@ def test_relative_difference():
     assert device_check.relative_difference(a, a + torch.tensor([[0.0, 0.5], [0.0, 0.0]])) == 0.125
     assert device_check.relative_difference(torch.zeros(3), torch.full((3,), 0.5)) == 0.5
     assert device_check.relative_difference(a, a[0]) == float("inf")
+
+
+def test_the_cohort_throughput_runs_the_shipped_glioma_network_and_prints_items_per_second():
+    """The cohort target's run, on the CPU with a handful of slices: every item timed, the rate
+    and the time 1,000 items would take printed in one line."""
+    from engine.bench import throughput
+
+    run = throughput.cohort_throughput("cpu", 5, batch_size=4)
+    assert (run.items, run.input_shape, run.methods, run.device) == (5, (3, 128, 128), throughput.COHORT_METHODS, "cpu")
+    assert run.seconds > 0 and abs(run.items_per_second * run.seconds - 5) < 1e-6
+    line = run.line()
+    assert "5 glioma items (3 x 128 x 128), gradcam+eigencam+cfcam" in line and "items/s" in line
+    assert f"{run.seconds_for_target:.1f} s" in line and ("met" in line)
+
+
+def test_the_cohort_lines_follow_the_equality_table_on_a_cuda_machine(monkeypatch, capsys):
+    """main on a (pretended) CUDA machine pointed at the CPU: the cohort line comes after the check."""
+    monkeypatch.setattr(device_check, "INPUTS", {2: (2, 1, 32, 32)})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "a test device")
+    assert device_check.main(["--device", "cpu", "--no-bench", "--cohort-items", "3", "--batch", "2",
+                              "--half", "bf16"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-2].startswith("cohort throughput: 3 glioma items") and "cpu float32" in out[-2]
+    assert out[-1].startswith("cohort throughput: 3 glioma items") and "cpu bf16" in out[-1]

@@ -1,0 +1,123 @@
+"""Where engine results enter the database: one case, one Prediction per analysis, one Explanation
+per class and method, the maps themselves in the content-addressed blob store.
+
+The window (``app.workstation``) and ``salience analyse-cohort`` (``app.cohort``) store through these
+functions, so a map frozen for a study and a map stored while reviewing are the same rows and
+files. Each takes the caller's session; the caller owns the transaction
+(``with factory.begin() as session:``), so a case is stored whole or not at all.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from db import blobs, cases, runs
+from engine.explain.summary import map_summary
+from engine.imaging.volume import ImageVolume
+
+if TYPE_CHECKING:
+    from engine.analysis import CaseAnalysis
+
+#: Longest side of the stored maps: a 300-frame clip's maps for 3 classes at 256 px take 240 MB
+#: in float32; at the frame's own size they could take gigabytes. The viewer stretches them.
+MAP_SIDE = 256
+
+
+def store_case(session: Session, volume: ImageVolume, source: str, task: str) -> int:
+    """The id of the Case row of ``volume`` (by its content hash), registered first if it is new."""
+    case = cases.get_or_create_case(
+        session,
+        content_hash=volume.content_hash,
+        source=str(source),
+        modality=volume.modality,
+        kind=volume.kind,
+        shape=list(volume.array.shape),
+        task=task,
+        header=volume.header,
+    )
+    return case.id
+
+
+def store_prediction(session: Session, analysis: "CaseAnalysis", case_id: int, device: str) -> int:
+    """Store the analysis's probabilities as one Prediction of its model run on ``device``.
+
+    Args:
+        session: the caller's session.
+        analysis: from ``engine.analysis.analyse_case``, with at least one item.
+        case_id: the analysed case's row.
+        device: where the model ran ("cpu", "cuda:0"), recorded on the ModelRun row.
+
+    Returns:
+        The Prediction's id.
+    """
+    model_run = runs.get_or_create_model_run(
+        session, bundle_name=analysis.bundle_name, version=analysis.bundle_version,
+        weights_sha256=analysis.weights_sha256, device=device,
+    )
+    row = runs.add_prediction(
+        session,
+        case_id=case_id,
+        model_run_id=model_run.id,
+        probabilities=analysis.probabilities.tolist(),
+        class_names=list(analysis.class_names),
+        item_axis=analysis.item_axis,
+        calibrated=analysis.calibrated,
+    )
+    return row.id
+
+
+def store_maps(
+    session: Session, blob_store: blobs.BlobStore, analysis: "CaseAnalysis", method: str, prediction_id: int
+) -> tuple[int, ...]:
+    """Store ``method``'s map of every explained class: a .npy blob and an Explanation row each.
+
+    Returns:
+        The Explanation ids, in the order of the method's explained classes.
+    """
+    maps = analysis.maps[method]
+    files = [blob_store.put(npy_bytes(map_of_class), ".npy") for map_of_class in maps.maps]
+    return tuple(
+        runs.add_explanation(
+            session,
+            prediction_id=prediction_id,
+            method=method,
+            target_layer=analysis.target_layer,
+            class_index=k,
+            params=maps.params,
+            map_path=path,
+            map_sha256=sha,
+            map_stats=map_summary(map_of_class).to_dict(),
+        ).id
+        for k, (path, sha), map_of_class in zip(maps.classes, files, maps.maps)
+    )
+
+
+def store_analysis(
+    session: Session, blob_store: blobs.BlobStore, analysis: "CaseAnalysis", case_id: int, device: str,
+    methods: Sequence[str] | None = None,
+) -> tuple[int, dict[str, tuple[int, ...]]]:
+    """One Prediction and the maps of ``methods`` (None: every method of the analysis).
+
+    Returns:
+        ``(prediction id, {method: explanation ids})``.
+    """
+    prediction_id = store_prediction(session, analysis, case_id, device)
+    chosen = list(analysis.maps) if methods is None else list(methods)
+    return prediction_id, {m: store_maps(session, blob_store, analysis, m, prediction_id) for m in chosen}
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` as the bytes of a .npy file (no pickling)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def load_map(blob_store: blobs.BlobStore, path: str, sha256: str) -> np.ndarray:
+    """Read a stored map back, verifying its hash (never unpickling)."""
+    return np.load(io.BytesIO(blob_store.get(path, sha256)), allow_pickle=False)
