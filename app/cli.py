@@ -9,6 +9,8 @@
     salience db upgrade               migrate the database to the newest schema
     salience agreement FILE.csv [--level nominal|ordinal|interval|ratio]
     salience mrmc FILE.imrmc [--covariance jackknife|delong]
+    salience user add NAME --role reader|coordinator|admin     (app.study_cli)
+    salience study example|create|assign|open|close|status|worklist ...
 
 Bad input never ends in a traceback: the command prints one line naming the file and what is
 wrong, and exits with status 2. Unexpected errors print one line and log the traceback to the
@@ -124,6 +126,10 @@ def cmd_mrmc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    return args.study_handler(args)
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from app import gui
 
@@ -218,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     mrmc.add_argument("--covariance", choices=["jackknife", "delong"], default="jackknife",
                       help="how the AUC error covariances are estimated (default jackknife)")
     mrmc.add_argument("file")
+
+    from app.study_cli import add_study_parsers  # the user and study groups
+
+    add_study_parsers(sub)
     return parser
 
 
@@ -239,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             code = {"train": cmd_train, "bench": cmd_bench}[command](args, rest)
         else:
             handlers = {"inspect": cmd_inspect, "predict": cmd_predict, "explain": cmd_explain, "db": cmd_db, "gui": cmd_gui,
-                        "agreement": cmd_agreement, "mrmc": cmd_mrmc}
+                        "agreement": cmd_agreement, "mrmc": cmd_mrmc, "study": cmd_study, "user": cmd_study}
             code = handlers[command](args)
         sys.stdout.flush()  # a closed pipe shows up here, where it can be handled, not at exit
         return code

@@ -7,7 +7,10 @@ override them (tests and multi-site deployments use them):
 * ``SALIENCE_HOME``: the data folder (database, maps, logs).
 * ``SALIENCE_DB_URL``: a SQLAlchemy URL, e.g. ``postgresql+psycopg://...`` for multi-site studies.
 * ``SALIENCE_DEMO_DATA``: the folder that holds the demo datasets (``glioma-lgg``, ...).
-* ``SALIENCE_READER``: the reader's user name (defaults to the OS account name).
+* ``SALIENCE_READER``: the account preselected at sign-in and acting on the command line
+  (defaults to the OS account name).
+* ``SALIENCE_SINGLE_USER``: ``1`` turns on single-user mode, in which an account created without
+  a password signs in without one (a workstation used by one person); off by default.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class Settings:
     db_url: str
     demo_data: Path
     reader: str
+    single_user: bool = False
 
     @property
     def blob_root(self) -> Path:
@@ -60,7 +64,8 @@ class Settings:
         except (KeyError, OSError):  # no passwd entry in some containers
             default_reader = "reader"
         name = reader or os.environ.get("SALIENCE_READER") or default_reader
-        return cls(home=home, db_url=db_url, demo_data=demo, reader=name)
+        single = os.environ.get("SALIENCE_SINGLE_USER", "").strip().lower() in ("1", "true", "yes", "on")
+        return cls(home=home, db_url=db_url, demo_data=demo, reader=name, single_user=single)
 
     def ensure_home(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)

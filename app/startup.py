@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from app.settings import Settings
 from db import migrate, readers
 from db.session import make_engine, make_session_factory
@@ -14,12 +16,19 @@ def prepare_database(settings: Settings) -> str:
     return migrate.current_revision(settings.db_url)
 
 
+def open_database(settings: Settings) -> sessionmaker[Session]:
+    """Migrate the database and return a session factory bound to it."""
+    prepare_database(settings)
+    return make_session_factory(make_engine(settings.db_url))
+
+
 def open_workstation(settings: Settings):
-    """Migrate, sign in the reader named in the settings, and build the workstation."""
+    """Migrate, sign in the reader named in the settings (created as a reader without a password
+    if new), and build the workstation. For tests and scripts; the window signs in through
+    ``app.accounts.SignInDesk``."""
     from app.workstation import SalienceWorkstation
 
-    prepare_database(settings)
-    factory = make_session_factory(make_engine(settings.db_url))
+    factory = open_database(settings)
     with factory.begin() as session:
         reader = readers.get_or_create_reader(session, username=settings.reader, role="reader")
         reader_id = reader.id

@@ -10,7 +10,6 @@ serves every gradient-family method with no forward pass).
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 from collections import OrderedDict
@@ -22,12 +21,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from app.map_store import load_map, store_map  # noqa: F401 - load_map is read from here by tests
 from app.settings import Settings
 from app.tasks import vocabulary
 from db import blobs, cases, readers, readings, runs
 from db.errors import DbError
 from engine.errors import SalienceError
-from engine.explain.summary import map_summary
 from engine.imaging import ImageVolume, read_image
 from engine.imaging.open import CLIP_SUFFIXES, PATCH_SUFFIXES
 from engine.progress import Progress, ScaledProgress, check_cancelled
@@ -298,20 +297,11 @@ class SalienceWorkstation:
         stored = self._stored.setdefault(prediction_id, _Stored(bundle))
         with user_errors(), self._sessions.begin() as session:
             if method not in stored.explanation_ids:
-                files = [self._blobs.put(_npy_bytes(map_of_class), ".npy") for map_of_class in maps.maps]
                 stored.explanation_ids[method] = tuple(
-                    runs.add_explanation(
-                        session,
-                        prediction_id=prediction_id,
-                        method=method,
-                        target_layer=result.target_layer,
-                        class_index=k,
-                        params=maps.params,
-                        map_path=path,
-                        map_sha256=sha,
-                        map_stats=map_summary(map_of_class).to_dict(),
-                    ).id
-                    for k, (path, sha), map_of_class in zip(maps.classes, files, maps.maps)
+                    store_map(session, self._blobs, prediction_id=prediction_id, method=method,
+                              target_layer=result.target_layer, class_index=k, array=map_of_class,
+                              params=maps.params)
+                    for k, map_of_class in zip(maps.classes, maps.maps)
                 )
             study_ranges = tuple(
                 runs.stored_map_range(session, weights_sha256=result.weights_sha256, method=method, class_index=k)
@@ -400,17 +390,6 @@ class _Stored:
 
     bundle: str
     explanation_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    return buffer.getvalue()
-
-
-def load_map(blob_store: blobs.BlobStore, path: str, sha256: str) -> np.ndarray:
-    """Read a stored map back, verifying its hash (never unpickling)."""
-    return np.load(io.BytesIO(blob_store.get(path, sha256)), allow_pickle=False)
 
 
 def _saved(row) -> SavedReading:
