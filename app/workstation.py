@@ -13,19 +13,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from app.errors import engine_errors, user_errors
 from app.map_store import load_map, store_map  # noqa: F401 - load_map is read from here by tests
 from app.settings import Settings
+from app.study_workstation import StudyDesk
 from app.tasks import vocabulary
 from db import blobs, cases, readers, readings, runs
-from db.errors import DbError
 from engine.errors import SalienceError
 from engine.imaging import ImageVolume, read_image
 from engine.imaging.open import CLIP_SUFFIXES, PATCH_SUFFIXES
@@ -45,24 +44,6 @@ if TYPE_CHECKING:
     from engine.analysis import CaseAnalysis
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn the database's refusals into the one-line errors the window shows."""
-    try:
-        yield
-    except (DbError, PermissionError) as exc:
-        raise SalienceError(str(exc)) from exc
-
-
-@contextmanager
-def engine_errors() -> Iterator[None]:
-    """Turn the engine's refusals of an input (unknown method, class or item) into one-line errors."""
-    try:
-        yield
-    except ValueError as exc:
-        raise SalienceError(str(exc)) from exc
 
 
 #: Longest side of the stored maps: a 300-frame clip's maps for 3 classes at 256 px take 240 MB
@@ -141,7 +122,7 @@ def task_of(volume: ImageVolume) -> str:
     return {"US": "lung-ultrasound", "SM": "histopathology", "MR": "glioma"}.get(volume.modality, "image")
 
 
-class SalienceWorkstation:
+class SalienceWorkstation(StudyDesk):
     """The workstation for one signed-in reader.
 
     Args:

@@ -36,6 +36,7 @@ from ui.slice_view import SliceView
 from ui.model import ViewerState
 from ui.theme import apply_reading_room_theme
 from ui.workers import Task, TaskRunner
+from ui.study.mode import install_study_mode
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self.refresh_worklist()
         self._show_case_controls(False)
+        self.study = install_study_mode(self)  # ui.study: My studies, the Studies view, per role
 
     # -- layout ------------------------------------------------------------------------------
     def _build_centre(self) -> None:
@@ -147,8 +149,8 @@ class MainWindow(QMainWindow):
             return item
 
         file_menu = self.menuBar().addMenu("&File")
-        action(file_menu, "Open &file\u2026", QKeySequence.StandardKey.Open, self.choose_file)
-        action(file_menu, "Open f&older\u2026", "Ctrl+Shift+O", self.choose_folder)
+        self.open_actions = (action(file_menu, "Open &file\u2026", QKeySequence.StandardKey.Open, self.choose_file),
+                             action(file_menu, "Open f&older\u2026", "Ctrl+Shift+O", self.choose_folder))
         self.save_action = action(file_menu, "&Save reading", QKeySequence.StandardKey.Save,
                                   self.save_reading)
         file_menu.addSeparator()
@@ -401,6 +403,8 @@ class MainWindow(QMainWindow):
         return True
 
     def has_unsaved_changes(self) -> bool:
+        if self.study.case_open():  # a study's answers are stored the moment they are given
+            return False
         return self.case is not None and (self.reading_form.is_dirty() or bool(self.state.annotation.drafts))
 
     def confirm_discard_changes(self) -> bool:
@@ -422,6 +426,7 @@ class MainWindow(QMainWindow):
         if not self.confirm_discard_changes():
             event.ignore()
             return
+        self.study.leave()
         self.runner.cancel_all()
         self.runner.wait(3000)
         event.accept()

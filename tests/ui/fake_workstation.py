@@ -171,3 +171,7 @@ class FakeWorkstation:
 
     def my_readings(self, case: OpenedCase) -> list[SavedReading]:
         return list(self.saved)
+
+    def my_studies(self) -> list:
+        """A reader in no study: the window stays the free-review workstation."""
+        return []
