@@ -128,7 +128,8 @@ def cmd_assign(args: argparse.Namespace) -> int:
             ids.append(reader_id)
         added = add_study_readers(session, account.id, args.study_id, ids)
         study = get_study(session, args.study_id)
-        _print({"study_id": study.id, "readers": [r.reader.username for r in study.readers], "assignments_added": added})
+        report = {"study_id": study.id, "readers": [r.reader.username for r in study.readers], "assignments_added": added}
+    _print(report)  # after the commit: a reader of the output that goes away undoes nothing
     return 0
 
 
@@ -144,8 +145,9 @@ def cmd_open(args: argparse.Namespace) -> int:
     factory, account = _acting(args, "study.edit")
     with _refusals(f"study {args.study_id}"), factory.begin() as session:
         study = open_study(session, account.id, args.study_id, starts_on=starts_on)
-        _print({"study_id": study.id, "status": study.status, "starts_on": study.starts_on,
-                "sessions": [{"number": s.number, "opens_on": s.opens_on} for s in study.sessions]})
+        report = {"study_id": study.id, "status": study.status, "starts_on": study.starts_on,
+                  "sessions": [{"number": s.number, "opens_on": s.opens_on} for s in study.sessions]}
+    _print(report)
     return 0
 
 
@@ -155,7 +157,8 @@ def cmd_close(args: argparse.Namespace) -> int:
     factory, account = _acting(args, "study.close")
     with _refusals(f"study {args.study_id}"), factory.begin() as session:
         study = close_study(session, account.id, args.study_id)
-        _print({"study_id": study.id, "status": study.status, "closed_at": study.closed_at})
+        report = {"study_id": study.id, "status": study.status, "closed_at": study.closed_at}
+    _print(report)
     return 0
 
 

@@ -200,3 +200,20 @@ def test_examples_are_complete_study_files_over_the_held_out_demo_data(home, sha
                       (shared_data / "glioma-lgg" / "data.csv").read_text().splitlines()[1:]}
             assert all({"1": "grade II", "2": "grade III"}[grades[Path(c.source).name[:12]]] == c.ground_truth
                        for c in study.cases)
+
+
+def test_a_change_is_committed_before_its_report_is_printed(home, tmp_path, monkeypatch, capsys):
+    """``salience study open ID | head -1``: the reader of the output goes away after one line,
+    and the study is open all the same (found trying the commands as a coordinator would)."""
+    import subprocess
+    import sys
+
+    accounts(monkeypatch, capsys)
+    code, created, _ = run(monkeypatch, capsys, "study", "create", str(study_file(tmp_path)), "--as", "cora",
+                           stdin=PASSWORD + "\n")
+    assert code == 0
+    command = (f"echo '{PASSWORD}' | {sys.executable} -m app.cli study open {created['study_id']} --as cora "
+               "| head -c 1")
+    subprocess.run(["bash", "-c", command], check=True, timeout=120, capture_output=True)
+    code, listed, _ = run(monkeypatch, capsys, "study", "list", "--as", "cora", stdin=PASSWORD + "\n")
+    assert [s["status"] for s in listed] == ["open"]
