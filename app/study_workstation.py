@@ -9,7 +9,8 @@ their answers into what the window draws:
   the file read, checked against the hash frozen in the study, and handed on de-identified
   (``deidentified``): the window never holds a path, a file name or an identifying header field;
 * the AI: the frozen prediction and maps (``db.study_reader.ai_output_for_reader``), each map read
-  back from the blob store with its hash checked, as one-class analyses the viewer overlays.
+  back from the blob store with its hash checked, as one-class analyses the viewer overlays; the
+  two maps of a pairwise question scaled to a peak of 1, so their raw scale cannot name them.
 """
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ def case_probabilities(probabilities: np.ndarray, item_axis: str) -> tuple[np.nd
     return probabilities.max(axis=0), f"highest over {count} {plural}"
 
 
+def peak_scaled(maps: np.ndarray) -> np.ndarray:
+    """``maps`` divided by their largest magnitude. The two maps of a pairwise question are shown
+    so: CAM methods differ in raw scale by orders of magnitude, and the viewer prints a map's
+    maximum, which would name the method. Where a map is zero it stays so."""
+    peak = float(np.nanmax(np.abs(maps))) if maps.size else 0.0
+    return maps / peak if peak > 0 else maps
+
+
 class StudyDesk:
     """Study methods of the workstation (a mixin; see the module docstring)."""
 
@@ -119,8 +128,10 @@ class StudyDesk:
         probabilities = np.asarray(output.probabilities, dtype=np.float32)
         pooled, rule = case_probabilities(probabilities, output.item_axis)
 
-        def one_class(view: MapView, label: str) -> Analysis:
+        def one_class(view: MapView, label: str, blind: bool = False) -> Analysis:
             maps = load_map(self._blobs, view.map_path, view.map_sha256).astype(np.float32)
+            if blind:
+                maps = peak_scaled(maps)
             return Analysis(bundle="frozen for this study", class_names=(view.class_name,),
                             probabilities=probabilities[:, [view.class_index]], method=label, maps=maps[None],
                             prediction_id=output.prediction_id, explanation_ids=(view.explanation_id,))
@@ -129,7 +140,7 @@ class StudyDesk:
             class_names=output.class_names, predicted_class=output.predicted_class, case_probabilities=pooled,
             case_rule=rule, probabilities=probabilities, item_axis=output.item_axis,
             map=None if output.map is None else one_class(output.map, output.map_method or "map"),
-            pairwise={question: (one_class(left, "Map A"), one_class(right, "Map B"))
+            pairwise={question: (one_class(left, "Map A", blind=True), one_class(right, "Map B", blind=True))
                       for question, (left, right) in output.pairwise.items()},
         )
 

@@ -354,3 +354,41 @@ def test_the_study_map_values_reach_the_screen_unchanged(qtbot, tmp_path, window
     maps = window.state.overlay.analysis.maps[0]
     candidates = [synthetic_maps(i)["gradcam"][0] for i in range(2)]
     assert any(np.array_equal(maps, candidate) for candidate in candidates)
+
+
+def test_the_two_maps_of_a_pairwise_question_carry_no_raw_scale_that_names_them(qtbot, tmp_path, windows):
+    """Methods differ in raw scale (Eigen-CAM's maxima are hundreds of times Grad-CAM's), and the
+    view prints each map's maximum: both maps come scaled to a peak of 1, so neither caption nor
+    legend tells which is which (found reading the POCOVID example under Xvfb)."""
+    world = build_study_world(tmp_path, every_kind_design())
+    window = windows(world, "ann")
+    mode, _ = open_entry(qtbot, window, "ai+gradcam")
+    widget_of(mode, "better_map").show_button.click()
+    overlay = window.state.overlay
+    highs = (overlay.value_range("main").high, overlay.value_range("compare").high)
+    assert highs == pytest.approx((1.0, 1.0))
+    assert window.compare_view.grab().toImage() != window.slice_view.grab().toImage()  # two different maps
+
+
+def test_the_worklist_follows_the_open_case(qtbot, tmp_path, windows):
+    """The open case is the selected row and reads "draft" once opened, "submitted" once
+    submitted; Next selects the next row (found reading under Xvfb: the list kept showing the
+    previous case selected and "new")."""
+    world = build_study_world(tmp_path, every_kind_design())
+    window = windows(world, "ann")
+    mode = window.study.reader
+    row = lambda: next(i for i, e in enumerate(mode.worklist.entries()) if e.assignment_id == mode.assignment_id)  # noqa: E731
+    assert mode.worklist.list.currentRow() == row() == 0 and "\u00b7 draft" in mode.worklist.list.item(0).text()
+    assert "\u00b7 new" in mode.worklist.list.item(1).text()
+    for key, index in (("confidence", 2), ("diagnosis", 1)):
+        widget_of(mode, key).group.button(index).click()
+    widget_of(mode, "p_abnormal").spin.setValue(5)
+    if "helpfulness" in {q.key for q in mode.view.form.questions}:
+        widget_of(mode, "helpfulness").group.button(3).click()
+        widget_of(mode, "better_map").group.button(2).click()
+    mode.form.submit_button.click()
+    assert "\u00b7 submitted" in mode.worklist.list.item(0).text()
+    task = mode.step(+1)
+    with qtbot.waitSignal(task.done, timeout=10000):
+        pass
+    assert mode.worklist.list.currentRow() == row() == 1 and "\u00b7 draft" in mode.worklist.list.item(1).text()

@@ -151,6 +151,12 @@ class StudyReaderMode(QObject):
         if resume and worklist.resume_at is not None:
             self.open_assignment(worklist.resume_at)
 
+    def _follow_worklist(self) -> None:
+        """Reload the shown worklist: states, progress, the open case selected."""
+        study = self.worklist.current_study()
+        if study is not None:
+            self.show_study(study)
+
     def refresh(self) -> None:
         """Reload the studies' progress and the shown worklist."""
         try:
@@ -198,6 +204,7 @@ class StudyReaderMode(QObject):
         except SalienceError as exc:
             self.window.show_error("The labels of marks could not be loaded", exc)
         self.show_view(opened.view)
+        self._follow_worklist()
         self.window.setWindowTitle(f"Salience \u2014 {opened.view.form.pseudonym} \u00b7 {self.study_name}")
         self.window.slice_view.setFocus()
 
