@@ -392,3 +392,14 @@ def test_the_worklist_follows_the_open_case(qtbot, tmp_path, windows):
     with qtbot.waitSignal(task.done, timeout=10000):
         pass
     assert mode.worklist.list.currentRow() == row() == 1 and "\u00b7 draft" in mode.worklist.list.item(1).text()
+
+
+def test_a_volumes_ai_summary_says_where_the_finding_is_likely(qtbot, tmp_path, windows):
+    """Per-slice models get a summary a reader can use, "most likely on 3 of 4 slices, up to 70%",
+    not each class's highest slice (which listed "normal 90%, abnormal 70%" side by side; seen on
+    the glioma example under Xvfb)."""
+    world = build_study_world(tmp_path, every_kind_design())
+    window = windows(world, "ann")
+    mode, _ = open_entry(qtbot, window, "ai+gradcam")
+    text = mode.ai_panel.table.text()
+    assert "most likely on 3 of 4 slices" in text and "up to 70%" in text and "90%" not in text

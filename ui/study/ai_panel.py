@@ -13,6 +13,24 @@ from ui.backend import StudyAi
 from ui.model import ViewerState
 
 
+def case_summary(ai: StudyAi) -> str:
+    """The case-level answer in words. A clip: each class's probability pooled over its frames
+    (the clip verdict). A volume read slice by slice: on how many slices the predicted class is
+    the most likely one and its highest probability (each class's own highest slice would list
+    "no finding 99%, finding 100%" side by side)."""
+    if ai.item_axis == "frame" or ai.predicted_class not in ai.class_names:
+        rows = "".join(f"<tr><td>{name}</td><td align='right'>&nbsp;{100 * p:.0f}%</td></tr>"
+                       for name, p in zip(ai.class_names, ai.case_probabilities))
+        return f"<table>{rows}</table><i>{ai.case_rule}</i>"
+    k = ai.class_names.index(ai.predicted_class)
+    count = len(ai.probabilities)
+    top = int((ai.probabilities.argmax(axis=1) == k).sum())
+    peak = int(ai.probabilities[:, k].argmax())
+    items = {"patch": "patches"}.get(ai.item_axis, f"{ai.item_axis}s")
+    return (f"{ai.predicted_class}: most likely on {top} of {count} {items}, up to "
+            f"{100 * ai.probabilities[peak, k]:.0f}% ({ai.item_axis} {peak + 1})")
+
+
 class StudyAiPanel(QWidget):
     """Shows a ``StudyAi``, or why there is none.
 
@@ -47,11 +65,7 @@ class StudyAiPanel(QWidget):
                 widget.clear()
             return
         self.verdict.setText(f"AI: <b>{ai.predicted_class}</b>")
-        rows = "".join(
-            f"<tr><td>{name}</td><td align='right'>&nbsp;{100 * p:.0f}%</td></tr>"
-            for name, p in zip(ai.class_names, ai.case_probabilities)
-        )
-        self.table.setText(f"<table>{rows}</table><i>{ai.case_rule}</i>")
+        self.table.setText(case_summary(ai))
         if ai.map is not None:
             self.map_note.setText(f"Map over the image: {ai.map.method}, for \u201c{ai.map.class_names[0]}\u201d.")
         elif ai.pairwise:

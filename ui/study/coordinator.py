@@ -163,8 +163,12 @@ class StudyCoordinatorMode(QObject):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         dock.setWidget(self.panel)
-        self.panel.setMinimumWidth(300)
+        self.panel.setMinimumWidth(420)
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        demo = next((d for d in window.findChildren(QDockWidget) if d.objectName() == "Demo cases"), None)
+        if demo is not None:  # one tab each, the studies in front: a coordinator's first business
+            window.tabifyDockWidget(demo, dock)
+            dock.raise_()
         self.dock = dock
         self.new_action = QAction("New study from file\u2026", window)
         self.new_action.triggered.connect(self.choose_study_file)

@@ -316,6 +316,7 @@ class RegionQuestion(QuestionWidget):
         super().__init__(question, parent)
         self.state, self.annotation = state, state.annotation
         self.count = QLabel()
+        self.count.setWordWrap(True)
         self.point_button = QPushButton("Point")
         self.box_button = QPushButton("Box")
         self.clear_button = QPushButton("Clear marks")

@@ -69,7 +69,7 @@ class StudyReaderMode(QObject):
         self.free_review = not any(s.status == "open" for s in studies) or window.workstation.reader.role != "reader"
         if not self.free_review:
             self._hide_free_review()
-        self.worklist.study_chosen.connect(self.show_study)
+        self.worklist.study_chosen.connect(lambda study: self.show_study(study, resume=True))
         self.worklist.open_requested.connect(self.open_assignment)
         self.form.answered.connect(self.save_answer)
         self.form.submit_requested.connect(self.submit)
