@@ -69,6 +69,7 @@ def sequential_design(**changes) -> StudyDesign:
         questions=(
             QuestionSpec("diagnosis", "Diagnosis", "single_choice", CLASSES),
             QuestionSpec("p_abnormal", "Probability abnormal", "probability_0_100"),
+            QuestionSpec("region", "Mark it", "region", required=False),
             QuestionSpec("helpfulness", "Helpful AI?", "helpfulness", phases=(2,)),
         ),
         order_seed=4,

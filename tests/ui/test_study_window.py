@@ -203,13 +203,15 @@ def test_sequential_shows_the_ai_only_after_the_unaided_answer_is_locked(qtbot, 
     assert (mode.view.form.phase, mode.view.form.locked) == (2, False)
     assert window.state.overlay.analysis.method == "gradcam"
     assert widget_of(mode, "diagnosis").earlier.text() == "Your unaided answer: normal"
-    assert [q.key for q in mode.view.form.questions] == ["diagnosis", "p_abnormal", "helpfulness"]
+    assert [q.key for q in mode.view.form.questions] == ["diagnosis", "p_abnormal", "region", "helpfulness"]
     mode.form.copy_button.click()
     assert widget_of(mode, "diagnosis").value() == "normal"
     widget_of(mode, "diagnosis").group.button(1).click()
     widget_of(mode, "helpfulness").group.button(5).click()
+    assert mode.marks_panel.isEnabled()
     mode.form.submit_button.click()
     assert mode.view.form.locked and mode.view.form.phase == 2
+    assert not mode.marks_panel.isEnabled() and not window.display_bar.tool_actions["box"].isEnabled()
     stored = drafts(world, "ann")
     assert (stored[(aid, 1, "diagnosis")], stored[(aid, 2, "diagnosis")], stored[(aid, 2, "helpfulness")]) == (
         "normal", "abnormal", 2)

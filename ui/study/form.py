@@ -174,7 +174,7 @@ class StudyForm(QWidget):
             return
         spent = self.form.seconds_open + (0.0 if self.form.locked else time.monotonic() - self._opened)
         first = self.form.seconds_to_first_answer
-        first_text = f" \u00b7 first answer after {clock(first)}" if first is not None else ""
+        first_text = f" \u00b7 first answer {clock(first)} after it was opened" if first is not None else ""
         self.timer_label.setText(f"Time on this case: {clock(spent)}{first_text}")
 
     # -- answers -----------------------------------------------------------------------------

@@ -224,6 +224,7 @@ class StudyReaderMode(QObject):
         self.map_box.setVisible(view.ai is not None and (view.ai.map is not None or bool(view.ai.pairwise)))
         has_region = any(q.kind == "region" for q in form.questions)
         self.marks_box.setVisible(has_region)
+        self.marks_panel.setEnabled(has_region and not form.locked)  # locked marks are not deleted
         self._set_tools(has_region and not form.locked)
         self.show_pair(None, False)
 
