@@ -42,7 +42,7 @@ def install_excepthook(window) -> None:
 def sign_in(settings: Settings, factory, reader: str | None):
     """Ask who is signing in (``ui.study.sign_in.SignInDialog``); the workstation of that
     account, or None when the dialog was closed."""
-    from app.accounts import SignInDesk
+    from app.sign_in import SignInDesk
     from app.workstation import SalienceWorkstation
     from ui.study.sign_in import SignInDialog
 

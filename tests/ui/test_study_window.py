@@ -287,7 +287,7 @@ def test_coordinator_follows_progress_creates_opens_and_closes_studies(qtbot, tm
 def test_sign_in_refuses_a_wrong_password_records_it_and_preselects_the_last_user(qtbot, tmp_path):
     """A wrong password keeps the dialog open with a message and is audited as a failed sign-in;
     the right one signs in; the next start preselects that account."""
-    from app.accounts import SignInDesk
+    from app.sign_in import SignInDesk
     from ui.study.sign_in import SignInDialog
 
     world = build_study_world(tmp_path, every_kind_design(), cases=2)
@@ -308,7 +308,7 @@ def test_sign_in_refuses_a_wrong_password_records_it_and_preselects_the_last_use
 
 @pytest.mark.parametrize("single_user", [False, True])
 def test_an_account_without_password_signs_in_only_in_single_user_mode(qtbot, tmp_path, single_user):
-    from app.accounts import SignInDesk
+    from app.sign_in import SignInDesk
     from db.accounts import create_account
     from ui.study.sign_in import SignInDialog
 
@@ -325,7 +325,7 @@ def test_an_account_without_password_signs_in_only_in_single_user_mode(qtbot, tm
 
 def test_first_start_creates_an_administrator(qtbot, tmp_path):
     """With no account, the dialog creates the first one, an administrator, and signs it in."""
-    from app.accounts import SignInDesk
+    from app.sign_in import SignInDesk
     from app.settings import Settings
     from app.startup import open_database
     from db.accounts import list_accounts
