@@ -99,9 +99,11 @@ def add_account(
     acting: str | None,
     no_password: bool,
     password_reader: PasswordReader = read_password,
+    new_password: PasswordReader | None = None,
 ) -> Account:
     """``salience user add``: create an account, as the command line until an administrator
-    exists, then as the administrator named by ``acting``.
+    exists, then as the administrator named by ``acting``. The new password is typed twice at a
+    terminal (``new_password`` replaces how it is asked for).
 
     Raises:
         SalienceError: ``no_password`` outside single-user mode, a refused administrator, a
@@ -114,7 +116,8 @@ def add_account(
     requester = None
     if has_admin or acting is not None:
         requester = act_as(factory, settings, acting, "accounts.manage", password_reader=password_reader).id
-    password = None if no_password else password_reader(f"password for the new account {username}: ")
+    ask = new_password or (lambda prompt: read_password(prompt, confirm=True))
+    password = None if no_password else ask(f"password for the new account {username}: ")
     try:
         with factory.begin() as session:
             create_account(session, requester, username=username, role=role, password=password)
