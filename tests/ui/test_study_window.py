@@ -405,3 +405,28 @@ def test_a_volumes_ai_summary_says_where_the_finding_is_likely(qtbot, tmp_path, 
     mode, _ = open_entry(qtbot, window, "ai+gradcam")
     text = mode.ai_panel.table.text()
     assert "most likely on 3 of 4 slices" in text and "up to 70%" in text and "90%" not in text
+
+
+def test_revise_starts_a_new_version_and_keeps_the_submitted_one(qtbot, tmp_path, windows):
+    """Where the study allows it, Revise reopens a submitted case as version 2 with its answers
+    as drafts; the submitted version stays in the database."""
+    world = build_study_world(tmp_path, every_kind_design(allow_revisions=True), cases=2)
+    window = windows(world, "ann")
+    mode, entry = open_entry(qtbot, window, "unaided")
+    assert mode.form.revise_button.isHidden()
+    widget_of(mode, "diagnosis").group.button(0).click()
+    widget_of(mode, "confidence").group.button(4).click()
+    widget_of(mode, "p_abnormal").spin.setValue(15)
+    mode.form.submit_button.click()
+    assert mode.view.form.locked and mode.form.revise_button.isEnabled()
+    mode.form.revise_button.click()
+    assert (mode.view.form.version, mode.view.form.locked) == (2, False)
+    assert widget_of(mode, "diagnosis").value() == "normal" and "revision 1" in mode.form.step.text()
+    widget_of(mode, "diagnosis").group.button(1).click()
+    with world.factory() as session:
+        readings = session.scalars(sa.select(StudyReading).where(StudyReading.assignment_id == entry.assignment_id)
+                                   .order_by(StudyReading.version)).all()
+        assert [(r.version, r.submitted_at is not None) for r in readings] == [(1, True), (2, False)]
+        values = [{a.question_id: a.value for a in r.answers} for r in readings]
+    diagnosis = widget_of(mode, "diagnosis").question.id
+    assert (values[0][diagnosis], values[1][diagnosis]) == ("normal", "abnormal")
