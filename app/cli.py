@@ -4,11 +4,15 @@
     salience inspect FILE             what was read: kind, shape, spacing, orientation, modality
     salience predict --bundle NAME FILE
     salience explain --bundle NAME --method gradcam FILE -o OUT.nii.gz|OUT.npy
+    salience bundle add PATH [--replace] | list | remove NAME
+                                      a site's own MONAI bundles (folder or .zip), checked, beside the shipped ones
     salience train TASK [...]         reproduce a shipped bundle (glioma, lung-ultrasound, histopathology)
     salience bench cam|io [...]       benchmarks that print ratios measured side by side
     salience db upgrade               migrate the database to the newest schema
     salience agreement FILE.csv [--level nominal|ordinal|interval|ratio]
     salience mrmc FILE.imrmc [--covariance jackknife|delong]
+    salience study report ID -o report.html|report.pdf
+    salience study export ID --format csv|json|imrmc|nifti|geojson|seg -o DIR
     salience user add NAME --role reader|coordinator|admin     (app.study_cli)
     salience study example|create|assign|open|close|status|worklist ...
 
@@ -28,7 +32,7 @@ import sys
 from pathlib import Path
 
 from app.logs import configure_logging
-from app.settings import LOG_NAME, Settings, data_folder
+from app.settings import LOG_NAME, Settings, data_folder, use_added_bundles
 
 log = logging.getLogger("salience")
 
@@ -62,7 +66,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from app import headless
 
-    _print_json(headless.predict(args.file, args.bundle, per_item=not args.summary))
+    uncertainty = None if args.uncertainty == "none" else args.uncertainty
+    _print_json(headless.predict(args.file, args.bundle, per_item=not args.summary, uncertainty=uncertainty,
+                                 samples=args.samples))
     return 0
 
 
@@ -81,6 +87,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
             score=args.score,
         )
     )
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from app import bundles
+
+    if args.action == "add":
+        _print_json(bundles.add(args.path, replace=args.replace))
+    elif args.action == "remove":
+        _print_json(bundles.remove(args.name))
+    else:
+        _print_json(bundles.listing())
     return 0
 
 
@@ -156,6 +174,16 @@ class _ListMethods(argparse.Action):
         parser.exit(0)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
 def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if text else ""
 
@@ -175,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="run a bundle on FILE and print probabilities as JSON")
     predict.add_argument("--bundle", required=True, help="bundle name (e.g. glioma) or folder")
     predict.add_argument("--summary", action="store_true", help="omit per-slice probabilities")
+    predict.add_argument(
+        "--uncertainty", choices=["auto", "tta", "mc-dropout", "none"], default="auto",
+        help="how the case's uncertainty is estimated: Monte Carlo dropout, test-time augmentation, "
+        "auto (MC dropout when the network has dropout, else TTA; the default) or none",
+    )
+    predict.add_argument("--samples", type=_positive_int, default=16, help="draws per item for the uncertainty (default 16)")
     predict.add_argument("file")
 
     explain = sub.add_parser("explain", help="write a CAM aligned with FILE (NIfTI, .npy, or a PNG/MP4 overlay)")
@@ -203,6 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
         "slide; OUT.npy or OUT.mp4 (overlay video) for a clip",
     )
     explain.add_argument("file")
+
+    bundle = sub.add_parser("bundle", help="add, list or remove your own model bundles")
+    bundle_actions = bundle.add_subparsers(dest="action", required=True)
+    bundle_add = bundle_actions.add_parser(
+        "add", help="check a MONAI bundle (folder or .zip) and add it to the data folder; prints its CAM layer")
+    bundle_add.add_argument("path", help="the bundle folder, its configs/metadata.json, or a .zip of it")
+    bundle_add.add_argument("--replace", action="store_true", help="replace an added bundle of the same name")
+    bundle_actions.add_parser("list", help="list the shipped and the added bundles")
+    bundle_remove = bundle_actions.add_parser("remove", help="remove an added bundle")
+    bundle_remove.add_argument("name")
 
     # train and bench pass their remaining arguments (and -h) on to the recipe or the benchmark.
     train = sub.add_parser("train", help="train a shipped bundle from ../shared/data", add_help=False)
@@ -239,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     log_file = data_folder() / LOG_NAME
     configure_logging(log_file, verbose=args.verbose)
+    use_added_bundles()
     command = args.command or "gui"
     if command == "gui" and not hasattr(args, "reader"):
         args.reader, args.path = None, None
@@ -249,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
             code = {"train": cmd_train, "bench": cmd_bench}[command](args, rest)
         else:
             handlers = {"inspect": cmd_inspect, "predict": cmd_predict, "explain": cmd_explain, "db": cmd_db, "gui": cmd_gui,
-                        "agreement": cmd_agreement, "mrmc": cmd_mrmc, "study": cmd_study, "user": cmd_study}
+                        "agreement": cmd_agreement, "mrmc": cmd_mrmc, "study": cmd_study, "user": cmd_study,
+                        "bundle": cmd_bundle}
             code = handlers[command](args)
         sys.stdout.flush()  # a closed pipe shows up here, where it can be handled, not at exit
         return code

@@ -39,17 +39,36 @@ def inspect(path: str | Path) -> dict:
     return describe(read_image(path))
 
 
-def predict(path: str | Path, bundle_name: str, per_item: bool = True) -> dict:
+def predict(
+    path: str | Path, bundle_name: str, per_item: bool = True, uncertainty: str | None = "auto", samples: int = 16
+) -> dict:
     """``salience predict``: probabilities per item (slice, frame, tile), with a clip's verdict or
     a slide's score (a slide is classified tile by tile over its tissue at the model's
-    magnification; the opened volume is only its thumbnail)."""
+    magnification; the opened volume is only its thumbnail), and the case's answer with its
+    uncertainty (``engine.analysis.uncertainty``).
+
+    Args:
+        path: the image (file or folder).
+        bundle_name: a bundle's name (shipped or added) or a bundle folder.
+        per_item: include every item's probabilities and uncertainty.
+        uncertainty: "auto" (MC dropout when the network has dropout, else test-time
+            augmentation), "tta", "mc-dropout", or None (none).
+        samples: draws per item for the uncertainty.
+
+    Raises:
+        SalienceError: MC dropout asked of a network without dropout, or too few samples.
+    """
     from app import outputs
     from engine.analysis import analyse_case
     from engine.models.bundle import load_bundle
 
     volume = read_image(path)
     bundle = load_bundle(bundle_name)
-    analysis = analyse_case(volume, bundle, methods=(), keep_capture=False)
+    try:
+        analysis = analyse_case(volume, bundle, methods=(), keep_capture=False, uncertainty=uncertainty,
+                                uncertainty_samples=samples)
+    except ValueError as exc:  # the user's options, said in one line
+        raise SalienceError(f"{bundle.name}: {exc}") from None
     return outputs.prediction_payload(analysis, volume, per_item)
 
 

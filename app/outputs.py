@@ -327,9 +327,52 @@ def verdict_payload(analysis: "CaseAnalysis") -> dict:
     }
 
 
+def uncertainty_payload(analysis: "CaseAnalysis", per_item: bool) -> dict:
+    """The case's answer (a clip's or a slide's verdict, else the item most likely to show the
+    shown class) with its probability and uncertainty in numbers and words, and each item's
+    numbers when ``per_item`` (empty when no uncertainty was asked for)."""
+    from engine.analysis.uncertainty import RULE
+
+    found = analysis.uncertainty
+    if found is None:
+        return {}
+    if found.case_item is None:
+        shown = np.asarray(analysis.verdict.probabilities, dtype=np.float64)
+    else:
+        shown = np.asarray(analysis.probabilities[found.case_item], dtype=np.float64)
+    k = int(np.argmax(shown))
+    payload = {
+        "method": found.method,
+        "label": found.label,
+        "samples": found.samples,
+        "augmentations": list(found.augmentations),
+        "entropy_unit": "nats",
+        "rule": RULE,
+        "case": {
+            "answer": found.case_from,
+            "class": analysis.class_names[k],
+            "probability": float(shown[k]),
+            **found.case.row(0),
+            "uncertain": found.judgement.uncertain,
+            "words": found.judgement.words,
+        },
+    }
+    if per_item:
+        judgements = found.item_judgements(analysis.probabilities, analysis.class_names)
+        items = found.items
+        payload["items"] = {
+            "total_entropy": np.round(items.total, 6).tolist(),
+            "aleatoric_entropy": np.round(items.aleatoric, 6).tolist(),
+            "epistemic_mutual_information": np.round(items.epistemic, 6).tolist(),
+            "top_class_std": np.round(items.top_std, 6).tolist(),
+            "uncertain": [j.uncertain for j in judgements],
+        }
+    return {"uncertainty": payload}
+
+
 def prediction_payload(analysis: "CaseAnalysis", volume: ImageVolume, per_item: bool) -> dict:
-    """``salience predict``'s JSON: per-item probabilities, a per-class summary, and a clip's
-    verdict or a slide's score and tiling beside them."""
+    """``salience predict``'s JSON: per-item probabilities, a per-class summary, a clip's verdict
+    or a slide's score and tiling beside them, and the uncertainty when it was asked for."""
     names = analysis.class_names
     probabilities = np.asarray(analysis.probabilities).reshape(-1, len(names))
     top = probabilities.argmax(axis=1)
@@ -350,6 +393,7 @@ def prediction_payload(analysis: "CaseAnalysis", volume: ImageVolume, per_item: 
         "n_items": int(probabilities.shape[0]),
         "summary": summary,
         **verdict_payload(analysis),
+        **uncertainty_payload(analysis, per_item),
     }
     if per_item:
         payload["probabilities"] = np.round(probabilities, 6).tolist()

@@ -4,7 +4,7 @@ Defaults are embedded: a SQLite database and a content-addressed map store in th
 folder, demo cases from ``../shared/data`` beside a source checkout. Environment variables
 override them (tests and multi-site deployments use them):
 
-* ``SALIENCE_HOME``: the data folder (database, maps, logs).
+* ``SALIENCE_HOME``: the data folder (database, maps, logs, the models a site added in ``bundles``).
 * ``SALIENCE_DB_URL``: a SQLAlchemy URL, e.g. ``postgresql+psycopg://...`` for multi-site studies.
 * ``SALIENCE_DEMO_DATA``: the folder that holds the demo datasets (``glioma-lgg``, ...).
 * ``SALIENCE_READER``: the account preselected at sign-in and acting on the command line
@@ -24,6 +24,7 @@ from platformdirs import user_data_dir
 
 APP_NAME = "Salience"
 LOG_NAME = "salience.log"  # in the data folder
+BUNDLES_DIR = "bundles"  # in the data folder: the bundles added with ``salience bundle add``
 
 
 def data_folder() -> Path:
@@ -52,6 +53,11 @@ class Settings:
     def log_file(self) -> Path:
         return self.home / LOG_NAME
 
+    @property
+    def bundles(self) -> Path:
+        """The folder of the bundles a site added."""
+        return self.home / BUNDLES_DIR
+
     @classmethod
     def from_env(cls, reader: str | None = None) -> "Settings":
         from db.session import sqlite_url  # here, so a command that needs no database loads no SQLAlchemy
@@ -70,3 +76,11 @@ class Settings:
     def ensure_home(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.blob_root.mkdir(parents=True, exist_ok=True)
+
+
+def use_added_bundles(home: Path | None = None) -> None:
+    """Point ``engine.models.metadata`` at ``BUNDLES_DIR`` in ``home`` (default: ``data_folder()``),
+    so ``list_bundles`` and ``load_bundle`` see the bundles added there beside the shipped ones."""
+    from engine.models.metadata import set_user_bundles_root
+
+    set_user_bundles_root((home if home is not None else data_folder()) / BUNDLES_DIR)

@@ -10,6 +10,7 @@
     salience study close ID
     salience study status ID
     salience study worklist ID [--reader NAME]
+    salience study report|export ID ...   (app.study_cli_report)
 
 Who acts: ``--as NAME`` (default ``SALIENCE_READER``, else the OS account name), signed in with
 its password (asked for, never an argument); see ``app.accounts`` for the rules. ``add_study_parsers``
@@ -228,7 +229,7 @@ def add_study_parsers(sub) -> None:
     add.set_defaults(study_handler=cmd_user_add)
     users.add_parser("list", help="the accounts (names and roles, no passwords)").set_defaults(study_handler=cmd_user_list)
 
-    study = sub.add_parser("study", help="reader studies: create from a study file, assign, open, follow, close")
+    study = sub.add_parser("study", help="reader studies: create from a study file, assign, open, follow, close, report")
     studies = study.add_subparsers(dest="study_command", required=True)
     example = studies.add_parser("example", help="print a complete example study file over the demo data")
     example.add_argument("name", choices=("pocovid", "glioma-sequential"))
@@ -264,5 +265,7 @@ def add_study_parsers(sub) -> None:
     worklist.add_argument("--reader", help="whose worklist (default: the acting account's own)")
     _as_option(worklist, "reader's own, or a coordinator")
     worklist.set_defaults(study_handler=cmd_worklist)
-    # The study report's subcommands (report, export) join this group: add_report_parsers(studies).
+    from app.study_cli_report import add_report_parsers  # report and export a closed study
+
+    add_report_parsers(studies)
 

@@ -36,6 +36,7 @@ from ui.backend import (
     ReaderInfo,
     ReadingDraft,
     SavedReading,
+    Uncertainty,
     Verdict,
     WorklistItem,
 )
@@ -52,6 +53,39 @@ MAP_SIDE = 256
 
 #: Analyses kept in memory (with their captures) for "Compare with..." and the map check.
 CACHED_ANALYSES = 2
+
+#: How the window's analyses estimate their uncertainty: MC dropout when the network has dropout,
+#: else test-time augmentation (``engine.analysis.uncertainty``).
+UNCERTAINTY = "auto"
+
+
+def uncertainty_view(result: "CaseAnalysis") -> Uncertainty | None:
+    """What the window shows of an analysis's uncertainty, one entry per row of
+    ``CaseAnalysis.item_probabilities`` (a slide's one row is its score, judged as the case)."""
+    from engine.analysis.uncertainty import RULE
+
+    found = result.uncertainty
+    if found is None:
+        return None
+    rows = np.asarray(result.item_probabilities)
+    if result.slide is not None:
+        estimate, judgements = found.case, [found.judgement]
+    else:
+        estimate, judgements = found.items, found.item_judgements(rows, result.class_names)
+    return Uncertainty(
+        label=found.label,
+        words=found.judgement.words,
+        uncertain=found.judgement.uncertain,
+        case_answer=found.case_from,
+        case=found.case.row(0),
+        item_words=tuple(j.words for j in judgements),
+        item_uncertain=np.array([j.uncertain for j in judgements], dtype=bool),
+        total=np.asarray(estimate.total, dtype=np.float32),
+        aleatoric=np.asarray(estimate.aleatoric, dtype=np.float32),
+        epistemic=np.asarray(estimate.epistemic, dtype=np.float32),
+        top_std=np.asarray(estimate.top_std, dtype=np.float32),
+        rule=RULE,
+    )
 
 
 def demo_worklist(demo_data: Path) -> list[WorklistItem]:
@@ -160,13 +194,33 @@ class SalienceWorkstation(StudyDesk):
         ]
 
     def bundles(self, task: str) -> list[str]:
-        """The task's own bundles first, then every other installed bundle: a researcher may run
-        any model on any image (a model that cannot read it says why in one line)."""
+        """The task's own bundles first, then every other installed bundle (shipped and added): a
+        researcher may run any model on any image (a model that cannot read it says why in one
+        line). A bundle whose metadata no longer reads is left out and logged."""
         from engine.models.metadata import list_bundles, read_metadata
 
-        names = list_bundles()
-        own = [name for name in names if read_metadata(name).get("task") == task]
-        return own + [name for name in names if name not in own]
+        tasks = {}
+        for name in list_bundles():
+            try:
+                tasks[name] = read_metadata(name).get("task")
+            except SalienceError as exc:
+                log.warning("model %s not offered: %s", name, exc)
+        own = [name for name, its_task in tasks.items() if its_task == task]
+        return own + [name for name in tasks if name not in own]
+
+    def add_bundle(self, path: str) -> str:
+        """Check the bundle at ``path`` (a folder, its metadata.json or a .zip), add it to the data
+        folder and return one line saying what was added and its CAM layer.
+
+        Raises:
+            engine.errors.BundleError: one line naming what is wrong; nothing added before changes.
+        """
+        from app import bundles
+
+        added = bundles.add(path, folder=self._settings.bundles)
+        with self._bundle_lock:
+            self._bundles.pop(added["name"], None)
+        return added["result"]
 
     def methods(self) -> list[str]:
         from engine.models.inference import method_names
@@ -226,7 +280,7 @@ class SalienceWorkstation(StudyDesk):
         progress.report(0.0, f"running {model.name} {model.version}")
         with engine_errors():
             result = analyse_case(case.volume, model, (method,), progress=ScaledProgress(progress, 0.0, 0.95),
-                                  max_map_side=MAP_SIDE)
+                                  max_map_side=MAP_SIDE, uncertainty=UNCERTAINTY)
         if not len(result.probabilities):
             raise SalienceError(f"{case.volume.source}: nothing to classify ({'; '.join(result.notes) or 'no items'})")
         check_cancelled(progress)
@@ -309,6 +363,7 @@ class SalienceWorkstation(StudyDesk):
             verdict=verdict,
             probability_maps=result.probability_maps,
             study_ranges=study_ranges,
+            uncertainty=uncertainty_view(result),
         )
 
     def check_map(

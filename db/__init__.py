@@ -21,5 +21,7 @@ Reader studies:
   writes): the only study functions a reader's window calls; ``db.study_pixels``: the app's
   resolver from a case token to the image, never handed to the screen.
 * ``db.study_progress``: progress without answers, who is behind, the key;
-  ``db.study_export``: long-format records for the statistics (closed studies, audited).
+  ``db.study_export``: long-format records for the statistics (closed studies, audited);
+  ``db.study_materials``: each case's grid and frozen maps under its pseudonym, for the report
+  and the annotation exports.
 """

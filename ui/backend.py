@@ -68,6 +68,39 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Uncertainty:
+    """How much the model's answers move when it is asked again (Monte Carlo dropout or test-time
+    augmentation; ``engine.analysis.uncertainty``), in numbers and in words.
+
+    Attributes:
+        label: how it was estimated, e.g. "test-time augmentation, 16 samples".
+        words: the case's answer judged by the stated rule, e.g. "Uncertain: the top two classes
+            are within 0.15 (...)" or "Not flagged as uncertain: ...".
+        uncertain: whether the case's answer is flagged.
+        case_answer: which answer was judged: "verdict" (a clip's or slide's) or "item N".
+        case: the case answer's ``total_entropy``, ``aleatoric_entropy``,
+            ``epistemic_mutual_information`` (nats) and ``top_class_std``.
+        item_words: per item (row of ``Analysis.probabilities``), its judgement in words.
+        item_uncertain: ``(N,)`` bool, per item whether it is flagged.
+        total, aleatoric, epistemic, top_std: ``(N,)`` per item, as in ``case``.
+        rule: the rule that decides "uncertain", in words.
+    """
+
+    label: str
+    words: str
+    uncertain: bool
+    case_answer: str
+    case: dict[str, float]
+    item_words: tuple[str, ...]
+    item_uncertain: np.ndarray
+    total: np.ndarray
+    aleatoric: np.ndarray
+    epistemic: np.ndarray
+    top_std: np.ndarray
+    rule: str = ""
+
+
+@dataclass(frozen=True)
 class Analysis:
     """A model's output on an opened case, aligned with the volume's grid.
 
@@ -86,6 +119,8 @@ class Analysis:
         study_ranges: per class, the ``(low, high)`` raw values of every stored map of this
             model's weights and method across all cases (this one included): the range that puts
             a study's maps on one colour scale. None when not known.
+        uncertainty: how sure the model is of each item and of the case, in numbers and words;
+            None when it was not estimated.
     """
 
     bundle: str
@@ -98,6 +133,7 @@ class Analysis:
     verdict: Verdict | None = None
     probability_maps: np.ndarray | None = None
     study_ranges: tuple[tuple[float, float], ...] | None = None
+    uncertainty: Uncertainty | None = None
 
 
 @dataclass(frozen=True)
@@ -271,6 +307,12 @@ class Workstation(StudyWorkstation, Protocol):
 
     def methods(self) -> list[str]:
         """CAM method names offered (fast)."""
+
+    def add_bundle(self, path: str) -> str:
+        """Check the model bundle at ``path`` (a folder, its metadata.json or a .zip) and add it
+        beside the installed ones; returns one line saying what was added and its CAM layer.
+        Raises ``SalienceError`` with one line naming what is wrong (nothing added before changes).
+        Slow: run it in a worker."""
 
     def diagnoses(self, task: str) -> list[str]:
         """The answers a reader picks from for this task (fast)."""

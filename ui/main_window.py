@@ -149,8 +149,10 @@ class MainWindow(QMainWindow):
             return item
 
         file_menu = self.menuBar().addMenu("&File")
-        self.open_actions = (action(file_menu, "Open &file\u2026", QKeySequence.StandardKey.Open, self.choose_file),
-                             action(file_menu, "Open f&older\u2026", "Ctrl+Shift+O", self.choose_folder))
+        self.open_actions = (  # the free review's ways in (a study reader has none)
+            action(file_menu, "Open &file\u2026", QKeySequence.StandardKey.Open, self.choose_file),
+            action(file_menu, "Open f&older\u2026", "Ctrl+Shift+O", self.choose_folder),
+            action(file_menu, "Add &model\u2026", None, self.choose_bundle))
         self.save_action = action(file_menu, "&Save reading", QKeySequence.StandardKey.Save,
                                   self.save_reading)
         file_menu.addSeparator()
@@ -237,6 +239,31 @@ class MainWindow(QMainWindow):
 
     def choose_folder(self) -> None:
         self.open_path(QFileDialog.getExistingDirectory(self, "Open image folder (series or case)"))
+
+    def choose_bundle(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Add a model: its .zip, or the metadata.json in its configs folder",
+                                              "", "MONAI bundle (*.zip metadata.json)")
+        self.add_bundle(path)
+
+    def add_bundle(self, path: str) -> Task | None:
+        """Check and add a model bundle in a worker; say what was added (or why not) in one line,
+        and offer it for the open case."""
+        if not path:
+            return None
+        workstation = self.workstation
+        task = self.runner.start("Adding a model", lambda where, _progress: workstation.add_bundle(where), path)
+
+        def added(line: str) -> None:
+            self.statusBar().showMessage(line, 15000)
+            box = QMessageBox(QMessageBox.Icon.Information, "Model added", line, QMessageBox.StandardButton.Ok, self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()  # window-modal, not blocking: the window goes on
+            if self.case is not None:
+                self._choices_task = self._offer_analysis(self.case)
+
+        task.finished.connect(added)
+        task.failed.connect(lambda exc: self.show_error("The model was not added", exc))
+        return task
 
     def _start_open(self, name: str, work, *arguments, on_failure=None) -> Task:
         for task in (self._open_task, self._analysis_task):

@@ -21,6 +21,7 @@ _LAZY = {
     "SHOWN": "engine.analysis.items",
     "MapQuality": "engine.analysis.quality",
     "check_map": "engine.analysis.quality",
+    "Uncertainty": "engine.analysis.uncertainty",
 }
 
 __all__ = sorted(_LAZY)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from engine.analysis.items import SHOWN, add_item_methods, analyse_items
 from engine.analysis.result import CAPTURE_BUDGET_BYTES, CaseAnalysis
+from engine.analysis.uncertainty import DEFAULT_SAMPLES, resolve_method
 from engine.analysis.slide import add_slide_methods, analyse_slide
 from engine.imaging.volume import ImageVolume
 from engine.models.bundle import Bundle
@@ -54,6 +55,8 @@ def analyse_case(
     top_k: int = 3,
     grid_shape: tuple[int, int] | None = None,
     tile_mpp: float | None = None,
+    uncertainty: str | None = None,
+    uncertainty_samples: int = DEFAULT_SAMPLES,
 ) -> CaseAnalysis:
     """Predict every item of a case and make the maps of every requested method.
 
@@ -86,13 +89,19 @@ def analyse_case(
         top_k: key frames named per class (clips).
         grid_shape: a slide's map grid ``(H, W)``; None: the volume's (its thumbnail's) grid.
         tile_mpp: microns per pixel a slide's tiles are taken to have (None: the bundle's).
+        uncertainty: "mc_dropout", "tta", "auto" (MC dropout when the network has dropout, else
+            test-time augmentation) or None (none): ``CaseAnalysis.uncertainty`` then holds how
+            much each answer moves over ``uncertainty_samples`` draws (``engine.analysis.uncertainty``).
+            Costs ``uncertainty_samples`` forward passes per item (a slide's tiles are read again).
+        uncertainty_samples: draws per item.
 
     Returns:
         The ``CaseAnalysis``.
 
     Raises:
         ValueError: an unknown method, class index, score or ``classes`` word, a bad
-            ``max_map_side``, or CAM on a network without a pooling-then-linear head.
+            ``max_map_side``, CAM on a network without a pooling-then-linear head, an unknown
+            uncertainty method, or MC dropout asked of a network without dropout.
         engine.errors.BundleError: the image lacks a channel the model needs, or a slide given
             to a model that does not read tiles.
         engine.progress.Cancelled: the user cancelled.
@@ -103,15 +112,20 @@ def analyse_case(
     if shown and classes != SHOWN:
         raise ValueError(f"classes must be class indices, None or {SHOWN!r}, got {classes!r}")
     keep_bytes = capture_budget_bytes if keep_capture else 0
+    sampling = resolve_method(bundle.network, uncertainty)
+    if sampling is not None and uncertainty_samples < 1:
+        raise ValueError(f"uncertainty_samples must be at least 1, got {uncertainty_samples}")
     if volume.kind == "slide":
         return analyse_slide(
             bundle, volume.source, names, None if shown else classes, score=score, progress=progress,
             grid_shape=grid_shape if grid_shape is not None else tuple(volume.shape[1:]), tile_mpp=tile_mpp,
             batch_size=batch_size, keep_bytes=keep_bytes, shown_only=shown, content_hash=volume.content_hash,
+            uncertainty=sampling, samples=uncertainty_samples,
         )
     return analyse_items(
         volume, bundle, names, classes, score=score, progress=progress, batch_size=batch_size,
-        max_map_side=max_map_side, keep_bytes=keep_bytes, top_k=top_k,
+        max_map_side=max_map_side, keep_bytes=keep_bytes, top_k=top_k, uncertainty=sampling,
+        samples=uncertainty_samples,
     )
 
 

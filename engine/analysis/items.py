@@ -17,6 +17,7 @@ import torch
 
 from engine.analysis import clip
 from engine.analysis.result import CaseAnalysis, MapSet, model_fields
+from engine.analysis.uncertainty import DEFAULT_SAMPLES, PROGRESS_SHARE, estimate_uncertainty
 from engine.imaging.volume import ImageVolume
 from engine.models.bundle import Bundle
 from engine.models.crop_box import MapGrid
@@ -73,9 +74,13 @@ def analyse_items(
     max_map_side: int | None,
     keep_bytes: int,
     top_k: int,
+    uncertainty: str | None = None,
+    samples: int = DEFAULT_SAMPLES,
 ) -> CaseAnalysis:
-    """``analyse_case`` for every kind but slides (see there for the arguments)."""
-    progress = progress or NullProgress()
+    """``analyse_case`` for every kind but slides (see there for the arguments; ``uncertainty``
+    is a method resolved by ``engine.analysis.uncertainty.resolve_method``, or None)."""
+    outer = progress or NullProgress()
+    progress = ScaledProgress(outer, 0.0, 1 - PROGRESS_SHARE) if uncertainty else outer
     inputs = bundle.preprocess(volume)
     grid = bundle.map_grid(volume, max_map_side)
     gradient, perturbation = split_methods(methods)
@@ -125,7 +130,18 @@ def analyse_items(
     layer_maps = {m: maps[rows] for m, maps in layer_maps.items()}
     maps = _map_sets(analysis, bundle, methods, chosen, layer_maps, inputs, grid, ScaledProgress(progress, share, 1.0))
     progress.report(1.0, f"analysed {inputs.shape[0]} items")
-    return replace(analysis, maps=maps)
+    analysis = replace(analysis, maps=maps)
+    if uncertainty and len(probabilities):
+        k = analysis.class_to_show()
+        case_item = int(np.argmax(probabilities[:, k]))
+        shown_case = analysis.verdict.probabilities if analysis.verdict is not None else probabilities[case_item]
+        estimate = estimate_uncertainty(
+            bundle, chunks(inputs, batch_size), inputs.shape[0], shown_case, method=uncertainty,
+            pooled=analysis.verdict is not None, case_item=case_item, samples=samples, batch_size=batch_size,
+            progress=ScaledProgress(outer, 1 - PROGRESS_SHARE, 1.0),
+        )
+        analysis = replace(analysis, uncertainty=estimate)
+    return analysis
 
 
 def plan_added(analysis: CaseAnalysis, methods: Sequence[str]) -> tuple[list[int], list[str], list[str], list[str]]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.analysis.uncertainty import Uncertainty
 from engine.explain.stitch import ClipExplanation
 from engine.imaging.tissue import Tile
 from engine.models.classes import class_index
@@ -145,6 +146,9 @@ class CaseAnalysis:
         capture: the activations and per-class gradients at ``target_layer`` kept on the CPU, so
             that ``add_methods`` computes more gradient-family maps with no forward pass; None
             when none was asked for or it exceeded its memory budget (see ``notes``).
+        uncertainty: how much the answers move under MC dropout or test-time augmentation
+            (``engine.analysis.uncertainty``), with the case's answer judged in words; None when
+            not asked for.
     """
 
     bundle_name: str
@@ -170,6 +174,7 @@ class CaseAnalysis:
     batch_size: int = 32
     top_k: int = 3
     capture: StoredCapture | None = None
+    uncertainty: Uncertainty | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "maps", MappingProxyType(dict(self.maps)))  # frozen all the way down

@@ -22,6 +22,7 @@ import torch
 
 from engine.analysis.items import CAPTURE_SHARE, over_budget_note, plan_added, split_methods
 from engine.analysis.result import CaseAnalysis, CaseVerdict, MapSet, SlideDetails, model_fields
+from engine.analysis.uncertainty import DEFAULT_SAMPLES, PROGRESS_SHARE, estimate_uncertainty
 from engine.errors import BundleError
 from engine.imaging.slide import THUMBNAIL_SIZE, SlideReader
 from engine.imaging.tissue import Tile, detect_tissue, read_tile, tile_grid
@@ -156,6 +157,8 @@ def analyse_slide(
     keep_bytes: int = 0,
     shown_only: bool = False,
     content_hash: str | None = None,
+    uncertainty: str | None = None,
+    samples: int = DEFAULT_SAMPLES,
 ) -> CaseAnalysis:
     """``analyse_case`` for a whole slide, from its file (see there for the common arguments).
 
@@ -166,6 +169,10 @@ def analyse_slide(
         keep_bytes: keep the capture (``CaseAnalysis.capture``) when it takes at most this many
             bytes; 0 keeps none.
         shown_only: explain only the class ``CaseAnalysis.class_to_show`` picks.
+        uncertainty: "mc_dropout" or "tta" (``engine.analysis.uncertainty.resolve_method``): the
+            tiles are read again and sampled, the slide score's uncertainty from the per-sample
+            mean tile probabilities; None: no uncertainty.
+        samples: draws per tile for ``uncertainty``.
 
     Raises:
         ValueError: an unknown method or class index.
@@ -173,7 +180,8 @@ def analyse_slide(
         engine.errors.ImageReadError: the file is not a readable slide.
     """
     check_methods(methods)
-    progress = progress or NullProgress()
+    outer = progress or NullProgress()
+    progress = ScaledProgress(outer, 0.0, 1 - PROGRESS_SHARE) if uncertainty else outer
     check_reads_tiles(bundle)
     captured = bundle.class_indices(None if shown_only else classes)
     details, notes = _find_tiles(bundle, path, grid_shape, tile_mpp, progress)
@@ -215,7 +223,15 @@ def analyse_slide(
     tile_maps.update(_perturbation_pass(analysis, bundle, perturbation, chosen, ScaledProgress(progress, end, TILES_END)))
     maps = {m: _slide_map_set(analysis, m, chosen, tile_maps[m]) for m in methods}
     progress.report(1.0, f"{len(tiles)} tissue tiles")
-    return replace(analysis, maps=maps)
+    analysis = replace(analysis, maps=maps)
+    if uncertainty and tiles:
+        with closing(_tile_inputs(bundle, path, tiles, batch_size)) as inputs:
+            estimate = estimate_uncertainty(
+                bundle, inputs, len(tiles), analysis.verdict.probabilities, method=uncertainty, pooled=True,
+                samples=samples, batch_size=batch_size, progress=ScaledProgress(outer, 1 - PROGRESS_SHARE, 1.0),
+            )
+        analysis = replace(analysis, uncertainty=estimate)
+    return analysis
 
 
 def add_slide_methods(

@@ -90,9 +90,9 @@ def compute_maps(
         elif method.needs == "noisy_gradients":
             if layer not in capture.noisy_gradients:
                 raise ValueError(f"{name} needs a capture run with noise_samples > 0")
-            noisy = capture.noisy_gradients[layer]  # (T, N, B, C, *spatial)
-            raw = torch.stack([method.compute(activations, noisy[t]) for t in range(rows)]) if rows else \
-                activations.new_zeros((0, items) + spatial)
+            noisy = capture.noisy_gradients[layer]  # (T, N, B, C, *spatial) -> (N, T*B, C, *spatial)
+            noisy = noisy.transpose(0, 1).reshape((noisy.shape[1], rows * items) + tuple(noisy.shape[3:]))
+            raw = method.compute(tiled, noisy).reshape((rows, items) + spatial)
         elif name == "cfcam":
             raw = cf_cam(tiled, flat_gradients, clusters=clusters).reshape((rows, items) + spatial)
         else:

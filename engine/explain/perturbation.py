@@ -100,9 +100,9 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-def _chunks(total: int, size: int) -> Iterator[torch.Tensor]:
+def _chunks(total: int, size: int, device: torch.device | None = None) -> Iterator[torch.Tensor]:
     for start in range(0, total, size):
-        yield torch.arange(start, min(start + size, total))
+        yield torch.arange(start, min(start + size, total), device=device)
 
 
 def _minmax_per_item(maps: torch.Tensor) -> torch.Tensor:
@@ -163,11 +163,11 @@ def score_cam(
     classes = class_indices(target, capture.logits)
     batch, channels = activations.shape[:2]
     per_chunk = items_per_chunk((x.shape[1] + 1) * math.prod(spatial), x.dtype, chunk_size, max_batch_bytes)
-    weights = torch.zeros(batch * channels, dtype=activations.dtype)
+    weights = torch.zeros(batch * channels, dtype=activations.dtype, device=activations.device)
     total = batch * channels
     with evaluating(model), torch.no_grad():
         baseline_scores = class_scores(model(torch.full_like(x, baseline)), classes, score)
-        for index in _chunks(total, per_chunk):
+        for index in _chunks(total, per_chunk, activations.device):
             check_cancelled(progress)
             items, channel = index // channels, index % channels
             masks = _minmax_per_item(upsample(activations[items, channel], spatial))
@@ -264,7 +264,9 @@ def occlusion(
             for item, window_id, drop in zip(items, window_ids, (full_scores[items] - scores).tolist()):
                 drops[(item,) + windows[window_id]] += drop
             progress.report(float(index[-1] + 1) / total, "occlusion")
-    return (drops / coverage).to(x.dtype)
+    # Scores come back to the host once per chunk and the drops add up there (one slice per
+    # window); the map goes back to the input's device.
+    return (drops / coverage).to(device=x.device, dtype=x.dtype)
 
 
 PerturbationMethod = Callable[..., torch.Tensor]

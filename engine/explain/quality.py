@@ -58,7 +58,8 @@ class CurveResult:
 def _baseline_image(x: torch.Tensor, baseline: float | str, blur_sigma: float) -> torch.Tensor:
     if baseline == "blur":
         sigma = (0.0, 0.0) + (blur_sigma,) * (x.ndim - 2)
-        return torch.from_numpy(ndimage.gaussian_filter(as_numpy(x).astype(np.float64), sigma)).to(x.dtype)
+        blurred = ndimage.gaussian_filter(as_numpy(x).astype(np.float64), sigma)
+        return torch.from_numpy(blurred).to(device=x.device, dtype=x.dtype)
     if isinstance(baseline, (int, float)):
         return torch.full_like(x, float(baseline))
     raise ValueError(f"baseline must be a number or 'blur', got {baseline!r}")
@@ -89,7 +90,7 @@ def _causal_curve(
     order = np.argsort(-saliency, kind="stable")
     rank = torch.empty(saliency.size, dtype=torch.long)
     rank[torch.from_numpy(order)] = torch.arange(saliency.size)
-    rank = rank.reshape(spatial)
+    rank = rank.reshape(spatial).to(x.device)
     counts = torch.from_numpy(np.round(np.linspace(0, saliency.size, n_steps + 1)).astype(np.int64))
     reference = _baseline_image(x, baseline, blur_sigma)
     start, end = (x, reference) if kind == "deletion" else (reference, x)
@@ -99,7 +100,7 @@ def _causal_curve(
         classes = class_indices(target, model(x))
         for first in range(0, n_steps + 1, per_chunk):
             check_cancelled(progress)
-            steps = counts[first : first + per_chunk]
+            steps = counts[first : first + per_chunk].to(x.device)
             changed = (rank.unsqueeze(0) < steps.reshape((-1,) + (1,) * len(spatial))).unsqueeze(1)
             batch = torch.where(changed, end, start)
             chosen = classes.expand(len(steps))
@@ -207,7 +208,7 @@ def confidence_change(
         maps: raw maps ``(B, *spatial)`` at the input resolution.
         target: class index, per-image indices, or None for the predicted class.
     """
-    weights = torch.as_tensor(as_numpy(maps), dtype=x.dtype).clamp_min(0)
+    weights = torch.as_tensor(as_numpy(maps), dtype=x.dtype, device=x.device).clamp_min(0)
     if tuple(weights.shape) != (x.shape[0],) + tuple(x.shape[2:]):
         raise ValueError(f"maps of shape {tuple(weights.shape)} do not match images {tuple(x.shape)}")
     peak = weights.reshape(x.shape[0], -1).amax(dim=1).reshape((-1,) + (1,) * (weights.ndim - 1))

@@ -71,8 +71,9 @@ def file_affine(path: str | Path) -> np.ndarray:
     return _corrected(path, header, header.get_best_affine())[0]
 
 
-def write_on_grid(array: np.ndarray, volume: ImageVolume, output: str | Path) -> None:
-    """Write an ``(N, H, W)`` array on ``volume``'s grid (e.g. a CAM) as float32 NIfTI.
+def write_on_grid(array: np.ndarray, volume: ImageVolume, output: str | Path, dtype=np.float32, description: str = "") -> None:
+    """Write an ``(N, H, W)`` array on ``volume``'s grid (e.g. a CAM) as NIfTI (float32 by
+    default; an integer ``dtype`` for label maps, ``description`` for the header's descrip field).
 
     The inverse of the reader's display reorientation: the file lies in the input's world space
     and, when the volume came from NIfTI, in the source file's own voxel order, so it overlays the
@@ -83,7 +84,7 @@ def write_on_grid(array: np.ndarray, volume: ImageVolume, output: str | Path) ->
     """
     if array.shape != volume.shape:
         raise ValueError(f"array {array.shape} does not match the image grid {volume.shape}")
-    data = np.transpose(array, (2, 1, 0)).astype(np.float32)  # (col, row, slice): NIfTI's i, j, k
+    data = np.transpose(array, (2, 1, 0)).astype(dtype)  # (col, row, slice): NIfTI's i, j, k
     affine = _RAS_TO_LPS @ volume.affine[:, [2, 1, 0, 3]]  # the same flip maps LPS back to RAS
     image = nib.Nifti1Image(data, affine)
     reference = _source_file(volume)
@@ -92,6 +93,8 @@ def write_on_grid(array: np.ndarray, volume: ImageVolume, output: str | Path) ->
         image = image.as_reoriented(ornt_transform(io_orientation(affine), source_axes))
     image.set_qform(image.affine, code=1)
     image.set_sform(image.affine, code=1)
+    if description:
+        image.header["descrip"] = description.encode("ascii", "replace")[:79]
     nib.save(image, str(output))
 
 

@@ -2,7 +2,8 @@
 class choice and the task registry.
 
 ``load_bundle(name_or_path)`` returns a ``Bundle`` whose ``predict`` and ``explain`` run on an
-``ImageVolume``; ``list_bundles()`` names the shipped bundles. These names are loaded on first
+``ImageVolume``; ``list_bundles()`` names the shipped and the added bundles
+(``engine.models.install`` adds a site's own). These names are loaded on first
 use (PEP 562), so importing a light module of this package (``engine.models.classes``) costs no
 torch and no MONAI.
 """

@@ -87,8 +87,9 @@ class Bundle:
         return tuple(self.metadata["input_channels"])
 
     @property
-    def input_size(self) -> tuple[int, int]:
-        return tuple(self.metadata["input_size"])  # type: ignore[return-value]
+    def input_size(self) -> tuple[int, ...]:
+        """``(height, width)`` of a 2-D network input, ``(depth, height, width)`` of a 3-D one."""
+        return tuple(self.metadata["input_size"])
 
     @property
     def target_layer(self) -> str:
@@ -230,9 +231,6 @@ class Bundle:
 
 
 def _load_weights(bundle: Path, network: nn.Module, expected_sha256: str) -> None:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = bundle / WEIGHTS_FILE
     if not path.is_file():
         raise BundleError(bundle, f"{WEIGHTS_FILE} is missing")
@@ -241,15 +239,35 @@ def _load_weights(bundle: Path, network: nn.Module, expected_sha256: str) -> Non
         raise BundleError(
             bundle, f"{WEIGHTS_FILE} fails its checksum (sha256 {actual[:12]}..., metadata says {expected_sha256[:12]}...)"
         )
+    fit_weights(network, read_safetensors(path, bundle), bundle)
+
+
+def read_safetensors(path: Path, bundle: str | Path, relative: str = WEIGHTS_FILE) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, on the CPU (no pickle, no code).
+
+    Raises:
+        BundleError: the file is not readable safetensors (``bundle`` and ``relative`` name it).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
-        state = load_file(str(path), device="cpu")
+        return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise BundleError(bundle, f"{WEIGHTS_FILE} is not a readable safetensors file ({exc})") from None
+        raise BundleError(bundle, f"{relative} is not a readable safetensors file ({exc})") from None
+
+
+def fit_weights(network: nn.Module, state: dict[str, torch.Tensor], bundle: str | Path, relative: str = WEIGHTS_FILE) -> None:
+    """Load ``state`` into ``network``, every tensor and no other.
+
+    Raises:
+        BundleError: names or shapes that do not fit (``relative`` names the weights file).
+    """
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise BundleError(bundle, f"{WEIGHTS_FILE} does not fit network_def ({first[:200]})") from None
+        raise BundleError(bundle, f"{relative} does not fit network_def ({first[:200]})") from None
 
 
 def load_bundle(name_or_path: str | Path) -> Bundle:
@@ -281,7 +299,7 @@ def load_bundle(name_or_path: str | Path) -> Bundle:
         raise BundleError(path, f"{METADATA_FILE} target_layer: {exc.args[0]}") from None
     for parameter in network.parameters():
         parameter.requires_grad_(False)
-    _check_output_width(network, metadata, path)
+    check_output_width(network, metadata, path)
     return Bundle(path=path, metadata=metadata, network=network.eval())
 
 
@@ -297,14 +315,25 @@ def check_preprocessing(metadata: dict[str, Any], bundle: Path) -> None:
         raise BundleError(bundle, f"{METADATA_FILE} preprocessing has unknown parameters {sorted(unknown)}")
 
 
-def _check_output_width(network: nn.Module, metadata: dict[str, Any], path: Path) -> None:
+def check_output_width(network: nn.Module, metadata: dict[str, Any], path: Path) -> None:
+    """Raise ``BundleError`` unless the network takes one input of the declared channels and size
+    and gives one output per class name (a dry run on zeros).
+
+    Args:
+        network: the built network, in eval mode.
+        metadata: checked metadata (``input_channels``, ``input_size``, ``class_names``).
+        path: the bundle, for the message.
+    """
     probe = torch.zeros((1, len(metadata["input_channels"])) + tuple(metadata["input_size"]))
     with torch.inference_mode():
         try:
             out = network(probe)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise BundleError(path, f"network does not accept its declared input ({first[:200]})") from None
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # shape errors come in all kinds
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise BundleError(path, f"network does not accept its declared input "
+                                    f"{[len(metadata['input_channels']), *metadata['input_size']]} ({first[:200]})") from None
+    if not isinstance(out, torch.Tensor):
+        raise BundleError(path, f"network gives a {type(out).__name__}, not one tensor of class scores")
     if out.ndim != 2 or out.shape[1] != len(metadata["class_names"]):
         raise BundleError(
             path, f"network gives {tuple(out.shape[1:])} outputs for {len(metadata['class_names'])} class names"

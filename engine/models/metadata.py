@@ -1,9 +1,14 @@
 """A bundle's files and its checked metadata, read without building its network.
 
 The bundle layout (``configs/metadata.json``, ``configs/inference.json``, the weights, the model
-card), where shipped bundles live, and ``read_metadata``: what a worklist or a model picker needs
-to know about a bundle, at the cost of reading one JSON file. Nothing here imports torch or MONAI
-(an import-linter contract keeps it so), so listing models costs the window no start-up time.
+card), where bundles live, and ``read_metadata``: what a worklist or a model picker needs to know
+about a bundle, at the cost of reading one JSON file. Nothing here imports torch or MONAI (an
+import-linter contract keeps it so), so listing models costs the window no start-up time.
+
+Bundles live in two places: those shipped in ``engine/bundles``, and those a site added
+(``engine.models.install``) in a folder the app names at start-up (``set_user_bundles_root``;
+``app.settings``: ``bundles`` in the data folder). ``list_bundles`` and ``resolve_bundle`` see both;
+a name is never in both (adding a bundle with a shipped one's name is refused).
 """
 
 from __future__ import annotations
@@ -43,16 +48,47 @@ def bundles_root() -> Path:
     return Path(str(root))
 
 
+_user_root: Path | None = None
+
+
+def set_user_bundles_root(folder: str | Path | None) -> None:
+    """Where the bundles a site added live (None: nowhere). The app sets it at start-up."""
+    global _user_root
+    _user_root = None if folder is None else Path(folder)
+
+
+def user_bundles_root() -> Path | None:
+    """The folder of added bundles, as ``set_user_bundles_root`` set it (None: not set)."""
+    return _user_root
+
+
+def _names_in(root: Path | None) -> list[str]:
+    """Bundle folders directly in ``root`` (dot-folders are work in progress, not bundles)."""
+    if root is None or not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / METADATA_FILE).is_file())
+
+
+def shipped_bundles() -> list[str]:
+    """Names of the bundles shipped with Salience, sorted."""
+    return _names_in(bundles_root())
+
+
+def user_bundles() -> list[str]:
+    """Names of the bundles a site added (``user_bundles_root``), sorted."""
+    return _names_in(_user_root)
+
+
 def list_bundles() -> list[str]:
-    """Names of the shipped bundles, sorted."""
-    root = bundles_root()
-    return sorted(p.name for p in root.iterdir() if (p / METADATA_FILE).is_file())
+    """Names of every bundle, shipped and added, sorted."""
+    return sorted(set(shipped_bundles()) | set(user_bundles()))
 
 
 def resolve_bundle(name_or_path: str | Path) -> Path:
-    """The folder of a shipped bundle by name, or of a user's bundle by path.
+    """The folder of a bundle by name (shipped or added), or of a bundle folder by path.
 
-    A bare name (no path separator) is looked up among the shipped bundles first.
+    A bare name (no path separator) is looked up among the shipped bundles, then the added ones,
+    then as a folder.
 
     Raises:
         BundleError: no such bundle.
@@ -60,14 +96,15 @@ def resolve_bundle(name_or_path: str | Path) -> Path:
     text = str(name_or_path)
     is_bare_name = not isinstance(name_or_path, Path) and re.fullmatch(r"[A-Za-z0-9_.-]+", text) and text not in (".", "..")
     if is_bare_name:
-        shipped = bundles_root() / text
-        if (shipped / METADATA_FILE).is_file():
-            return shipped
+        for root in (bundles_root(), _user_root):
+            if root is not None and not text.startswith(".") and (root / text / METADATA_FILE).is_file():
+                return root / text
     path = Path(text).expanduser()
     if path.is_dir():
         return path
     if is_bare_name:
-        raise BundleError(text, f"no shipped bundle of that name (shipped: {', '.join(list_bundles()) or 'none'})")
+        added = f"; added: {', '.join(user_bundles())}" if user_bundles() else ""
+        raise BundleError(text, f"no shipped bundle of that name (shipped: {', '.join(shipped_bundles()) or 'none'}{added})")
     raise BundleError(text, "no such folder")
 
 
@@ -97,8 +134,9 @@ _REQUIRED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "class_names": (_is_str_list, "a non-empty list of names"),
     "input_channels": (_is_str_list, "a non-empty list of channel names"),
     "input_size": (
-        lambda v: isinstance(v, list) and len(v) == 2 and all(isinstance(n, int) and n > 0 for n in v),
-        "[height, width] in pixels",
+        lambda v: isinstance(v, list) and len(v) in (2, 3) and all(isinstance(n, int) and not isinstance(n, bool)
+                                                                   and n > 0 for n in v),
+        "[height, width] or [depth, height, width] in pixels",
     ),
     "target_layer": (lambda v: isinstance(v, str) and bool(v), "a dotted layer path"),
     "preprocessing": (lambda v: isinstance(v, dict), "an object of parameters"),

@@ -15,7 +15,9 @@ share, what one item of the image's second axis is, and optional hooks:
 * ``crop_box(volume) -> CropBox``: the window of each frame the network sees, when a task crops;
 * ``prepare_tiles(rgb, input_size, **parameters)``: network inputs from ``(n, h, w, 3)`` uint8
   RGB tiles, for tasks whose models read whole slides tile by tile;
-* ``train(argv) -> int``: the recipe that reproduces the task's shipped bundle.
+* ``train(argv) -> int``: the recipe that reproduces the task's shipped bundle;
+* ``test_time_augmentations``: the transforms that keep an image's meaning, by name
+  (``engine.analysis.test_time.AUGMENTATIONS``), for uncertainty by test-time augmentation.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class TaskSpec:
         prepare_tiles: ``f(rgb (n, h, w, 3) uint8, input_size, **parameters) -> (n, C, h, w)``
             for slide tiles; None: the task's models do not read slides.
         train: ``f(argv) -> exit status``, the recipe of the task's shipped bundle; None: none.
+        test_time_augmentations: names from ``engine.analysis.test_time.AUGMENTATIONS`` that keep
+            the meaning of this task's images; None: the generic default (a left-right flip and
+            a small intensity jitter).
     """
 
     name: str
@@ -62,6 +67,7 @@ class TaskSpec:
     crop_box: Callable[["ImageVolume"], "CropBox"] | None = None
     prepare_tiles: Callable[..., "torch.Tensor"] | None = None
     train: Callable[[list[str]], int] | None = None
+    test_time_augmentations: tuple[str, ...] | None = None
 
 
 @lru_cache(maxsize=1)

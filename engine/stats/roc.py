@@ -88,3 +88,17 @@ def _delong_variance(parts: StructuralComponents) -> float:
     s10 = parts.v10.var(ddof=1) if parts.v10.size > 1 else 0.0
     s01 = parts.v01.var(ddof=1) if parts.v01.size > 1 else 0.0
     return float(s10 / parts.v10.size + s01 / parts.v01.size)
+
+
+def roc_curve(scores, truth) -> tuple[np.ndarray, np.ndarray]:
+    """The empirical ROC curve ``(fpr, tpr)`` from (0, 0) to (1, 1), one point per distinct score.
+
+    Cutting at each distinct score from the highest down ("abnormal" when score >= cut) gives the
+    curve whose trapezoidal area is ``roc_auc``'s Mann-Whitney estimate: tied scores move both
+    rates at once, a diagonal step that counts the ties 1/2.
+    """
+    abnormal, normal = split_by_truth(scores, truth)
+    cuts = np.unique(np.concatenate([abnormal, normal]))[::-1]
+    tpr = (abnormal[None, :] >= cuts[:, None]).mean(axis=1)
+    fpr = (normal[None, :] >= cuts[:, None]).mean(axis=1)
+    return np.concatenate([[0.0], fpr]), np.concatenate([[0.0], tpr])

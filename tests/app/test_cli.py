@@ -159,6 +159,28 @@ def test_a_closed_pipe_ends_quietly(glioma_case):
     assert code == 141
 
 
+def test_predict_says_the_case_answer_its_probability_and_uncertainty(glioma_case, capsys):
+    """A volume's case answer is its slice most likely to show the finding; ``--uncertainty none``
+    leaves the uncertainty out and MC dropout on a network without dropout is one line."""
+    assert main(["predict", "--bundle", "glioma", "--summary", "--samples", "4", str(glioma_case)]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    found = payload["uncertainty"]
+    assert found["method"] == "tta" and found["samples"] == 4 and found["entropy_unit"] == "nats"
+    assert "items" not in found and "probabilities" not in payload  # --summary
+    case = found["case"]
+    finding = payload["summary"][case["class"]]
+    assert case["answer"] == f"item {finding['at_item']}"
+    assert case["probability"] == pytest.approx(finding["max_probability"], abs=1e-6)
+    assert set(case) >= {"total_entropy", "aleatoric_entropy", "epistemic_mutual_information", "top_class_std",
+                         "uncertain", "words"}
+    assert main(["predict", "--bundle", "glioma", "--uncertainty", "none", str(glioma_case)]) == 0
+    assert "uncertainty" not in json.loads(capsys.readouterr().out)
+    result = run_cli("predict", "--bundle", "glioma", "--uncertainty", "mc-dropout", str(glioma_case))
+    assert result.returncode == EXIT_BAD_INPUT and result.stdout == ""
+    assert result.stderr.strip() == ("salience: error: glioma: this network has no dropout layer (or only p = 0): "
+                                     "Monte Carlo dropout is not available; use test-time augmentation")
+
+
 def test_explain_lists_every_method_without_needing_a_file(capsys):
     from engine.models.inference import method_names
 

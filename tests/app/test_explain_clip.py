@@ -154,3 +154,13 @@ def test_predict_prints_the_clip_verdict_beside_the_frame_probabilities(clip_pat
     np.testing.assert_allclose(list(verdict.values()), frames.mean(axis=0), atol=1e-5)
     assert payload["verdict_class"] == max(verdict, key=verdict.get)
     assert payload["verdict_rule"] == "mean of the frame probabilities"
+    # its uncertainty: the shipped network has no dropout, so "auto" is test-time augmentation
+    found = payload["uncertainty"]
+    assert found["method"] == "tta" and found["samples"] == 16 and found["augmentations"][0] == "identity"
+    case = found["case"]
+    assert case["answer"] == "verdict" and case["class"] == payload["verdict_class"]
+    assert case["probability"] == pytest.approx(verdict[case["class"]], abs=1e-6)
+    assert case["total_entropy"] == pytest.approx(case["aleatoric_entropy"] + case["epistemic_mutual_information"])
+    assert min(case["aleatoric_entropy"], case["epistemic_mutual_information"], case["top_class_std"]) >= 0
+    assert case["words"].startswith("Uncertain: " if case["uncertain"] else "Not flagged as uncertain: ")
+    assert [len(v) for v in found["items"].values()] == [26] * 5

@@ -73,6 +73,12 @@ def test_analysis_gives_per_slice_probabilities_and_stored_maps(analysed):
     positive = case.volume.labels.reshape(n, -1).any(axis=1)
     abnormal = analysis.probabilities[:, -1]
     assert abnormal[positive].mean() > abnormal[~positive].mean() + 0.3
+    # How sure the model is, per slice and for the case (its likeliest abnormal slice), in words.
+    found = analysis.uncertainty
+    assert found.label == "test-time augmentation, 16 samples" and found.case_answer.startswith("item ")
+    assert found.total.shape == found.item_uncertain.shape == (n,) and len(found.item_words) == n
+    np.testing.assert_allclose(found.total, found.aleatoric + found.epistemic, atol=1e-5)
+    assert found.words == found.item_words[int(found.case_answer.split()[1])]
     # Each class's map went to the content-addressed store and reads back bit for bit.
     store = blobs.BlobStore(settings.blob_root)
     with workstation._sessions() as session:
@@ -169,6 +175,7 @@ def test_a_slide_is_analysed_tile_by_tile_with_its_score_and_stitched_maps(setti
     verdict = analysis.verdict
     assert verdict is not None and verdict.label == f"Slide score: mean of {len(mosaic.cells)} tissue tiles"
     np.testing.assert_allclose(verdict.probabilities, analysis.probabilities[0])
+    assert analysis.uncertainty.item_words == (analysis.uncertainty.words,)  # the score's row is the case's
     with workstation._sessions() as session:
         prediction = runs.predictions_for_case(session, case.case_id)[0]
         assert prediction.item_axis == "tile" and len(prediction.probabilities) == len(mosaic.cells)
@@ -204,6 +211,7 @@ def test_a_clip_is_analysed_frame_by_frame_with_a_verdict_and_key_frames(setting
     assert max(analysis.maps.shape[2:]) <= MAP_SIDE
     verdict = analysis.verdict
     np.testing.assert_allclose(verdict.probabilities, analysis.probabilities.mean(axis=0), atol=1e-6)
+    assert analysis.uncertainty.case_answer == "verdict" and analysis.uncertainty.top_std.shape == (frames,)
     assert set(verdict.key_items) == set(range(len(analysis.class_names)))
     assert all(0 <= i < frames for items in verdict.key_items.values() for i in items)
     with workstation._sessions() as session:

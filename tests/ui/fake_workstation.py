@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.errors import ImageReadError
+from engine.errors import ImageReadError, SalienceError
 from engine.imaging.volume import ImageVolume, plain_affine
 from engine.progress import Progress, check_cancelled
 from ui.backend import (
-    Analysis, OpenedCase, ReaderInfo, ReadingDraft, SavedReading, Verdict, WorklistItem,
+    Analysis, OpenedCase, ReaderInfo, ReadingDraft, SavedReading, Uncertainty, Verdict, WorklistItem,
 )
 
 SLICES, ROWS, COLS = 5, 32, 32
@@ -68,6 +68,8 @@ class FakeWorkstation:
     verdict: Verdict | None = None  # the pooled answer analyse returns (as for a clip or a slide)
     probability_maps: np.ndarray | None = None  # tile probabilities analyse returns (as for a slide)
     study_ranges: tuple | None = None  # per class (low, high) of the stored maps of every case
+    uncertainty: Uncertainty | None = None  # what analyse says of its answers' uncertainty
+    added_models: list[str] = field(default_factory=list)  # paths given to add_bundle
 
     @property
     def reader(self) -> ReaderInfo:
@@ -83,6 +85,15 @@ class FakeWorkstation:
 
     def methods(self) -> list[str]:
         return list(self.cam_methods)
+
+    def add_bundle(self, path: str) -> str:
+        """Adds ``<path's name> 1.0.0`` for the glioma task; a path with "bad" in it is refused."""
+        self.added_models.append(path)
+        if "bad" in path:
+            raise SalienceError(f"bundle {path}: configs/metadata.json lacks 'task'")
+        name = f"glioma-{path.rsplit('/', 1)[-1]} 1.0.0"
+        self.installed_bundles = self.installed_bundles + (name,)
+        return f"Added {name} (glioma; CAM layer layer4 (found: the last spatial layer before global pooling))"
 
     def diagnoses(self, task: str) -> list[str]:
         return ["no tumour", "low-grade glioma", "high-grade glioma"]
@@ -121,7 +132,8 @@ class FakeWorkstation:
                         method=method, maps=self.method_maps.get(method, synthetic_maps()).copy(),
                         prediction_id=7,
                         explanation_ids=(11, 12), verdict=self.verdict,
-                        probability_maps=self.probability_maps, study_ranges=self.study_ranges)
+                        probability_maps=self.probability_maps, study_ranges=self.study_ranges,
+                        uncertainty=self.uncertainty)
 
     def compare(self, case: OpenedCase, analysis: Analysis, method: str, progress: Progress) -> Analysis:
         """The same prediction explained by ``method`` too: its maps, new explanation ids."""

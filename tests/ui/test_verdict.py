@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tests.ui.test_compare import finish
-from ui.backend import Verdict
+from ui.backend import Uncertainty, Verdict
 from ui.panels.slice_navigator import KEY_ITEM_COLOUR
 
 
@@ -88,3 +88,25 @@ def test_per_study_normalisation_puts_every_case_on_the_stored_range(qtbot, open
     assert (study.low, study.high) == (0.0, 4.0) and study != volume_range  # negatives hidden: from 0
     state.overlay.show_negative = True
     assert (state.overlay.value_range().low, state.overlay.value_range().high) == (-2.0, 4.0)
+
+
+def test_the_panel_says_how_sure_the_model_is_of_the_shown_slice(qtbot, opened, workstation):
+    """Each slice's uncertainty in words follows the slice; a verdict shows the case's judgement."""
+    words = tuple(f"Not flagged as uncertain: slice {i + 1}." for i in range(5))
+    words = words[:2] + ("Uncertain: the top two classes are within 0.15 (normal 55%, tumour 45%).",) + words[3:]
+    zeros = np.zeros(5, np.float32)
+    workstation.uncertainty = Uncertainty(
+        label="test-time augmentation, 16 samples", words="Uncertain: the case.", uncertain=True,
+        case_answer="item 2", case={}, item_words=words, item_uncertain=np.arange(5) == 2,
+        total=zeros, aleatoric=zeros, epistemic=zeros, top_std=zeros)
+    opened.analysis_panel.analyse_button.click()
+    finish(qtbot, opened._analysis_task)
+    opened.state.display.slice_index = 2
+    text = opened.analysis_panel.probabilities.text()
+    assert "Uncertain: the top two classes are within 0.15" in text and "test-time augmentation, 16 samples" in text
+    opened.state.display.slice_index = 4
+    assert "Not flagged as uncertain: slice 5." in opened.analysis_panel.probabilities.text()
+    workstation.verdict = Verdict("Clip verdict: mean of 5 frames", np.array([0.3, 0.7]))
+    opened.analysis_panel.analyse_button.click()
+    finish(qtbot, opened._analysis_task)
+    assert "Uncertain: the case." in opened.analysis_panel.probabilities.text()

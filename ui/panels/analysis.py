@@ -153,6 +153,11 @@ class AnalysisPanel(QWidget):
         if verdict is None or self.display.volume.n_slices > 1:
             parts.append(f"<div><b>{self.display.item_word().capitalize()} {self.display.slice_index + 1}</b></div>"
                          f"{_table(probabilities, shown)}")
+        found = analysis.uncertainty
+        if found is not None:  # the verdict's judgement, else this item's
+            index = self.display.slice_index
+            words = found.words if verdict is not None or index >= len(found.item_words) else found.item_words[index]
+            parts.append(f"<div><small>{escape(words)} ({escape(found.label)})</small></div>")
         self.probabilities.setText("".join(parts))
 
 

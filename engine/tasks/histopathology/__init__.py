@@ -17,4 +17,6 @@ TASK = TaskSpec(
     item_axis=preprocess.ITEM_AXIS,
     prepare_tiles=preprocess.prepare_tiles,
     train=_train,
+    # a patch has no up, down, left or right: every flip and quarter turn shows the same tissue
+    test_time_augmentations=("hflip", "vflip", "rot90", "intensity"),
 )
