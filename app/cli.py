@@ -15,6 +15,8 @@
     salience mrmc FILE.imrmc [--covariance jackknife|delong]
     salience study report ID -o report.html|report.pdf
     salience study export ID --format csv|json|imrmc|nifti|geojson|seg -o DIR
+    salience user add NAME --role reader|coordinator|admin     (app.study_cli)
+    salience study example|create|assign|open|close|status|worklist ...
 
 Bad input never ends in a traceback: the command prints one line naming the file and what is
 wrong, and exits with status 2. Unexpected errors print one line and log the traceback to the
@@ -285,12 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="how the AUC error covariances are estimated (default jackknife)")
     mrmc.add_argument("file")
 
-    # The study group: each part adds its subcommands (app.study_cli_report: report, export).
-    from app.study_cli_report import add_report_parsers
+    from app.study_cli import add_study_parsers  # the user and study groups
 
-    study = sub.add_parser("study", help="reader studies: report and export a closed study")
-    study_sub = study.add_subparsers(dest="study_command", required=True)
-    add_report_parsers(study_sub)
+    add_study_parsers(sub)
     return parser
 
 
@@ -313,8 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             code = {"train": cmd_train, "bench": cmd_bench}[command](args, rest)
         else:
             handlers = {"inspect": cmd_inspect, "predict": cmd_predict, "explain": cmd_explain, "db": cmd_db, "gui": cmd_gui,
-                        "agreement": cmd_agreement, "mrmc": cmd_mrmc, "study": cmd_study, "bundle": cmd_bundle,
-                        "analyse-cohort": cmd_analyse_cohort}
+                        "agreement": cmd_agreement, "mrmc": cmd_mrmc, "study": cmd_study, "user": cmd_study,
+                        "bundle": cmd_bundle, "analyse-cohort": cmd_analyse_cohort}
             code = handlers[command](args)
         sys.stdout.flush()  # a closed pipe shows up here, where it can be handled, not at exit
         return code

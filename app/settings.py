@@ -7,7 +7,10 @@ override them (tests and multi-site deployments use them):
 * ``SALIENCE_HOME``: the data folder (database, maps, logs, the models a site added in ``bundles``).
 * ``SALIENCE_DB_URL``: a SQLAlchemy URL, e.g. ``postgresql+psycopg://...`` for multi-site studies.
 * ``SALIENCE_DEMO_DATA``: the folder that holds the demo datasets (``glioma-lgg``, ...).
-* ``SALIENCE_READER``: the reader's user name (defaults to the OS account name).
+* ``SALIENCE_READER``: the account preselected at sign-in and acting on the command line
+  (defaults to the OS account name).
+* ``SALIENCE_SINGLE_USER``: ``1`` turns on single-user mode, in which an account created without
+  a password signs in without one (a workstation used by one person); off by default.
 * ``SALIENCE_DEVICE``: where the window runs models: ``auto`` (the default: CUDA when torch sees
   it, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
 """
@@ -43,6 +46,7 @@ class Settings:
     demo_data: Path
     reader: str
     device: str = "auto"
+    single_user: bool = False
 
     @property
     def blob_root(self) -> Path:
@@ -70,7 +74,8 @@ class Settings:
             default_reader = "reader"
         name = reader or os.environ.get("SALIENCE_READER") or default_reader
         device = (os.environ.get("SALIENCE_DEVICE") or "auto").strip() or "auto"
-        return cls(home=home, db_url=db_url, demo_data=demo, reader=name, device=device)
+        single = os.environ.get("SALIENCE_SINGLE_USER", "").strip().lower() in ("1", "true", "yes", "on")
+        return cls(home=home, db_url=db_url, demo_data=demo, reader=name, device=device, single_user=single)
 
     def ensure_home(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)

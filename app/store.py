@@ -10,8 +10,8 @@ files. Each takes the caller's session; the caller owns the transaction
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -71,29 +71,39 @@ def store_prediction(session: Session, analysis: "CaseAnalysis", case_id: int, d
     return row.id
 
 
+def store_map(
+    session: Session,
+    blob_store: blobs.BlobStore,
+    *,
+    prediction_id: int,
+    method: str,
+    target_layer: str,
+    class_index: int,
+    array: np.ndarray,
+    params: Mapping[str, Any] | None = None,
+) -> int:
+    """Store one class's ``(N, h, w)`` map of a prediction (a .npy blob and its Explanation row
+    with the one map summary); returns the Explanation's id."""
+    path, sha = blob_store.put(npy_bytes(array), ".npy")
+    return runs.add_explanation(
+        session, prediction_id=prediction_id, method=method, target_layer=target_layer, class_index=class_index,
+        params=dict(params or {}), map_path=path, map_sha256=sha, map_stats=map_summary(array).to_dict(),
+    ).id
+
+
 def store_maps(
     session: Session, blob_store: blobs.BlobStore, analysis: "CaseAnalysis", method: str, prediction_id: int
 ) -> tuple[int, ...]:
-    """Store ``method``'s map of every explained class: a .npy blob and an Explanation row each.
+    """Store ``method``'s map of every explained class (``store_map`` each).
 
     Returns:
         The Explanation ids, in the order of the method's explained classes.
     """
     maps = analysis.maps[method]
-    files = [blob_store.put(npy_bytes(map_of_class), ".npy") for map_of_class in maps.maps]
     return tuple(
-        runs.add_explanation(
-            session,
-            prediction_id=prediction_id,
-            method=method,
-            target_layer=analysis.target_layer,
-            class_index=k,
-            params=maps.params,
-            map_path=path,
-            map_sha256=sha,
-            map_stats=map_summary(map_of_class).to_dict(),
-        ).id
-        for k, (path, sha), map_of_class in zip(maps.classes, files, maps.maps)
+        store_map(session, blob_store, prediction_id=prediction_id, method=method, target_layer=analysis.target_layer,
+                  class_index=k, array=map_of_class, params=maps.params)
+        for k, map_of_class in zip(maps.classes, maps.maps)
     )
 
 

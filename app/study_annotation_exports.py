@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.study_exports import ExportResult, safe_target
 from app.study_report import DEIDENTIFIED, software_version
-from app.workstation import user_errors
+from app.errors import user_errors
 from db.study_materials import CaseMaterial, case_materials
 from db.study_progress import study_key
 from engine.errors import SalienceError

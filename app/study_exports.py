@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.study_report import DEIDENTIFIED, StudyData, audit_written, load_study_data, software_version
-from app.workstation import user_errors
+from app.errors import user_errors
 from engine.errors import SalienceError
 from engine.stats.imrmc import format_imrmc
 from engine.stats.study_reads import mrmc_ratings, positive_class, reads_from_records, score_of

@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.store import load_map
-from app.workstation import user_errors
+from app.errors import user_errors
 from db.audit import record
 from db.blobs import BlobStore
 from db.errors import DbError

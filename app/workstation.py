@@ -14,8 +14,6 @@ import dataclasses
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,12 +21,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.demo import demo_cases
+from app.errors import engine_errors, user_errors
 from app.settings import Settings
 from app.store import MAP_SIDE, store_case, store_maps, store_prediction
 from app.stored_analysis import stored_analysis
+from app.study_workstation import StudyDesk
 from app.tasks import task_of, vocabulary  # noqa: F401 (task_of re-exported)
 from db import blobs, readers, readings, runs
-from db.errors import DbError
 from engine.errors import SalienceError
 from engine.imaging import read_image
 from engine.progress import Progress, ScaledProgress, check_cancelled
@@ -51,23 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn the database's refusals into the one-line errors the window shows."""
-    try:
-        yield
-    except (DbError, PermissionError) as exc:
-        raise SalienceError(str(exc)) from exc
-
-
-@contextmanager
-def engine_errors() -> Iterator[None]:
-    """Turn the engine's refusals of an input (unknown method, class or item) into one-line errors."""
-    try:
-        yield
-    except ValueError as exc:
-        raise SalienceError(str(exc)) from exc
 
 
 #: Analyses kept in memory (with their captures) for "Compare with..." and the map check.
@@ -112,7 +94,7 @@ def demo_worklist(demo_data: Path) -> list[WorklistItem]:
     return [WorklistItem(key=c.key, title=c.title, source=c.source, task=c.task) for c in demo_cases(demo_data)]
 
 
-class SalienceWorkstation:
+class SalienceWorkstation(StudyDesk):
     """The workstation for one signed-in reader.
 
     Args:

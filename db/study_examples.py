@@ -9,7 +9,11 @@ and prints a complete study file; ``db.study_spec.design_from_mapping`` accepts 
   al., "Accelerating detection of lung pathologies with explainable ultrasound image analysis",
   Appl. Sci. 11:672, 2021).
 * "glioma-sequential": each MRI read unaided, the answer locked, then read again with the AI
-  and its Grad-CAM (sequential design); both answers are kept.
+  and its Grad-CAM (sequential design); both answers are kept. Every demo patient has a FLAIR
+  abnormality, so "is there one?" has no case to get wrong; the question with a reference
+  answer per patient is the WHO grade (II or III, TCGA's ``neoplasm_histologic_grade``). The
+  AI shown is the FLAIR-abnormality model: it localises, it does not grade, so the study asks
+  whether seeing where it looks changes a reader's grading and outline.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import copy
 from typing import Any
 
 LUNG_CLASSES = ["COVID-19", "Bacterial pneumonia", "Healthy"]
-GLIOMA_CLASSES = ["no FLAIR abnormality", "FLAIR abnormality"]
+GLIOMA_GRADES = ["grade II", "grade III"]
 
 _EXAMPLES: dict[str, dict[str, Any]] = {
     "pocovid": {
@@ -52,9 +56,10 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "design": "sequential",
         "arms": [{"name": "ai+gradcam", "shows_prediction": True, "cam_method": "gradcam"}],
         "questions": [
-            {"key": "finding", "prompt": "FLAIR abnormality?", "kind": "single_choice", "options": GLIOMA_CLASSES},
-            {"key": "p_abnormal", "prompt": "Probability of a FLAIR abnormality (0-100)", "kind": "probability_0_100"},
-            {"key": "region", "prompt": "Outline the abnormality", "kind": "region", "required": False},
+            {"key": "grade", "prompt": "WHO grade of this glioma", "kind": "single_choice", "options": GLIOMA_GRADES},
+            {"key": "p_grade_iii", "prompt": "Probability of grade III (0-100)", "kind": "probability_0_100"},
+            {"key": "region", "prompt": "Mark the FLAIR abnormality (points or boxes)", "kind": "region",
+             "required": False},
             {"key": "helpfulness", "prompt": "How helpful was the AI? (-3 .. +3)", "kind": "helpfulness",
              "phases": [2]},
         ],

@@ -16,6 +16,10 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from db.accounts import Account
+from db.studies import StudySummary
+from db.study_reader import ReaderCase, ReaderStudy, Worklist
+from db.study_reading import SavedAnswer
 from engine.imaging.volume import ImageVolume
 from engine.progress import Progress
 
@@ -192,7 +196,135 @@ class SavedReading:
     prediction_id: int | None = None  # the model output shown when it was made, if any
 
 
-class Workstation(Protocol):
+# -- reader studies -----------------------------------------------------------------------------
+# The reader's side of a study comes from ``db.study_reader`` (frozen values, blinded by the data
+# layer); the window adds nothing a reader may not see. The image arrives as pixels only.
+
+
+@dataclass(frozen=True)
+class StudyAi:
+    """The frozen AI output one study reading shows, ready to draw.
+
+    Attributes:
+        class_names: the model's classes.
+        predicted_class: the case-level answer frozen when the study was created.
+        case_probabilities: ``(K,)`` case-level probabilities, made as ``case_rule`` says.
+        case_rule: e.g. "mean over 40 frames" (a clip's verdict) or "highest over 20 slices".
+        probabilities: ``(N, K)`` per-item probabilities.
+        item_axis: what an item is ("frame", "slice", ...).
+        map: the arm's map as a one-class ``Analysis`` (its ``method`` names the CAM method), or
+            None in an arm that shows the prediction only.
+        pairwise: per pairwise question id, the ``(left, right)`` maps as one-class analyses named
+            "Map A" and "Map B", in the random order recorded for this reading; which method is
+            which is not said.
+    """
+
+    class_names: tuple[str, ...]
+    predicted_class: str
+    case_probabilities: np.ndarray
+    case_rule: str
+    probabilities: np.ndarray
+    item_axis: str
+    map: Analysis | None = None
+    pairwise: dict[int, tuple[Analysis, Analysis]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudyCaseView:
+    """One opened study reading: the form (``db.study_reader.ReaderCase``) and the AI it may show."""
+
+    form: ReaderCase
+    ai: StudyAi | None
+
+
+@dataclass(frozen=True)
+class OpenedStudyCase:
+    """A study case opened for its reader.
+
+    Attributes:
+        view: the form and the AI output.
+        volume: the pixels, de-identified by the app: ``source`` is the pseudonym, the header
+            keeps only technical fields, no label layer (it could be the reference answer).
+        display_channel: the channel shown first.
+        task: the case's task (labels for marks).
+    """
+
+    view: StudyCaseView
+    volume: ImageVolume
+    display_channel: str
+    task: str
+
+
+class StudyWorkstation(Protocol):
+    """What the window asks of a study: a reader's side and a coordinator's side.
+
+    Every method raises ``SalienceError`` with one line for what the data layer refuses (a
+    locked answer, a question not asked here, a role without the permission).
+    """
+
+    def my_studies(self) -> list[ReaderStudy]:
+        """The signed-in account's studies as a reader, with progress (fast)."""
+
+    def study_worklist(self, study_id: int) -> Worklist:
+        """Their own cases of one study, under pseudonyms, in their order (fast)."""
+
+    def open_study_case(self, assignment_id: int, progress: Progress) -> OpenedStudyCase:
+        """Open one of their cases: start its reading and timer, read its pixels (slow)."""
+
+    def study_case_view(self, assignment_id: int) -> StudyCaseView:
+        """The form and AI again, e.g. after a submit opened the aided step (fast)."""
+
+    def save_study_answer(self, assignment_id: int, question_id: int, value: object) -> SavedAnswer:
+        """Store one answer as a draft now (``None`` clears it) (fast)."""
+
+    def submit_study_case(self, assignment_id: int) -> str:
+        """Lock the current step's answers: "phase 1 locked" or "submitted" (fast)."""
+
+    def revise_study_case(self, assignment_id: int) -> int:
+        """Reopen a submitted case as a new version, where the study allows (fast)."""
+
+    def leave_study_case(self, assignment_id: int) -> None:
+        """The reader left the case: stop its timer; drafts stay (fast)."""
+
+    def studies(self) -> list[StudySummary]:
+        """Every study (coordinators and administrators) (fast)."""
+
+    def study_status(self, study_id: int) -> dict:
+        """``db.study_progress.study_status``: progress without answers (fast)."""
+
+    def create_study_from_file(self, path: str, progress: Progress) -> dict:
+        """Create a draft study from a study file, freezing its AI output (slow)."""
+
+    def open_study(self, study_id: int) -> None:
+        """Open a draft study to its readers (fast)."""
+
+    def close_study(self, study_id: int) -> None:
+        """Close a study: read-only from then on (fast)."""
+
+
+class SignIn(Protocol):
+    """Who is signing in at start (the app implements it over the accounts in the database)."""
+
+    @property
+    def single_user(self) -> bool:
+        """Whether accounts without a password may sign in without one (a site's setting)."""
+
+    def accounts(self) -> list[Account]:
+        """Every account, by user name."""
+
+    def preselected(self) -> str | None:
+        """The user name to preselect (the last one signed in)."""
+
+    def sign_in(self, username: str, password: str | None) -> ReaderInfo | None:
+        """The account if the password is right, else None; both are audited."""
+
+    def create_first_account(self, username: str, password: str | None) -> ReaderInfo:
+        """On a database with no account: create an administrator and sign it in."""
+
+
+class Workstation(StudyWorkstation, Protocol):
+    """The reading workstation: free review (below) and reader studies (``StudyWorkstation``)."""
+
     @property
     def reader(self) -> ReaderInfo:
         """The signed-in reader (fast)."""

@@ -40,6 +40,7 @@ from ui.model import WINDOW_PRESETS, ViewerState
 from ui.theme import apply_reading_room_theme
 from ui.view_grid import ViewGrid
 from ui.workers import Task, TaskRunner
+from ui.study.mode import install_study_mode
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self.refresh_worklist()
         self._show_case_controls(False)
+        self.study = install_study_mode(self)  # ui.study: My studies, the Studies view, per role
 
     # -- layout ------------------------------------------------------------------------------
     def _build_centre(self) -> None:
@@ -158,9 +160,10 @@ class MainWindow(QMainWindow):
 
         display, overlay, annotation = self.state.display, self.state.overlay, self.state.annotation
         file_menu = self.menuBar().addMenu("&File")
-        action(file_menu, "Open &file\u2026", QKeySequence.StandardKey.Open, self.choose_file)
-        action(file_menu, "Open f&older\u2026", "Ctrl+Shift+O", self.choose_folder)
-        action(file_menu, "Add &model\u2026", None, self.choose_bundle)
+        self.open_actions = (  # the free review's ways in (a study reader has none)
+            action(file_menu, "Open &file\u2026", QKeySequence.StandardKey.Open, self.choose_file),
+            action(file_menu, "Open f&older\u2026", "Ctrl+Shift+O", self.choose_folder),
+            action(file_menu, "Add &model\u2026", None, self.choose_bundle))
         self.save_action = action(file_menu, "&Save reading", QKeySequence.StandardKey.Save,
                                   self.save_reading)
         file_menu.addSeparator()
@@ -566,6 +569,8 @@ class MainWindow(QMainWindow):
         self.reading_form.show_saved(None)
 
     def has_unsaved_changes(self) -> bool:
+        if self.study.case_open():  # a study's answers are stored the moment they are given
+            return False
         return self.case is not None and (self.reading_form.is_dirty() or bool(self.state.annotation.drafts))
 
     def confirm_discard_changes(self) -> bool:
@@ -587,6 +592,7 @@ class MainWindow(QMainWindow):
         if not self.confirm_discard_changes():
             event.ignore()
             return
+        self.study.leave()
         self.runner.cancel_all()
         self.runner.wait(3000)
         event.accept()

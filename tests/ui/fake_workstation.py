@@ -231,3 +231,7 @@ class FakeWorkstation:
 
     def data_folder(self) -> str:
         return self.data_root
+
+    def my_studies(self) -> list:
+        """A reader in no study: the window stays the free-review workstation."""
+        return []
