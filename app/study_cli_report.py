@@ -13,9 +13,7 @@ command group.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import sys
 from pathlib import Path
 
 from app.settings import Settings
@@ -50,36 +48,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--as", dest="account", help="coordinator or admin account (default: SALIENCE_READER or your account name)")
 
 
-def _password(username: str) -> str:
-    if sys.stdin.isatty():
-        return getpass.getpass(f"password for {username}: ")
-    return sys.stdin.readline().rstrip("\n")
-
-
 def signed_in(settings: Settings, username: str | None):
-    """``(session factory, account id)`` of the named account, checking its password if it has one.
+    """``(session factory, account id)`` of the account the command acts for, signed in by the
+    one rule of the study commands (``app.accounts.act_as``: its password, or single-user mode
+    for an account without one; every attempt audited).
 
     Raises:
-        SalienceError: no such account, or a wrong password (the attempt is audited).
+        SalienceError: no such account, a wrong or missing password.
     """
+    from app.accounts import act_as
     from app.startup import prepare_database
-    from db.accounts import list_accounts, sign_in
     from db.session import make_engine, make_session_factory
 
     prepare_database(settings)
     factory = make_session_factory(make_engine(settings.db_url))
-    name = username or settings.reader
-    with factory() as session:
-        account = next((a for a in list_accounts(session) if a.username == name), None)
-    if account is None:
-        raise SalienceError(f"no account named {name!r}; pass --as with a coordinator's or admin's user name")
-    if account.has_password:
-        password = _password(name)
-        with factory.begin() as session:
-            ok = sign_in(session, name, password) is not None
-        if not ok:
-            raise SalienceError(f"wrong password for {name!r}")
-    return factory, account.id
+    return factory, act_as(factory, settings, username).id
 
 
 def cmd_study_report(args: argparse.Namespace) -> int:

@@ -42,4 +42,5 @@ def sim_env(sim_study, monkeypatch) -> SimStudy:
     monkeypatch.setenv("SALIENCE_HOME", str(sim_study.home))
     monkeypatch.delenv("SALIENCE_DB_URL", raising=False)
     monkeypatch.setenv("SALIENCE_READER", "carol")
+    monkeypatch.setenv("SALIENCE_SINGLE_USER", "1")  # the simulated accounts have no password
     return sim_study

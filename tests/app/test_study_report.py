@@ -135,3 +135,20 @@ def test_cli_refuses_a_reader_and_an_unknown_study_in_one_line(sim_env, tmp_path
     assert "999" in capsys.readouterr().err
     assert main(["study", "report", str(sim_env.study_id), "-o", str(output), "--as", "nobody"]) == EXIT_BAD_INPUT
     assert "no account named 'nobody'" in capsys.readouterr().err
+
+
+def test_report_commands_sign_in_by_the_study_commands_rule(sim_env, monkeypatch):
+    """An account without a password acts only in single-user mode, as for every study command
+    (the report's own sign-in once let it act regardless)."""
+    import pytest as _pytest
+
+    from app.settings import Settings
+    from app.study_cli_report import signed_in
+    from engine.errors import SalienceError
+
+    monkeypatch.setenv("SALIENCE_SINGLE_USER", "0")
+    with _pytest.raises(SalienceError, match="single-user mode"):
+        signed_in(Settings.from_env(), "carol")
+    monkeypatch.setenv("SALIENCE_SINGLE_USER", "1")
+    factory, account_id = signed_in(Settings.from_env(), "carol")
+    assert account_id > 0
