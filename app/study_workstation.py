@@ -179,6 +179,15 @@ class StudyDesk:
         with user_errors(), self._sessions.begin() as session:
             studies.open_study(session, self._reader.id, study_id)
 
+    def study_report(self, study_id: int, progress: Progress):
+        """The closed study's report (``app.study_report``): tables and figures the dashboard shows."""
+        from app.study_report import build_study_report
+
+        progress.report(0.1, "reading the study")
+        report = build_study_report(self._sessions, self._reader.id, study_id, self._settings.blob_root)
+        progress.report(1.0, "report ready")
+        return report
+
     def close_study(self, study_id: int) -> None:
         with user_errors(), self._sessions.begin() as session:
             studies.close_study(session, self._reader.id, study_id)

@@ -301,6 +301,9 @@ class StudyWorkstation(Protocol):
     def close_study(self, study_id: int) -> None:
         """Close a study: read-only from then on (fast)."""
 
+    def study_report(self, study_id: int, progress: Progress) -> object:
+        """A closed study's report (``engine.stats.study_report.StudyReport``) for the dashboard (slow)."""
+
 
 class SignIn(Protocol):
     """Who is signing in at start (the app implements it over the accounts in the database)."""

@@ -282,6 +282,14 @@ def test_coordinator_follows_progress_creates_opens_and_closes_studies(qtbot, tm
     with world.factory() as session:
         actions = session.scalars(sa.select(AuditEvent.action).where(AuditEvent.actor == "cora")).all()
     assert {"study.created", "study.opened", "study.closed"} <= set(actions)
+    assert panel.report_button.isEnabled()  # a closed study has a report
+    task = coordinator.show_report()
+    with qtbot.waitSignal(task.done, timeout=30000):
+        pass
+    assert window.last_error == ""
+    dashboard = coordinator.dashboards[-1]
+    qtbot.addWidget(dashboard)
+    assert dashboard.isVisible() and dashboard.report.facts.name == "unaided only" and dashboard.tabs.count() > 1
 
 
 def test_sign_in_refuses_a_wrong_password_records_it_and_preselects_the_last_user(qtbot, tmp_path):

@@ -95,8 +95,9 @@ class StudiesPanel(QWidget):
         self.open_button = QPushButton("Open")
         self.close_button = QPushButton("Close")
         self.refresh_button = QPushButton("Refresh")
+        self.report_button = QPushButton("Report\u2026")  # the dashboard of a closed study
         buttons = QHBoxLayout()
-        for button in (self.new_button, self.open_button, self.close_button, self.refresh_button):
+        for button in (self.new_button, self.open_button, self.close_button, self.report_button, self.refresh_button):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -142,6 +143,7 @@ class StudiesPanel(QWidget):
         current = self.current()
         self.open_button.setEnabled(current is not None and current.status == "draft")
         self.close_button.setEnabled(current is not None and current.status != "closed")
+        self.report_button.setEnabled(current is not None and current.status == "closed")
 
     def _picked(self) -> None:
         self._buttons()
@@ -180,6 +182,8 @@ class StudyCoordinatorMode(QObject):
         self.panel.open_button.clicked.connect(lambda: self.open_selected())
         self.panel.close_button.clicked.connect(lambda: self.close_selected())
         self.panel.refresh_button.clicked.connect(lambda: self.refresh())
+        self.panel.report_button.clicked.connect(lambda: self.show_report())
+        self.dashboards: list[QWidget] = []  # open report windows (kept alive while shown)
         self.panel.selected.connect(self.show_status)
         self.refresh()
 
@@ -256,3 +260,24 @@ class StudyCoordinatorMode(QObject):
             return False
         self.refresh(keep=current.id)
         return True
+
+    def show_report(self) -> Task | None:
+        """Compute the selected closed study's report in a worker and show it in a dashboard."""
+        current = self.panel.current()
+        if current is None:
+            return None
+        task = self.window.runner.start("Computing the study report", self.workstation.study_report, current.id)
+        self.window.open_progress.follow(task)
+
+        def computed(report) -> None:
+            from ui.study_dashboard import StudyDashboard
+
+            dashboard = StudyDashboard(report)
+            dashboard.setWindowFlag(Qt.WindowType.Window)
+            dashboard.resize(1100, 800)
+            dashboard.show()
+            self.dashboards.append(dashboard)
+
+        task.finished.connect(computed)
+        task.failed.connect(lambda exc: self.window.show_error("The study report could not be made", exc))
+        return task
