@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine.analysis import analyse_case, check_map
+from engine.analysis import add_methods, analyse_case, check_map
 from engine.errors import BundleError
 from engine.imaging.volume import ImageVolume
 from engine.models import load_bundle
@@ -112,6 +112,9 @@ def test_whole_volume_analysis_gives_one_verdict_and_a_map_on_every_slice_peakin
         assert grade_iii[BLOB].mean() > 1.5 * grade_iii[s0:s1, r0:r1, c0:c1].mean()
         energy = np.clip(grade_iii, 0, None).sum(axis=(1, 2))
         assert list(maps.key_items[1]) == list(np.argsort(-energy, kind="stable")[:3])  # most of the map's energy
+    added = add_methods(analysis, volume, bundle, ("layercam", "scorecam"))  # from the kept capture, and perturbation
+    for method in ("layercam", "scorecam"):
+        assert inside(np.unravel_index(int(np.argmax(added.maps[method].of(1))), SHAPE), BLOB)
     explained = bundle.explain(volume, classes=[1], slices=[5, 20])
     assert np.allclose(explained[0], analysis.maps["gradcam"].of(1)[[5, 20]], atol=1e-6)
     assert bundle.predict(volume).probabilities.shape == (1, 2)
