@@ -22,7 +22,6 @@ from engine.analysis.result import CaseAnalysis, MapSet, model_fields
 from engine.imaging.volume import ImageVolume
 from engine.models.bundle import Bundle
 from engine.models.crop_box import MapGrid
-from engine.models.volume_box import VolumeGrid
 from engine.models.inference import (
     SMOOTH_SAMPLES,
     batches,
@@ -35,6 +34,7 @@ from engine.models.inference import (
     predict_items,
 )
 from engine.models.task_registry import task_spec
+from engine.models.volume_box import VolumeGrid
 from engine.progress import NullProgress, Progress, ScaledProgress
 
 #: ``classes`` value that explains only the class a reviewer looks at first (``class_to_show``).
