@@ -30,6 +30,11 @@ def _by(x: list[int], sep: str = " x ") -> str:
     return sep.join(str(n) for n in x)
 
 
+def _sites(sites: dict[str, list[int]]) -> str:
+    """``"CS 10 of 14 grade III, DU ..."``."""
+    return ", ".join(f"{site} {iii} of {n}" for site, (iii, n) in sites.items()) + " grade III"
+
+
 def results_table(t: dict[str, Any]) -> list[str]:
     """The patient-level figures with their 95% CIs and counts."""
     return [
@@ -172,6 +177,9 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         "- Grade II vs III is a hard distinction on MRI (contrast enhancement and heterogeneity favour",
         "  grade III, but overlap is wide); the label is the TCGA histological grade, from a tissue sample,",
         "  which may not represent the whole tumour.",
+        "- The share of grade III differs by contributing site (" + _sites(metrics["grade_iii_by_site"]) + "),",
+        "  so a model can score above chance by recognising a site's scanner or protocol rather than the",
+        "  tumour; nothing here rules that out (the Grad-CAM check above is one way to look).",
         "- A handful of TCGA institutions and scanners, lower-grade gliomas only: not validated on other",
         "  protocols, on glioblastoma, or on volumes prepared differently (bias correction, skull stripping,",
         "  other slice thickness). Where a sequence was missing the input repeats FLAIR.",

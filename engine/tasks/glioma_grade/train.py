@@ -31,6 +31,7 @@ from engine.stats.roc import roc_auc_bootstrap
 from engine.tasks.glioma.data import CHANNELS, list_patients
 from engine.tasks.glioma_grade.data import (
     CLASS_NAMES,
+    GradedCase,
     VolumeSet,
     graded_cases,
     load_volumes,
@@ -180,6 +181,16 @@ def seed_range(
     return {"runs": runs}
 
 
+def grades_by_site(cases: list[GradedCase]) -> dict[str, list[int]]:
+    """Per TCGA site code (``CS`` of ``TCGA_CS_4941_...``): ``[grade III patients, patients]``."""
+    sites: dict[str, list[int]] = {}
+    for case in cases:
+        counts = sites.setdefault(case.folder.split("_")[1], [0, 0])
+        counts[0] += case.grade
+        counts[1] += 1
+    return dict(sorted(sites.items()))
+
+
 def train_glioma_grade(
     data_dir: str | Path,
     out_dir: str | Path,
@@ -191,7 +202,7 @@ def train_glioma_grade(
     split: tuple[int, int, int] = DEFAULT_SPLIT,
     network_def: dict[str, Any] | None = None,
     batch_size: int = 8,
-    learning_rate: float = 3e-3,
+    learning_rate: float = 1e-3,
     input_size: tuple[int, int, int] = INPUT_SIZE,
     repeats: int = DEFAULT_REPEATS,
 ) -> dict[str, Any]:
@@ -263,6 +274,7 @@ def train_glioma_grade(
         "patients": {name: len(part.labels) for name, part in zip(("train", "val", "test"), parts)},
         "patient_folders": len(list_patients(data_dir)),
         "patients_graded": len(cases),
+        "grade_iii_by_site": grades_by_site(cases),
         "slices_per_volume": [min(n for part in parts for n in part.slices), max(n for part in parts for n in part.slices)],
         "grade_iii": {name: int(part.labels.sum()) for name, part in zip(("train", "val", "test"), parts)},
         "test_predictions": [
