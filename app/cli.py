@@ -8,7 +8,7 @@
                                       analyse and explain every case into the database (resumable)
     salience bundle add PATH [--replace] | list | remove NAME
                                       a site's own MONAI bundles (folder or .zip), checked, beside the shipped ones
-    salience train TASK [...]         reproduce a shipped bundle (glioma, lung-ultrasound, histopathology)
+    salience train TASK [...]         reproduce a shipped bundle (glioma, glioma-grade, lung-ultrasound, histopathology)
     salience bench cam|io|viewer [...]  benchmarks that print ratios and medians measured in one run
     salience db upgrade               migrate the database to the newest schema
     salience agreement FILE.csv [--level nominal|ordinal|interval|ratio]
@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # train and bench pass their remaining arguments (and -h) on to the recipe or the benchmark.
     train = sub.add_parser("train", help="train a shipped bundle from ../shared/data", add_help=False)
-    train.add_argument("task", help="glioma, lung-ultrasound or histopathology")
+    train.add_argument("task", help="glioma, glioma-grade, lung-ultrasound or histopathology")
 
     bench = sub.add_parser("bench", help="benchmarks: ratios measured side by side in one run", add_help=False)
     bench.add_argument("suite", choices=["cam", "io", "viewer"])

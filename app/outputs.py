@@ -107,6 +107,8 @@ def _write_volume(analysis: "CaseAnalysis", volume: ImageVolume, k: int, output:
             raise SalienceError(f"{output}: {exc}") from None
     return {
         **_head(analysis, volume, str(output), None if all_classes else k),
+        **verdict_payload(analysis),
+        **({"notes": list(analysis.notes)} if analysis.notes else {}),
         "shape": list(written.shape),
         "axes": ("class, " if all_classes else "") + "slice, row, col (same grid as the input)",
         "stats": map_summary(written).to_dict(),

@@ -14,7 +14,7 @@ from db._rows import fetch, insert_or_fetch
 from db.errors import InvalidInput
 from db.models import Case, Explanation, MapCheck, ModelRun, Prediction
 
-ITEM_AXES = ("slice", "frame", "patch", "tile", "image")
+ITEM_AXES = ("slice", "frame", "patch", "tile", "image", "volume")
 PROBABILITY_TOLERANCE = 1e-6
 
 

@@ -20,7 +20,8 @@ class Prediction(Base):
     Attributes:
         probabilities: ``[[p_0, ..., p_K-1], ...]``, one row per slice, frame, patch or tile.
         class_names: the model's classes in output order.
-        item_axis: what a row is: "slice", "frame", "patch", "tile" or "image".
+        item_axis: what a row is: "slice", "frame", "patch", "tile", "image", or "volume" (the one
+            row of a model that reads the whole volume at once).
         calibrated: whether the probabilities went through a calibration step.
         predicted_class: the case-level answer, one of ``class_names``.
 

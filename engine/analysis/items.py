@@ -4,7 +4,9 @@ The volume is preprocessed once. One ``CamCapture`` per batch gives the logits (
 probabilities) and the gradients of every requested class, from which every gradient-family
 method's maps are computed; perturbation methods (Score-CAM, occlusion) then run their own
 forward passes on the same preprocessed inputs. A clip adds its verdict (the mean frame
-probability) and the key frames of each explained class.
+probability) and the key frames of each explained class. A whole-volume (3-D) model's volume is
+one item: its row is the verdict, its map is put on every slice, and each explained class gets
+its key slices (``engine.analysis.whole_volume``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from engine.analysis import clip
+from engine.analysis import clip, whole_volume
 from engine.analysis.result import CaseAnalysis, MapSet, model_fields
 from engine.analysis.uncertainty import DEFAULT_SAMPLES, PROGRESS_SHARE, estimate_uncertainty
 from engine.imaging.volume import ImageVolume
@@ -33,6 +35,7 @@ from engine.models.inference import (
     predict_items,
 )
 from engine.models.task_registry import task_spec
+from engine.models.volume_box import VolumeGrid
 from engine.progress import NullProgress, Progress, ScaledProgress
 
 #: ``classes`` value that explains only the class a reviewer looks at first (``class_to_show``).
@@ -102,10 +105,18 @@ def analyse_items(
         logits, _ = predict_items(bundle.network, inputs, batch_size=batch_size,
                                   progress=ScaledProgress(progress, 0.0, share))
     probabilities = calibrated_probabilities(logits, bundle.temperature)
-    is_clip = volume.kind == "clip"
-    if grid.box is not None:
+    whole = bundle.whole_volume
+    is_clip = volume.kind == "clip" and not whole
+    if whole:
+        notes.append(whole_volume.volume_note(grid.box, bundle.input_size))
+    elif grid.box is not None:
         notes.append("The model sees a window of each frame only (its crop box, e.g. an ultrasound's scan region); "
                      "the map is zero outside it.")
+    verdict = None
+    if whole:
+        verdict = whole_volume.volume_verdict(probabilities, volume.n_slices)
+    elif is_clip and len(probabilities):
+        verdict = clip.clip_verdict(probabilities)
     analysis = CaseAnalysis(
         **model_fields(bundle),
         kind=volume.kind,
@@ -113,8 +124,9 @@ def analyse_items(
         logits=logits,
         probabilities=probabilities,
         maps={},
-        verdict=clip.clip_verdict(probabilities) if is_clip and len(probabilities) else None,
-        crop_box=grid.box,
+        verdict=verdict,
+        crop_box=None if whole else grid.box,
+        volume_box=grid.box if whole else None,
         frame_times_ms=clip.frame_times(volume) if is_clip else None,
         notes=tuple(notes),
         source=volume.source,
@@ -188,7 +200,7 @@ def _map_sets(
     classes: Sequence[int],
     layer_maps: dict[str, torch.Tensor],
     inputs: torch.Tensor | None,
-    grid: MapGrid,
+    grid: MapGrid | VolumeGrid,
     progress: Progress,
 ) -> dict[str, MapSet]:
     """One ``MapSet`` per method: gradient maps from ``layer_maps`` (rows = ``classes``) put on the
@@ -212,19 +224,24 @@ def _map_sets(
 
 
 def _map_set(analysis: CaseAnalysis, method: str, classes: tuple[int, ...], maps: np.ndarray) -> MapSet:
-    box = analysis.crop_box
+    box, volume_box = analysis.crop_box, analysis.volume_box
     score = method_score(method, analysis.score)
     params: dict = {
         "reduction": f"per {analysis.item_axis}",
-        "upsampling": "bilinear",
+        "upsampling": "bilinear" if volume_box is None else "trilinear",
         "score": score,
         "map_grid": list(maps.shape[2:]),
         "crop_box": None if box is None else {"top": box.top, "left": box.left, "height": box.height, "width": box.width},
     }
+    if volume_box is not None:
+        params["volume_box"] = {"start": list(volume_box.start), "size": list(volume_box.size)}
     if method == "smoothgradcampp":
         params["noise_samples"] = SMOOTH_SAMPLES
     explanations = {}
-    if analysis.kind == "clip" and len(analysis.probabilities):
+    if volume_box is not None:
+        explanations = whole_volume.key_slices(maps, classes, analysis.top_k)
+        params["key_slices"] = {str(k): list(e.key_frames) for k, e in explanations.items()}
+    elif analysis.kind == "clip" and len(analysis.probabilities):
         explanations = clip.key_frames(maps, analysis.probabilities, classes, analysis.top_k)
         params["key_frames"] = {str(k): list(e.key_frames) for k, e in explanations.items()}
     return MapSet(method=method, score=score, classes=classes, maps=maps, params=params, key_frames=explanations)

@@ -1,8 +1,9 @@
 """The quality measures a reviewer reads next to a map, for one item (slice) of a volume.
 
 ``check_map`` measures one map of a ``CaseAnalysis``: on its slice or frame (a clip's map on the
-window of the frame the network saw), or for a slide on the tissue tile the model finds likeliest
-to show the class, with that tile's own map. ``quality_report`` does the measuring.
+window of the frame the network saw), for a slide on the tissue tile the model finds likeliest
+to show the class, with that tile's own map, and for a whole-volume (3-D) model on the one volume
+it reads, within the box of it the network saw. ``quality_report`` does the measuring.
 
 Faithfulness (deletion and insertion AUC: does removing what the map highlights change the
 model's score? average drop and increase in confidence: does what it highlights suffice?), localisation against a mask when the image has one (pointing game, energy
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import itertools
 
 import numpy as np
 import torch
@@ -39,19 +42,22 @@ def quality_report(
     item: int,
     progress: Progress | None = None,
     score: str | None = None,
+    mask: np.ndarray | None = None,
 ) -> dict:
     """Quality of one item's map for one class.
 
     Args:
         bundle: the model that produced ``cam``.
         volume: the image; its ``labels`` (if any) are the reference mask.
-        cam: the raw ``(H, W)`` map of ``item`` on the volume grid.
+        cam: the raw ``(H, W)`` map of ``item`` on the volume grid (a whole-volume model's
+            ``(d, h, w)`` map of the one item, on the box of the volume it read).
         method: the CAM method's name, recomputed on randomised copies for the sanity check.
         class_index: the class the map explains.
         item: the slice (or frame) index.
         progress: told as the three measures finish.
         score: what ``cam`` explains ("logit", "probability", None: the method's default); the
             sanity check recomputes the map the same way.
+        mask: the reference mask on ``cam``'s grid; None takes ``volume.labels`` of ``item``.
 
     Returns:
         A JSON-ready dict: ``deletion``, ``insertion``, ``confidence`` (average drop and
@@ -67,8 +73,10 @@ def quality_report(
     report["insertion"] = quality.insertion_curve(bundle.network, x, positive, class_index).to_dict()
     report["confidence"] = quality.confidence_change(bundle.network, x, positive[None], class_index).to_dict()
     progress.report(0.3, "deletion and insertion")
-    if volume.labels is not None and volume.labels[item].any():
-        mask = volume.labels[item] > 0
+    if mask is None and volume.labels is not None:
+        mask = volume.labels[item]
+    if mask is not None and mask.any():
+        mask = mask > 0
         evidence = np.clip(cam, 0, None)
         report["pointing_game"] = quality.pointing_game(evidence, mask).to_dict()
         report["energy_inside_mask"] = quality.energy_inside_mask(evidence, mask).to_dict()
@@ -86,26 +94,31 @@ def quality_report(
 
 
 def foreground(x: torch.Tensor, max_share: float = 0.98, tolerance: float = 0.03) -> np.ndarray | None:
-    """Pixels of a preprocessed input ``(C, h, w)`` that are not its dark, flat background.
+    """Pixels of a preprocessed input ``(C, h, w)`` (or voxels of ``(C, d, h, w)``) that are not its
+    dark, flat background.
 
-    The background is the value of the image's four corner pixels when they agree on every
-    channel to within ``tolerance`` of the channel's range (MRI outside the head, which carries
-    faint noise; the black around an ultrasound sector). Foreground is where any channel differs
-    from it by more than that, with holes filled (dark structures inside the head belong to it).
+    The background is the value of the image's corner pixels (four, or eight of a volume) when
+    they agree on every channel to within ``tolerance`` of the channel's range (MRI outside the
+    head, which carries faint noise; the black around an ultrasound sector). Foreground is where
+    any channel differs from it by more than that, with holes filled (dark structures inside the
+    head belong to it).
 
     Returns:
-        A boolean ``(h, w)`` mask, or None when the image has no flat background or when the
-        foreground covers more than ``max_share`` of it (a tissue patch): then the sanity check
-        ranks the whole map.
+        A boolean ``(h, w)`` (or ``(d, h, w)``) mask, or None when the image has no flat background
+        or when the foreground covers more than ``max_share`` of it (a tissue patch): then the
+        sanity check ranks the whole map.
     """
     image = x.detach().float().cpu().numpy()
-    corners = image[:, [0, 0, -1, -1], [0, -1, 0, -1]]  # (C, 4)
+    spatial = image.ndim - 1
+    corners = np.stack([image[(slice(None), *corner)] for corner in itertools.product((0, -1), repeat=spatial)], axis=1)
     span = np.ptp(image.reshape(image.shape[0], -1), axis=1)
     limit = tolerance * np.where(span > 0, span, 1.0)
     if (np.ptp(corners, axis=1) > limit).any():
         return None
     background = np.median(corners, axis=1)
-    inside = ndimage.binary_fill_holes((np.abs(image - background[:, None, None]) > limit[:, None, None]).any(axis=0))
+    per_channel = (-1,) + (1,) * spatial
+    inside = ndimage.binary_fill_holes(
+        (np.abs(image - background.reshape(per_channel)) > limit.reshape(per_channel)).any(axis=0))
     share = float(inside.mean())
     return inside if 0.0 < share <= max_share and inside.sum() >= 2 else None
 
@@ -154,7 +167,8 @@ def check_map(
         item: the slice or frame of ``volume`` whose map is measured; None: the one that matters
             most (a clip's first key frame of the class, else the item most likely to show it).
             A slide's volume is its thumbnail (item 0 or None): its map is measured on the tissue
-            tile most likely to show the class.
+            tile most likely to show the class. A whole-volume model's one map is measured on the
+            whole volume it read, whichever slice is given.
         progress: told as the measures finish.
 
     Raises:
@@ -170,6 +184,8 @@ def check_map(
         raise ValueError(f"item {item} out of range for {volume.n_slices} items of {volume.source}")
     if analysis.slide is not None:
         return _check_tile(analysis, map_set, bundle, class_index, progress)
+    if analysis.volume_box is not None:
+        return _check_whole_volume(analysis, map_set, volume, bundle, class_index, progress)
     key_frame = item is None and bool(map_set.key_frames)
     if item is None:
         item = map_set.key_frames[class_index].key_frames[0] if key_frame else \
@@ -181,6 +197,25 @@ def check_map(
     if key_frame:
         report["key_frame_time_ms"] = float(analysis.frame_times_ms[item])
     return MapQuality(report, method, class_index, item)
+
+
+def _check_whole_volume(
+    analysis: "CaseAnalysis", map_set: "MapSet", volume: ImageVolume, bundle: "Bundle", class_index: int,
+    progress: Progress | None,
+) -> MapQuality:
+    """A whole-volume model's map measured on the one input it explains: the map and the mask
+    within the box of the volume the network read (the map is zero outside it), the map resampled
+    to the network's input for deletion, insertion and the sanity check."""
+    box = analysis.volume_box
+    cam = map_set.of(class_index)
+    if tuple(cam.shape[1:]) != tuple(volume.shape[1:]):  # kept on a coarser grid in-plane
+        cam = upsample(torch.as_tensor(cam, dtype=torch.float32), tuple(volume.shape[1:])).numpy()
+    mask = None if volume.labels is None else box.crop(volume.labels)
+    report = quality_report(bundle, volume, box.crop(cam), method=map_set.method, class_index=class_index, item=0,
+                            progress=progress, score=map_set.score, mask=mask)
+    report["scope"] = (f"the whole volume: the box of {box.size[0]} x {box.size[1]} x {box.size[2]} voxels "
+                       f"from (slice, row, col) {tuple(box.start)} the model read")
+    return MapQuality(report, map_set.method, class_index, 0)
 
 
 def _check_tile(

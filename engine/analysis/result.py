@@ -20,6 +20,7 @@ from engine.imaging.tissue import Tile
 from engine.models.classes import class_index
 from engine.models.crop_box import CropBox
 from engine.models.inference import StoredCapture
+from engine.models.volume_box import VolumeBox
 
 if TYPE_CHECKING:
     from engine.models.bundle import Bundle
@@ -38,7 +39,8 @@ class MapSet:
         classes: the explained class indices, in the order of ``maps``.
         maps: float32 ``(K', N, h, w)``: per class, one map per item of the analysed volume, on
             its grid or on a coarser grid over the same field of view (``max_map_side``). A slide's
-            volume is its thumbnail (``N`` = 1), its maps stitched from tiles, NaN off tissue.
+            volume is its thumbnail (``N`` = 1), its maps stitched from tiles, NaN off tissue. A
+            whole-volume model's one 3-D map is given on every slice (``N`` slices).
         params: JSON-ready, how the maps were made (stored with each map).
         key_frames: a clip's: per explained class, its ``ClipExplanation`` (key frames first).
         tile_maps: a slide's: ``(K', n_tiles, h, w)`` raw maps of each tile before stitching.
@@ -70,7 +72,8 @@ class MapSet:
 
 @dataclass(frozen=True)
 class CaseVerdict:
-    """One answer for the whole case, pooled from its items (a clip's frames, a slide's tiles).
+    """One answer for the whole case, pooled from its items (a clip's frames, a slide's tiles), or
+    a whole-volume model's one answer.
 
     Attributes:
         probabilities: ``(K,)`` pooled class probabilities.
@@ -128,14 +131,17 @@ class CaseAnalysis:
         calibrated: whether ``probabilities`` were temperature-scaled on held-out data.
         class_names: the ``K`` classes, in output order.
         kind: the analysed image's kind ("volume", "image", "clip" or "slide").
-        item_axis: what a row of ``probabilities`` is: "slice", "frame", "patch", "tile".
+        item_axis: what a row of ``probabilities`` is: "slice", "frame", "patch", "tile", or
+            "volume" for a model that reads the whole volume at once (one row).
         logits: ``(N, K)`` float32 raw network outputs, one row per item.
         probabilities: ``(N, K)`` float32, softmax of ``logits / temperature`` (``Bundle.predict``'s).
         maps: per method name, its ``MapSet`` (read-only).
-        verdict: the pooled whole-case answer of a clip or a slide; None for item-wise images.
+        verdict: the pooled whole-case answer of a clip or a slide, or a whole-volume model's one
+            row; None for item-wise images.
         crop_box: the window of each frame the network saw, or None for the whole frame.
         frame_times_ms: a clip's ``(N,)`` frame times from the first frame; else None.
         slide: a slide's tiling and tile probability maps; else None.
+        volume_box: a whole-volume model's: the box of the volume it read; else None.
         notes: assumptions and costs a reviewer should know, one sentence each.
         source: the image's path.
         content_hash: the image's content hash (``ImageVolume.content_hash``), to match it again.
@@ -166,6 +172,7 @@ class CaseAnalysis:
     crop_box: CropBox | None = None
     frame_times_ms: np.ndarray | None = None
     slide: SlideDetails | None = None
+    volume_box: VolumeBox | None = None
     notes: tuple[str, ...] = ()
     source: str = ""
     content_hash: str | None = None
@@ -194,10 +201,13 @@ class CaseAnalysis:
     @property
     def item_probabilities(self) -> np.ndarray:
         """``(n, K)`` probabilities per item of the analysed volume, as a viewer shows them beside
-        the maps: the rows themselves, or for a slide (whose rows are tiles and whose volume is
-        its thumbnail) the slide score as its one row."""
+        the maps: the rows themselves, for a slide (whose rows are tiles and whose volume is
+        its thumbnail) the slide score as its one row, and for a whole-volume model its one row
+        on every slice."""
         if self.slide is not None and self.verdict is not None:
             return np.asarray(self.verdict.probabilities, dtype=np.float32)[None, :]
+        if self.volume_box is not None:
+            return np.repeat(self.probabilities, self.volume_box.volume_shape[0], axis=0)
         return self.probabilities
 
     @property

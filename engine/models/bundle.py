@@ -33,6 +33,7 @@ from engine.models.metadata import (  # noqa: F401 (the file names and readers, 
 )
 from engine.models.network_config import build_network
 from engine.models.task_registry import task_spec
+from engine.models.volume_box import VolumeBox, VolumeGrid, volume_grid
 from engine.progress import Progress
 
 
@@ -94,8 +95,13 @@ class Bundle:
 
     @property
     def input_size(self) -> tuple[int, ...]:
-        """``(height, width)`` of a 2-D network input, ``(depth, height, width)`` of a 3-D one."""
+        """``(h, w)`` of one item, or ``(d, h, w)`` for a model that reads the whole volume."""
         return tuple(self.metadata["input_size"])
+
+    @property
+    def whole_volume(self) -> bool:
+        """True for a 3-D model: one item per volume (``input_size`` of three numbers)."""
+        return len(self.metadata["input_size"]) == 3
 
     @property
     def target_layer(self) -> str:
@@ -118,7 +124,8 @@ class Bundle:
         return self.path / MODEL_CARD_FILE
 
     def preprocess(self, volume: ImageVolume) -> torch.Tensor:
-        """The network input for every item of ``volume``: ``(N, C, h, w)`` float32.
+        """The network input for every item of ``volume``: ``(N, C, h, w)`` float32, or for a 3-D
+        model (``whole_volume``) the one item ``(1, C, d, h, w)``.
 
         Raises:
             BundleError: the volume lacks a channel the model needs.
@@ -134,13 +141,17 @@ class Bundle:
                 f"image {volume.source} has channels {list(volume.channel_names)}; "
                 f"this model needs {list(self.input_channels)}",
             )
-        parameters = {k: v for k, v in self.metadata["preprocessing"].items() if k in spec.parameters}
-        return spec.prepare(volume, self.input_channels, self.input_size, **parameters)
+        return spec.prepare(volume, self.input_channels, self.input_size, **self._parameters())
+
+    def _parameters(self) -> dict[str, Any]:
+        """The preprocessing parameters the task knows (``function`` and the like left out)."""
+        known = task_spec(self.task).parameters
+        return {k: v for k, v in self.metadata["preprocessing"].items() if k in known}
 
     def predict(
         self, volume: ImageVolume, progress: Progress | None = None, batch_size: int = 32
     ) -> BundlePrediction:
-        """Class probabilities for every item (slice) of ``volume``.
+        """Class probabilities for every item (slice) of ``volume``; a 3-D model's one row.
 
         Args:
             volume: an image with the channels named in ``input_channels``.
@@ -172,13 +183,15 @@ class Bundle:
         """Raw, signed class-activation maps on the volume's own ``(H, W)`` grid.
 
         When the task feeds the network a window of each frame (``crop_box``), maps are computed
-        on that window and pasted back: zero outside it and outside the window's mask.
+        on that window and pasted back: zero outside it and outside the window's mask. A 3-D
+        model's one map is resampled onto the box of the volume it read (``volume_box``) and
+        given one map per slice, zero outside the box.
 
         Args:
             volume: an image with the channels named in ``input_channels``.
             method: a name from ``engine.models.inference.method_names()`` ("gradcam", ...).
             classes: class indices to explain; None means every class.
-            slices: item indices to explain; None means every item.
+            slices: item indices to explain (a 3-D model: slices of its map); None means every item.
             progress: told after each batch; cancellation raises ``engine.progress.Cancelled``.
             batch_size: items per capture.
             max_map_side: when given and smaller than the longer side of the frame, maps are
@@ -197,17 +210,18 @@ class Bundle:
         check_methods([method])
         chosen_classes = self.class_indices(classes)
         inputs = self.preprocess(volume)
-        if slices is not None:
-            index = [int(s) for s in slices]
-            bad = [s for s in index if not 0 <= s < inputs.shape[0]]
-            if bad:
-                raise ValueError(f"slice indices {bad} out of range for {inputs.shape[0]} slices")
+        count = volume.n_slices if self.whole_volume else inputs.shape[0]
+        index = None if slices is None else [int(s) for s in slices]
+        bad = [s for s in index or () if not 0 <= s < count]
+        if bad:
+            raise ValueError(f"slice indices {bad} out of range for {count} slices")
+        if index is not None and not self.whole_volume:
             inputs = inputs[index]
         grid = self.map_grid(volume, max_map_side)
-        maps = explain_with(
+        maps = grid.place(explain_with(
             self.network, inputs, self.target_layer, method, chosen_classes, grid.window, batch_size, progress, score
-        )
-        return grid.place(maps)
+        ))
+        return maps[:, index] if index is not None and self.whole_volume else maps
 
     def class_indices(self, classes: Sequence[int] | None) -> list[int]:
         """``classes`` as checked indices of this model's classes; None means every class.
@@ -221,14 +235,25 @@ class Bundle:
                 raise ValueError(f"class index {k} out of range for {len(self.class_names)} classes")
         return chosen
 
-    def map_grid(self, volume: ImageVolume, max_map_side: int | None = None) -> MapGrid:
+    def map_grid(self, volume: ImageVolume, max_map_side: int | None = None) -> MapGrid | VolumeGrid:
         """Where this bundle's maps of ``volume`` are drawn: the frame grid (scaled so its longer side
-        is at most ``max_map_side``) and the window of it the network sees (``crop_box``).
+        is at most ``max_map_side``) and the window of it the network sees (``crop_box``); for a
+        3-D model, every slice of that grid and the box of the volume it reads (``volume_box``).
 
         Raises:
             ValueError: a bad ``max_map_side``.
         """
+        if self.whole_volume:
+            return volume_grid(self.volume_box(volume), max_map_side)
         return map_grid(volume.shape[1:], self.crop_box(volume), max_map_side)
+
+    def volume_box(self, volume: ImageVolume) -> VolumeBox:
+        """The box of ``volume`` a 3-D model's input is resampled from (the whole volume unless the
+        task crops)."""
+        box = task_spec(self.task).volume_box
+        if box is None:
+            return VolumeBox.whole(volume.shape)
+        return box(volume, self.input_channels, **self._parameters())
 
     def crop_box(self, volume: ImageVolume) -> CropBox | None:
         """The window of each frame the network sees, when the task crops (None: the whole frame)."""

@@ -134,9 +134,9 @@ _REQUIRED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "class_names": (_is_str_list, "a non-empty list of names"),
     "input_channels": (_is_str_list, "a non-empty list of channel names"),
     "input_size": (
-        lambda v: isinstance(v, list) and len(v) in (2, 3) and all(isinstance(n, int) and not isinstance(n, bool)
-                                                                   and n > 0 for n in v),
-        "[height, width] or [depth, height, width] in pixels",
+        lambda v: isinstance(v, list) and len(v) in (2, 3)
+        and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in v),
+        "[height, width] in pixels, or [depth, height, width] for a model that reads a whole volume",
     ),
     "target_layer": (lambda v: isinstance(v, str) and bool(v), "a dotted layer path"),
     "preprocessing": (lambda v: isinstance(v, dict), "an object of parameters"),

@@ -13,6 +13,8 @@ share, what one item of the image's second axis is, and optional hooks:
 * ``missing_channels(volume, input_channels) -> list[str]``: the channels the volume cannot give,
   when a task derives a channel (an RGB clip gives a grey channel as its luma);
 * ``crop_box(volume) -> CropBox``: the window of each frame the network sees, when a task crops;
+* ``volume_box(volume, input_channels, **parameters) -> VolumeBox``: the box of the volume a 3-D
+  model sees (resampled to its input size), when a whole-volume task crops;
 * ``prepare_tiles(rgb, input_size, **parameters)``: network inputs from ``(n, h, w, 3)`` uint8
   RGB tiles, for tasks whose models read whole slides tile by tile;
 * ``train(argv) -> int``: the recipe that reproduces the task's shipped bundle;
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
     from engine.imaging.volume import ImageVolume
     from engine.models.crop_box import CropBox
+    from engine.models.volume_box import VolumeBox
 
 #: The entry-point group under which task packages register their ``TASK``.
 ENTRY_POINT_GROUP = "salience.tasks"
@@ -44,13 +47,18 @@ class TaskSpec:
 
     Attributes:
         name: the task name (as in metadata.json and ``app.tasks``).
-        prepare: ``f(volume, input_channels, input_size, **parameters) -> (N, C, h, w)`` tensor.
+        prepare: ``f(volume, input_channels, input_size, **parameters) -> (N, C, h, w)`` tensor, one
+            item per slice or frame; for a 3-D model (``input_size`` of three numbers) the one
+            item ``(1, C, d, h, w)`` that is the whole volume.
         parameters: the names allowed in a bundle's ``preprocessing`` section.
-        item_axis: what one item of the volume's second axis is ("slice", "frame", "patch").
+        item_axis: what one item is: of the volume's second axis ("slice", "frame", "patch"), or
+            "volume" for a task whose models read the whole volume at once.
         missing_channels: ``f(volume, input_channels) -> list[str]``, the input channels the volume
             cannot give; None: those not among its channel names.
         crop_box: ``f(volume) -> CropBox``, the window of each frame the network sees; None: the
             whole frame.
+        volume_box: ``f(volume, input_channels, **parameters) -> VolumeBox``, the box of the
+            volume a 3-D model's input is resampled from; None: the whole volume.
         prepare_tiles: ``f(rgb (n, h, w, 3) uint8, input_size, **parameters) -> (n, C, h, w)``
             for slide tiles; None: the task's models do not read slides.
         train: ``f(argv) -> exit status``, the recipe of the task's shipped bundle; None: none.
@@ -65,6 +73,7 @@ class TaskSpec:
     item_axis: str
     missing_channels: Callable[["ImageVolume", Sequence[str]], list[str]] | None = None
     crop_box: Callable[["ImageVolume"], "CropBox"] | None = None
+    volume_box: Callable[..., "VolumeBox"] | None = None
     prepare_tiles: Callable[..., "torch.Tensor"] | None = None
     train: Callable[[list[str]], int] | None = None
     test_time_augmentations: tuple[str, ...] | None = None

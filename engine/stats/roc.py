@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.stats.results import Estimate, StatsInputError, wald
+from engine.stats.results import Estimate, StatsInputError, percentile_interval, wald
 
 
 @dataclass(frozen=True)
@@ -102,3 +102,36 @@ def roc_curve(scores, truth) -> tuple[np.ndarray, np.ndarray]:
     tpr = (abnormal[None, :] >= cuts[:, None]).mean(axis=1)
     fpr = (normal[None, :] >= cuts[:, None]).mean(axis=1)
     return np.concatenate([[0.0], fpr]), np.concatenate([[0.0], tpr])
+
+
+def roc_auc_bootstrap(scores, truth, level: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> Estimate:
+    """Empirical ROC AUC with a stratified percentile-bootstrap CI.
+
+    Abnormal and normal cases are resampled with replacement separately (each stratum keeps its
+    size, so every replicate has both), the AUC is recomputed on each replicate, and the CI is the
+    equal-tailed percentile interval of the replicates; the SE is their standard deviation
+    (Efron & Tibshirani, "An Introduction to the Bootstrap", 1993, ch. 13; stratified resampling
+    as in Carpenter & Bithell, Stat Med 19:1141-1164, 2000). With few cases it is wider and less
+    symmetric than DeLong's Wald interval, and honest about it.
+
+    Args:
+        scores: one score per case, higher meaning "more likely abnormal".
+        truth: one 0/1 label per case (1 = abnormal).
+        level: confidence level.
+        n_resamples: bootstrap replicates (at least 2).
+        seed: seeds the resampling, so the interval is reproducible.
+
+    Raises:
+        StatsInputError: fewer than 2 replicates, or scores and labels that ``split_by_truth`` refuses.
+    """
+    if n_resamples < 2:
+        raise StatsInputError(f"the bootstrap needs at least 2 replicates, got {n_resamples}")
+    abnormal, normal = split_by_truth(scores, truth)
+    rng = np.random.default_rng(seed)
+    replicates = np.empty(n_resamples)
+    for r in range(n_resamples):
+        replicates[r] = structural_components(rng.choice(abnormal, abnormal.size), rng.choice(normal, normal.size)).auc
+    low, high = percentile_interval(replicates, level)
+    return Estimate(structural_components(abnormal, normal).auc, float(replicates.std(ddof=1)), low, high, level,
+                    f"empirical AUC (Mann-Whitney), stratified percentile bootstrap ({n_resamples} replicates, seed {seed})",
+                    abnormal.size + normal.size)
