@@ -5,6 +5,7 @@
     salience predict --bundle NAME FILE
     salience explain --bundle NAME --method gradcam FILE -o OUT.nii.gz|OUT.npy
     salience train TASK [...]         reproduce a shipped bundle (glioma, lung-ultrasound, histopathology)
+    salience evaluate TASK [...]      measure a bundle on its held-back patients; write its model card
     salience bench cam|io [...]       benchmarks that print ratios measured side by side
     salience db upgrade               migrate the database to the newest schema
 
@@ -88,6 +89,14 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
         print(f"salience: error: no training recipe for task {args.task!r} (known: {', '.join(recipes)})", file=sys.stderr)
         return EXIT_BAD_INPUT
     return task_spec(args.task).train(rest)
+
+
+def cmd_evaluate(args: argparse.Namespace, rest: list[str]) -> int:
+    """Measure a bundle on the held-back part of its recipe's split (``engine.training.evaluate``)."""
+    from engine.training.evaluate import main
+
+    _print_json(main(args.task, rest))
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
@@ -180,9 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("file")
 
-    # train and bench pass their remaining arguments (and -h) on to the recipe or the benchmark.
+    # train, evaluate and bench pass their remaining arguments (and -h) on to the recipe or the benchmark.
     train = sub.add_parser("train", help="train a shipped bundle from ../shared/data", add_help=False)
     train.add_argument("task", help="glioma, lung-ultrasound or histopathology")
+
+    evaluate = sub.add_parser("evaluate", help="measure a bundle on held-back patients, write its model card",
+                              add_help=False)
+    evaluate.add_argument("task", help="glioma")
 
     bench = sub.add_parser("bench", help="benchmarks: ratios measured side by side in one run", add_help=False)
     bench.add_argument("suite", choices=["cam", "io"])
@@ -196,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command not in ("train", "bench"):
+    if rest and args.command not in ("train", "evaluate", "bench"):
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     command = args.command or "gui"
@@ -205,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     from engine.errors import SalienceError
 
     try:
-        if command in ("train", "bench"):
-            code = {"train": cmd_train, "bench": cmd_bench}[command](args, rest)
+        if command in ("train", "evaluate", "bench"):
+            code = {"train": cmd_train, "evaluate": cmd_evaluate, "bench": cmd_bench}[command](args, rest)
         else:
             handlers = {"inspect": cmd_inspect, "predict": cmd_predict, "explain": cmd_explain, "db": cmd_db, "gui": cmd_gui}
             code = handlers[command](args)

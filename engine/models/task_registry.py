@@ -15,7 +15,9 @@ share, what one item of the image's second axis is, and optional hooks:
 * ``crop_box(volume) -> CropBox``: the window of each frame the network sees, when a task crops;
 * ``prepare_tiles(rgb, input_size, **parameters)``: network inputs from ``(n, h, w, 3)`` uint8
   RGB tiles, for tasks whose models read whole slides tile by tile;
-* ``train(argv) -> int``: the recipe that reproduces the task's shipped bundle.
+* ``train(argv) -> int``: the recipe that reproduces the task's shipped bundle;
+* ``evaluation() -> engine.training.evaluate.TaskEvaluation``: how ``salience evaluate`` reads the
+  task's held-back cases and writes its model card.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class TaskSpec:
         prepare_tiles: ``f(rgb (n, h, w, 3) uint8, input_size, **parameters) -> (n, C, h, w)``
             for slide tiles; None: the task's models do not read slides.
         train: ``f(argv) -> exit status``, the recipe of the task's shipped bundle; None: none.
+        evaluation: ``f() -> TaskEvaluation`` (``engine.training.evaluate``), imported when first
+            called; None: ``salience evaluate`` does not know the task.
     """
 
     name: str
@@ -62,6 +66,7 @@ class TaskSpec:
     crop_box: Callable[["ImageVolume"], "CropBox"] | None = None
     prepare_tiles: Callable[..., "torch.Tensor"] | None = None
     train: Callable[[list[str]], int] | None = None
+    evaluation: Callable[[], Any] | None = None
 
 
 @lru_cache(maxsize=1)
