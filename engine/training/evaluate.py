@@ -468,6 +468,7 @@ def run_evaluation(task: str, args: argparse.Namespace, progress: Progress | Non
     if levers:
         labelled = [("this bundle", bundles[0]), *levers]
         report["levers"] = lever_rows(labelled, evaluation, data_dir, args.method, ScaledProgress(progress, 1 - share, 1.0))
+        report["levers_cases"] = held_back_part(bundles[0], "val")
     if args.out is not None or args.part == "test":
         report["card"] = str(write_card(bundles[0], evaluation, report, args.out))
     return report

@@ -93,19 +93,22 @@ def _levers(report: dict[str, Any]) -> list[str]:
     levers = report.get("levers")
     if not levers:
         return []
+    base = levers[0]
     lines = [
         "## Which levers mattered (validation patients)",
         "",
-        "Each row is a bundle trained by this recipe with one setting changed (the command is its",
-        "`metadata.json` `training` section); all are measured on the validation patients, which also chose",
-        "the shipped settings. The test patients chose nothing.",
+        "Each run below was trained by this recipe with the setting shown (recorded in its `metadata.json`);",
+        f"all are measured on the {len(report['levers_cases'])} validation patients, which also chose the shipped settings",
+        "(the test patients chose nothing). The change columns compare each run with the first row.",
         "",
-        "| run | setting | AUC | pointing game | energy ratio |",
-        "| --- | --- | --- | --- | --- |",
+        "| run | setting | AUC | change | pointing game | change | energy ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for lever in levers:
+        d_auc, d_pg = lever["auc"] - base["auc"], lever["pointing_game"] - base["pointing_game"]
         lines.append(
-            f"| {lever['label']} | {lever['setting']} | {lever['auc']:.3f} | {lever['pointing_game']:.3f} | {lever['energy_ratio']:.2f} |"
+            f"| {lever['label']} | {lever['setting']} | {lever['auc']:.3f} | {d_auc:+.3f} | {lever['pointing_game']:.3f} "
+            f"| {d_pg:+.3f} | {lever['energy_ratio']:.2f} |"
         )
     return [*lines, ""]
 
