@@ -9,6 +9,7 @@
     salience bundle add PATH [--replace] | list | remove NAME
                                       a site's own MONAI bundles (folder or .zip), checked, beside the shipped ones
     salience train TASK [...]         reproduce a shipped bundle (glioma, glioma-grade, lung-ultrasound, histopathology)
+    salience evaluate TASK [...]      measure a bundle on its held-back patients; write its model card
     salience bench cam|io|viewer [...]  benchmarks that print ratios and medians measured in one run
     salience db upgrade               migrate the database to the newest schema
     salience agreement FILE.csv [--level nominal|ordinal|interval|ratio]
@@ -125,6 +126,14 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
         print(f"salience: error: no training recipe for task {args.task!r} (known: {', '.join(recipes)})", file=sys.stderr)
         return EXIT_BAD_INPUT
     return task_spec(args.task).train(rest)
+
+
+def cmd_evaluate(args: argparse.Namespace, rest: list[str]) -> int:
+    """Measure a bundle on the held-back part of its recipe's split (``engine.training.evaluate``)."""
+    from engine.training.evaluate import main
+
+    _print_json(main(args.task, rest))
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
@@ -266,9 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     bundle_remove.add_argument("name")
     add_cohort_parser(sub)
 
-    # train and bench pass their remaining arguments (and -h) on to the recipe or the benchmark.
+    # train, evaluate and bench pass their remaining arguments (and -h) on to the recipe or the benchmark.
     train = sub.add_parser("train", help="train a shipped bundle from ../shared/data", add_help=False)
     train.add_argument("task", help="glioma, glioma-grade, lung-ultrasound or histopathology")
+
+    evaluate = sub.add_parser("evaluate", help="measure a bundle on held-back patients, write its model card",
+                              add_help=False)
+    evaluate.add_argument("task", help="glioma")
 
     bench = sub.add_parser("bench", help="benchmarks: ratios measured side by side in one run", add_help=False)
     bench.add_argument("suite", choices=["cam", "io", "viewer"])
@@ -297,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command not in ("train", "bench"):
+    if rest and args.command not in ("train", "evaluate", "bench"):
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     log_file = data_folder() / LOG_NAME
     configure_logging(log_file, verbose=args.verbose)
@@ -308,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     from engine.errors import SalienceError
 
     try:
-        if command in ("train", "bench"):
-            code = {"train": cmd_train, "bench": cmd_bench}[command](args, rest)
+        if command in ("train", "evaluate", "bench"):
+            code = {"train": cmd_train, "evaluate": cmd_evaluate, "bench": cmd_bench}[command](args, rest)
         else:
             handlers = {"inspect": cmd_inspect, "predict": cmd_predict, "explain": cmd_explain, "db": cmd_db, "gui": cmd_gui,
                         "agreement": cmd_agreement, "mrmc": cmd_mrmc, "study": cmd_study, "user": cmd_study,

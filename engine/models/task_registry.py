@@ -20,6 +20,8 @@ share, what one item of the image's second axis is, and optional hooks:
 * ``train(argv) -> int``: the recipe that reproduces the task's shipped bundle;
 * ``test_time_augmentations``: the transforms that keep an image's meaning, by name
   (``engine.analysis.test_time.AUGMENTATIONS``), for uncertainty by test-time augmentation.
+* ``evaluation() -> engine.training.evaluate.TaskEvaluation``: how ``salience evaluate`` reads the
+  task's held-back cases and writes its model card.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class TaskSpec:
         test_time_augmentations: names from ``engine.analysis.test_time.AUGMENTATIONS`` that keep
             the meaning of this task's images; None: the generic default (a left-right flip and
             a small intensity jitter).
+        evaluation: ``f() -> TaskEvaluation`` (``engine.training.evaluate``), imported when first
+            called; None: ``salience evaluate`` does not know the task.
     """
 
     name: str
@@ -77,6 +81,7 @@ class TaskSpec:
     prepare_tiles: Callable[..., "torch.Tensor"] | None = None
     train: Callable[[list[str]], int] | None = None
     test_time_augmentations: tuple[str, ...] | None = None
+    evaluation: Callable[[], Any] | None = None
 
 
 @lru_cache(maxsize=1)

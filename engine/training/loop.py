@@ -40,6 +40,9 @@ TRAINING_SHARE = 0.9
 
 #: ``augment(batch, generator) -> batch``: a recipe's random augmentation of one training batch.
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+#: ``objective(network, batch, labels) -> loss``: a recipe's own training loss of an augmented batch
+#: (e.g. ``engine.training.guidance.GuidedObjective``); the default is the cross-entropy.
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ def train_one_epoch(
     class_weights: torch.Tensor | None,
     progress: Progress,
     span: tuple[float, float],
+    objective: Objective | None = None,
 ) -> float:
     """One pass over the training items in an order drawn from ``generator``.
 
@@ -131,6 +135,7 @@ def train_one_epoch(
         class_weights: per-class weights of the cross-entropy; None weighs every item alike.
         progress: told after each batch, within ``span`` of the whole run; checked for cancellation.
         span: ``(start, end)`` fractions of the whole run this epoch covers.
+        objective: the loss of an augmented batch; None: cross-entropy with ``class_weights``.
 
     Returns:
         The mean training loss over the items.
@@ -145,7 +150,11 @@ def train_one_epoch(
     for done, chunk in enumerate(chunks, start=1):
         check_cancelled(progress)
         index = order[chunk.start : chunk.stop]
-        loss = F.cross_entropy(network(augment(inputs[index], generator)), labels[index], weight=class_weights)
+        batch = augment(inputs[index], generator)
+        if objective is None:
+            loss = F.cross_entropy(network(batch), labels[index], weight=class_weights)
+        else:
+            loss = objective(network, batch, labels[index])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -165,6 +174,7 @@ def fit_network(
     augment: Augment,
     progress: Progress,
     class_weights: torch.Tensor | None = None,
+    objective: Objective | None = None,
 ) -> tuple[list[dict[str, float]], int]:
     """Train with AdamW (weight decay 1e-4) and a one-cycle schedule; keep the best epoch.
 
@@ -181,6 +191,8 @@ def fit_network(
         progress: told the fraction done and each epoch's figures; cancellation raises
             ``engine.progress.Cancelled``.
         class_weights: per-class weights of the cross-entropy; None weighs every item alike.
+        objective: the recipe's own loss of an augmented batch (it then owns any class
+            weights); None: the cross-entropy.
 
     Returns:
         ``(history, best_epoch)``: one dict per epoch (``epoch``, ``train_loss`` and the
@@ -204,6 +216,7 @@ def fit_network(
         loss = train_one_epoch(
             network, inputs, labels, optimiser=optimiser, scheduler=scheduler, augment=augment, generator=generator,
             batch_size=settings.batch_size, class_weights=class_weights, progress=progress, span=span,
+            objective=objective,
         )
         judged = validate(network)
         history.append({"epoch": epoch, "train_loss": loss, **judged.record})
@@ -364,12 +377,13 @@ class RecipeRun:
         *,
         augment: Augment,
         class_weights: torch.Tensor | None = None,
+        objective: Objective | None = None,
     ) -> nn.Module:
         """Build the seeded network and fit it (``fit_network``); returns it with its best epoch's weights."""
         self.network = seeded_network(self.network_def, self.settings.seed)
         self.history, self.best_epoch = fit_network(
             self.network, inputs, labels, validate, self.settings,
-            augment=augment, progress=self.progress, class_weights=class_weights,
+            augment=augment, progress=self.progress, class_weights=class_weights, objective=objective,
         )
         self.clock.trained()
         return self.network

@@ -10,10 +10,17 @@ def _train(argv: list[str]) -> int:
     return main(argv)
 
 
+def _evaluation():
+    from engine.tasks.glioma.train import EVALUATION
+
+    return EVALUATION
+
+
 TASK = TaskSpec(
     name="glioma",
     prepare=preprocess.prepare,
     parameters=preprocess.PARAMETERS,
     item_axis=preprocess.ITEM_AXIS,
     train=_train,
+    evaluation=_evaluation,
 )

@@ -11,12 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from engine.errors import SalienceError
 from engine.imaging import read_image
-from engine.tasks.glioma.preprocess import glioma_slices
+from engine.imaging.volume import ImageVolume
+from engine.tasks.glioma.preprocess import brain_region, glioma_slices
+from engine.training.evaluate import HeldBackCase
 
 CHANNELS = ("t1", "flair", "t1ce")
+#: The rim peeled off the head to find the brain whose area a lesion mask's share is taken of.
+EVALUATION_BRAIN_MARGIN = 6
 
 
 @dataclass(frozen=True)
@@ -36,11 +41,13 @@ class SliceSet:
         inputs: ``(N, C, h, w)`` float32.
         labels: ``(N,)`` int64, 1 where the slice shows FLAIR abnormality.
         patients: ``(N,)`` patient id of each slice.
+        masks: ``(N, h, w)`` bool FLAIR abnormality masks on the network's grid.
     """
 
     inputs: torch.Tensor
     labels: torch.Tensor
     patients: tuple[str, ...]
+    masks: torch.Tensor
 
 
 def list_patients(data_dir: str | Path) -> list[str]:
@@ -86,6 +93,21 @@ def slice_labels(mask: np.ndarray) -> np.ndarray:
     return (mask.reshape(mask.shape[0], -1) > 0).any(axis=1).astype(np.int64)
 
 
+def read_patient(data_dir: str | Path, patient: str) -> tuple[ImageVolume, np.ndarray]:
+    """One patient's volume and its ``(C, N, H, W)`` sequences in ``CHANNELS`` order.
+
+    Raises:
+        SalienceError: the case cannot be read, lacks a sequence, or has no mask.
+    """
+    volume = read_image(Path(data_dir) / patient)
+    if volume.labels is None:
+        raise SalienceError(f"{volume.source}: no *_seg mask, cannot label slices")
+    missing = [c for c in CHANNELS if c not in volume.channel_names]
+    if missing:
+        raise SalienceError(f"{volume.source}: missing sequences {missing}")
+    return volume, np.stack([volume.channel(c) for c in CHANNELS])
+
+
 def load_slices(
     data_dir: str | Path, patients: tuple[str, ...], input_size: tuple[int, int], preprocessing: dict
 ) -> SliceSet:
@@ -94,16 +116,39 @@ def load_slices(
     Raises:
         SalienceError: a case cannot be read, lacks a channel, or has no mask.
     """
-    inputs, labels, owners = [], [], []
+    inputs, labels, masks, owners = [], [], [], []
     for patient in patients:
-        volume = read_image(Path(data_dir) / patient)
-        if volume.labels is None:
-            raise SalienceError(f"{volume.source}: no *_seg mask, cannot label slices")
-        missing = [c for c in CHANNELS if c not in volume.channel_names]
-        if missing:
-            raise SalienceError(f"{volume.source}: missing sequences {missing}")
-        array = np.stack([volume.channel(c) for c in CHANNELS])
+        volume, array = read_patient(data_dir, patient)
         inputs.append(glioma_slices(array, input_size, **preprocessing))
         labels.append(torch.from_numpy(slice_labels(volume.labels)))
+        masks.append(lesion_masks(volume.labels, input_size))
         owners.extend([patient] * volume.n_slices)
-    return SliceSet(torch.cat(inputs), torch.cat(labels), tuple(owners))
+    return SliceSet(torch.cat(inputs), torch.cat(labels), tuple(owners), torch.cat(masks))
+
+
+def lesion_masks(labels: np.ndarray, input_size: tuple[int, int]) -> torch.Tensor:
+    """``(N, h, w)`` bool FLAIR abnormality masks on the network's grid (nearest neighbour)."""
+    masks = torch.from_numpy(np.asarray(labels) > 0)
+    if tuple(masks.shape[1:]) != tuple(input_size):
+        masks = F.interpolate(masks[:, None].float(), size=tuple(input_size), mode="nearest")[:, 0] > 0.5
+    return masks
+
+
+def read_case(data_dir: Path, patient: str) -> HeldBackCase:
+    """A held-back patient for ``salience evaluate``: slice labels, FLAIR masks and the brain.
+
+    The brain (``brain_region`` with ``EVALUATION_BRAIN_MARGIN``, whatever the bundle's own
+    preprocessing) is what a mask's area share is taken of, so bundles are compared alike.
+
+    Raises:
+        SalienceError: the case cannot be read, lacks a sequence, or has no mask.
+    """
+    volume, array = read_patient(data_dir, patient)
+    scaled = glioma_slices(array, volume.shape[1:]).numpy()
+    return HeldBackCase(
+        name=patient,
+        volume=volume,
+        labels=slice_labels(volume.labels),
+        masks=np.asarray(volume.labels) > 0,
+        region=brain_region(scaled, EVALUATION_BRAIN_MARGIN),
+    )

@@ -1,4 +1,5 @@
-"""The model card (``docs/README.md``) of the glioma bundle, written from the training metrics."""
+"""The model card (``docs/README.md``) of the glioma bundle, written by ``salience evaluate glioma``
+from the held-back patients' report, the bundle's metadata and its recipe's training metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from typing import Any
 
 from engine.training.model_card import (
     FIGURES_LINE,
-    calibration_lines,
     cam_layer_lines,
     card_opening,
     network_summary,
@@ -20,26 +20,163 @@ def _ids(ids: list[str]) -> str:
     return ", ".join(f"`{i}`" for i in ids)
 
 
-def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: dict[str, Any]) -> str:
-    """Markdown model card: data and licence, split, test metrics, CAM check, use and limits.
+def _ci(figure: dict[str, Any], as_percent: bool = False, digits: int = 3) -> str:
+    """``0.912 (95% CI 0.871-0.947)`` of a report interval."""
+    show = percent if as_percent else (lambda x: f"{x:.{digits}f}")
+    low, high = figure["ci95"]
+    return f"{show(figure['estimate'])} (95% CI {show(low)}-{show(high)})"
+
+
+def _count(figure: dict[str, Any]) -> str:
+    return f"{figure['count'][0]} of {figure['count'][1]}"
+
+
+def _results(report: dict[str, Any]) -> list[str]:
+    loc = report["localisation"]
+    return [
+        f"## Results on the held-back {report['part']} patients",
+        "",
+        f"{len(report['cases'])} patients, {report['items']} slices ({report['positives']} with a FLAIR abnormality). "
+        "AUC and map intervals: bootstrap over patients (2,000 resamples); accuracy, sensitivity and "
+        "specificity: Wilson intervals over slices, which treat a patient's slices as independent and so are narrower than a",
+        "patient-level interval would be.",
+        "",
+        "| metric | value (95% CI) | counts |",
+        "| --- | --- | --- |",
+        f"| ROC AUC, slice level | {_ci(report['auc'])} | {report['positives']} positive, {report['negatives']} negative slices |",
+        f"| accuracy (p >= {report['threshold']}) | {_ci(report['accuracy'], True)} | {_count(report['accuracy'])} |",
+        f"| sensitivity | {_ci(report['sensitivity'], True)} | {_count(report['sensitivity'])} |",
+        f"| specificity | {_ci(report['specificity'], True)} | {_count(report['specificity'])} |",
+        f"| pointing game ({report['method']}) | {_ci(loc['pointing_game'])} | {loc['items']} tumour slices of {loc['cases']} patients |",
+        f"| energy in mask / mask's share of brain | {_ci(loc['energy_ratio'], digits=2)} | same slices |",
+        "",
+        f"Where the maps point: on every slice with a FLAIR abnormality, the `{report['method']}` map of the",
+        f"'{report['positive_class']}' class (raw, on the 128 x 128 slice) is checked against the expert mask. Pointing",
+        "game: the map's peak lies inside the mask (no tolerance); each patient's share of hits, then",
+        f"the mean over patients (over all slices pooled: {percent(loc['pointing_game_items'])}). Energy: the map's positive",
+        f"part inside the mask ({percent(loc['energy_inside_mask'])} on average) over the mask's share of the brain",
+        f"({percent(loc['mask_share_of_region'])} on average; brain = the head less a 6-pixel rim), per patient, then averaged;",
+        "1 would be a map spread evenly over the brain.",
+        "",
+    ]
+
+
+def _per_patient(report: dict[str, Any]) -> list[str]:
+    lines = ["| patient | slices | tumour slices | pointing game | energy ratio |", "| --- | --- | --- | --- | --- |"]
+    for case in report["per_case"]:
+        pointing = "-" if case["pointing_game"] is None else f"{case['pointing_game']:.2f}"
+        ratio = "-" if case["energy_ratio"] is None else f"{case['energy_ratio']:.1f}"
+        lines.append(f"| `{case['case']}` | {case['items']} | {case['lesion_items']} | {pointing} | {ratio} |")
+    return lines
+
+
+def _seed_runs(report: dict[str, Any]) -> list[str]:
+    runs = report.get("seed_runs")
+    if not runs:
+        return ["Only this run was measured: no seed-to-seed range is given.", ""]
+    ranges = runs["ranges"]
+    seeds = ", ".join(str(r["seed"]) for r in runs["runs"])
+    return [
+        f"Seed to seed (runs with seeds {seeds}, same split, same held-back patients; this bundle is the first):",
+        "",
+        "| figure | " + " | ".join(f"seed {r['seed']}" for r in runs["runs"]) + " | range |",
+        "| --- |" + " --- |" * (len(runs["runs"]) + 1),
+        *(
+            f"| {name} | " + " | ".join(f"{r[name]:.3f}" for r in runs["runs"]) + f" | {low:.3f}-{high:.3f} |"
+            for name, (low, high) in ranges.items()
+        ),
+        "",
+    ]
+
+
+def _levers(report: dict[str, Any]) -> list[str]:
+    levers = report.get("levers")
+    if not levers:
+        return []
+    base = levers[0]
+    lines = [
+        "## Which levers mattered (validation patients)",
+        "",
+        "Each run below was trained by this recipe with the setting shown (recorded in its `metadata.json`);",
+        f"all are measured on the {len(report['levers_cases'])} validation patients, which also chose the shipped settings",
+        "(the test patients chose nothing). The change columns compare each run with the first row.",
+        "",
+        "| run | setting | AUC | change | pointing game | change | energy ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for lever in levers:
+        d_auc, d_pg = lever["auc"] - base["auc"], lever["pointing_game"] - base["pointing_game"]
+        lines.append(
+            f"| {lever['label']} | {lever['setting']} | {lever['auc']:.3f} | {d_auc:+.3f} | {lever['pointing_game']:.3f} "
+            f"| {d_pg:+.3f} | {lever['energy_ratio']:.2f} |"
+        )
+    return [*lines, ""]
+
+
+def _training(metadata: dict[str, Any], training_metrics: dict[str, Any] | None) -> list[str]:
+    lines = ["## Training", ""]
+    if training_metrics is None or "training" not in metadata:
+        return [*lines, "- The recipe's training record (`docs/training_metrics.json`, `training` in", "  `metadata.json`) is not in this bundle.", ""]
+    training = metadata["training"]
+    split = metadata["split"]
+    slices, positive = training_metrics["slices"], training_metrics["positive_slices"]
+    lines += [
+        f"- Patients split by patient (never by slice) with split seed {training['split_seed']}:",
+        f"  {len(split['train'])} train ({slices['train']} slices, {positive['train']} positive),",
+        f"  {len(split['val'])} validation ({slices['val']} slices, {positive['val']} positive),",
+        f"  {len(split['test'])} test ({slices['test']} slices, {positive['test']} positive).",
+        *optimiser_lines(training, training_metrics["best_epoch"]),
+    ]
+    if "augmentation" in training:
+        lines.append(f"  Augmentation: {training['augmentation']}.")
+    if training.get("cam_guidance"):
+        lines.append(f"  Map guidance: {training['cam_guidance']}.")
+    if training.get("class_weights"):
+        lines.append(f"  Class weights of the loss: {training['class_weights']}.")
+    lines += [
+        f"- Measured time: {training_metrics['seconds_training'] / 60:.1f} min wall-clock training "
+        f"({training_metrics['cpu_seconds_training'] / 60:.1f} min CPU),",
+        f"  {training_metrics['seconds_total'] / 60:.1f} min in all, on a 2-core CPU shared with other work, "
+        f"{training['torch_threads']} torch thread(s)",
+        f"  (PyTorch {metadata['pytorch_version']}, MONAI {metadata['monai_version']}).",
+        *reproduce_lines("glioma", "--data ../shared/data/glioma-lgg --out engine/bundles/glioma", training,
+                         " (another thread count or library"),
+        "  version changes the weights in the last bits), then `salience evaluate glioma` writes this card.",
+        "",
+    ]
+    return lines
+
+
+def model_card(
+    metadata: dict[str, Any], network_def: dict[str, Any], report: dict[str, Any], training_metrics: dict[str, Any] | None
+) -> str:
+    """Markdown model card: data and licence, model, training, held-back results, maps, limits.
 
     Args:
-        metadata: the bundle's ``metadata.json`` content (before the checksum is added).
-        metrics: what ``train_glioma`` measured.
-        network_def: the ``inference.json`` network config.
+        metadata: the bundle's ``metadata.json``.
+        network_def: its ``inference.json`` network config.
+        report: what ``salience evaluate glioma`` measured (``engine.training.evaluate``).
+        training_metrics: the recipe's ``docs/training_metrics.json``, or None.
     """
-    t = metrics["test"]
-    cam = metrics["cam_localisation"]
-    training = metadata["training"]
-    split = metrics["split"]
     grid, size = metadata["target_layer_grid"], metadata["input_size"]
-    net = network_summary(network_def, metrics["parameters"])
-    opening = card_opening(metadata, "FLAIR abnormality per MRI slice", [
-        "**Intended use: research and demonstration, not for clinical decisions.** The model shows",
-        "how a reviewer inspects a classifier's class-activation maps in Salience.",
-    ])
+    parameters = training_metrics["parameters"] if training_metrics else None
+    net = network_summary(network_def, parameters) if parameters else f"`{network_def['_target_']}`"
+    preprocessing = metadata["preprocessing"]
+    calibration = report["calibration"]
+    split = metadata["split"]
+    margin = preprocessing.get("brain_margin", 0)
+    masking = (
+        f"  everything outside the brain (the head less a {margin}-pixel rim, `brain_region`) is set to 0,"
+        if margin else "  the whole head is kept (no brain masking),"
+    )
     lines = [
-        *opening,
+        *card_opening(metadata, "FLAIR abnormality per MRI slice", [
+            "**Intended use: research and demonstration, not for clinical decisions.** The model shows",
+            "how a reviewer inspects a classifier's class-activation maps in Salience.",
+        ]),
+        f"This card was written by `salience evaluate glioma` from the held-back {report['part']} patients;",
+        "to change it, change the recipe or the card writer (`engine/tasks/glioma/model_card.py`), not this file.",
+        "",
         "## Data and licence",
         "",
         "- Images: TCGA-LGG (lower-grade glioma) from The Cancer Imaging Archive (TCIA), shared under",
@@ -57,56 +194,37 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         "",
         "## Model",
         "",
-        f"- Network: {net} ({metadata['input_size'][0]} x {metadata['input_size'][1]} input,",
+        f"- Network: {net} ({size[0]} x {size[1]} input,",
         "  channels " + ", ".join(metadata["input_channels"]) + "), weights in safetensors.",
-        f"- Preprocessing: `{metadata['preprocessing']['function']}`: each sequence of each volume is",
-        f"  divided by the {metadata['preprocessing']['upper_percentile']}th percentile of its non-zero voxels and clipped to",
-        f"  [0, {metadata['preprocessing']['clip_max']}]; slices are resized to the input size when the grid differs.",
+        f"- Preprocessing: `{preprocessing['function']}`: each sequence of each volume is divided by the",
+        f"  {preprocessing['upper_percentile']}th percentile of its non-zero voxels and clipped to [0, {preprocessing['clip_max']}];",
+        masking,
+        "  slices are resized to the input size when the grid differs.",
         *cam_layer_lines(metadata, "slice"),
-        *calibration_lines("validation patients", metrics["temperature"], metrics["test_ece_uncalibrated"], metrics["test_ece"]),
+        f"- Calibration: temperature scaling fitted on the validation patients, T = {calibration['temperature']:.3f}",
+        f"  (held-back ECE {calibration['ece_before']:.3f} before, {calibration['ece_after']:.3f} after; {calibration['bins']} bins).",
         "",
-        "## Training",
+        *_training(metadata, training_metrics),
+        *_results(report),
+        *_seed_runs(report),
+        *_levers(report),
+        "### Per patient",
         "",
-        f"- Patients split by patient (never by slice) with split seed {training['split_seed']}:",
-        f"  {len(split['train'])} train ({metrics['slices']['train']} slices, {metrics['positive_slices']['train']} positive),",
-        f"  {len(split['val'])} validation ({metrics['slices']['val']} slices, {metrics['positive_slices']['val']} positive),",
-        f"  {len(split['test'])} test ({metrics['slices']['test']} slices, {metrics['positive_slices']['test']} positive).",
-        *optimiser_lines(training, metrics["best_epoch"]),
-        "  Augmentation: random left-right flip, per-channel intensity scale +-10% and shift +-0.05.",
-        f"- Measured time: {metrics['seconds_training'] / 60:.1f} min wall-clock training ({metrics['cpu_seconds_training'] / 60:.1f} min CPU),",
-        f"  {metrics['seconds_total'] / 60:.1f} min in all, on a 2-core CPU shared with other work, {training['torch_threads']} torch",
-        f"  thread(s) (PyTorch {metadata['pytorch_version']}, MONAI {metadata['monai_version']}).",
-        *reproduce_lines("glioma", "--data ../shared/data/glioma-lgg --out engine/bundles/glioma", training,
-                         " (another thread count or library"),
-        "  version changes the weights in the last bits).",
+        *_per_patient(report),
         "",
-        "## Results on the held-back test patients (slice level)",
-        "",
-        "| metric | value | counts |",
-        "| --- | --- | --- |",
-        f"| ROC AUC | {t['auc']:.3f} | {t['positives']} positive, {t['negatives']} negative slices |",
-        f"| accuracy (p >= {t['threshold']}) | {percent(t['accuracy'])} | {t['tp'] + t['tn']} of {t['n']} |",
-        f"| sensitivity | {percent(t['sensitivity'])} | {t['tp']} of {t['positives']} |",
-        f"| specificity | {percent(t['specificity'])} | {t['tn']} of {t['negatives']} |",
-        "",
-        f"Grad-CAM check (`{cam['method']}`, abnormality class, raw map's positive part) on the",
-        f"{cam['slices']} mask-positive test slices: on average {percent(cam['mean_energy_inside_mask'])} of the map's",
-        f"energy falls inside the mask, which covers {percent(cam['mean_mask_area_fraction'])} of the slice; energy share",
-        f"exceeds area share on {percent(cam['share_energy_above_area'])} of slices, and the map's peak lies inside the",
-        f"mask on {percent(cam['share_peak_inside_mask'])} of slices (pointing game). On each test patient's",
-        f"largest-mask slice: {percent(cam['largest_mask_slice_mean_energy'])} of energy in {percent(cam['largest_mask_slice_mean_area'])} of the area.",
-        "",
-        FIGURES_LINE,
+        FIGURES_LINE + " The held-back report: `docs/evaluation.json`.",
         "",
         "## Known limits",
         "",
-        "- 85 patients from a handful of TCGA institutions; 15 test patients give wide confidence",
-        "  intervals. Not validated on other scanners, protocols, or on high-grade tumours.",
+        f"- 85 patients from a handful of TCGA institutions; with {len(report['cases'])} held-back patients the intervals",
+        "  above are wide. Not validated on other scanners, protocols, or on high-grade tumours.",
         "- Slice labels come from FLAIR abnormality masks, not from a radiologist reading each slice;",
         "  slices with a few mask voxels at the tumour's edge are hard and often missed.",
-        f"- Low resolution ({size[0]} x {size[1]} input, {grid[0]} x {grid[1]} CAM grid): maps are coarse and can spill",
-        "  past small lesions. Intensity scaling is per volume, so a volume cropped to a few slices",
-        "  changes it.",
+        f"- {size[0]} x {size[1]} input and a {grid[0]} x {grid[1]} CAM grid ({size[0] // grid[0]} pixels per cell): maps are",
+        "  coarse and can spill past small lesions. Intensity scaling is per volume, so a volume",
+        "  cropped to a few slices changes it.",
+        "- The brain is found by peeling a fixed rim off the head, not by a skull-stripping model: on",
+        "  the skull base (orbits, sinuses) some non-brain tissue stays.",
         "- Trained only on TCGA-LGG slices as prepared by Buda et al.; other preparations (bias",
         "  correction, skull stripping, other slice thickness) are untested.",
         "",

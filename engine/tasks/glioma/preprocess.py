@@ -11,11 +11,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from engine.imaging.volume import ImageVolume
 
-#: Default intensity parameters; a bundle's ``metadata.json`` ``preprocessing`` overrides them.
-DEFAULT_PARAMS: dict[str, float] = {"upper_percentile": 99.5, "clip_max": 2.0}
+#: Default parameters; a bundle's ``metadata.json`` ``preprocessing`` overrides them. A bundle
+#: that does not name ``brain_margin`` (glioma 1.x) sees the whole head, as it was trained.
+DEFAULT_PARAMS: dict[str, float] = {"upper_percentile": 99.5, "clip_max": 2.0, "brain_margin": 0}
+
+#: A pixel belongs to the head when any scaled sequence exceeds this (the background is black).
+HEAD_THRESHOLD = 0.05
 
 #: The task registry's view of this module (see ``engine.models.task_registry``).
 PARAMETERS: tuple[str, ...] = tuple(DEFAULT_PARAMS)
@@ -43,23 +48,52 @@ def channel_scale(channel: np.ndarray, upper_percentile: float) -> float:
     return scale if scale > 0 else 1.0
 
 
+def brain_region(slices: np.ndarray, margin: int) -> np.ndarray:
+    """Where the brain lies on each slice: the head with a rim of ``margin`` pixels peeled off.
+
+    The head is every pixel where a sequence exceeds ``HEAD_THRESHOLD`` (scaled intensities),
+    closed and with its holes filled; eroding it by ``margin`` pixels removes the scalp and skull,
+    whose bright rim would otherwise let a classifier judge a slice by the head's outline. It is
+    a geometric strip, not a skull-stripping model: on the skull base some non-brain tissue stays.
+    On the 85 TCGA-LGG patients at 128 x 128 a margin of 6 pixels removes no voxel of any FLAIR
+    abnormality mask (8 pixels would remove 0.13%).
+
+    Args:
+        slices: ``(N, C, h, w)`` scaled slices (``glioma_slices`` before masking).
+        margin: pixels peeled off the head's outline; 0 keeps the whole head.
+
+    Returns:
+        bool ``(N, h, w)``.
+    """
+    head = np.asarray(slices).max(axis=1) > HEAD_THRESHOLD
+    region = np.empty_like(head)
+    for i, mask in enumerate(head):
+        filled = ndimage.binary_fill_holes(ndimage.binary_closing(mask, iterations=2))
+        region[i] = ndimage.binary_erosion(filled, iterations=int(margin)) if margin > 0 else filled
+    return region
+
+
 def glioma_slices(
     array: np.ndarray,
     input_size: Sequence[int],
     upper_percentile: float = DEFAULT_PARAMS["upper_percentile"],
     clip_max: float = DEFAULT_PARAMS["clip_max"],
+    brain_margin: float = DEFAULT_PARAMS["brain_margin"],
 ) -> torch.Tensor:
     """Turn a ``(C, N, H, W)`` volume into a batch of slices ``(N, C, h, w)`` for a 2-D network.
 
     Each channel is divided by ``channel_scale`` of the whole volume (not of each slice, so a slice
     that only grazes the brain is not blown up), clipped to ``[0, clip_max]``, and every slice is
-    resized to ``input_size`` (bilinear, antialiased) when the volume's grid differs.
+    resized to ``input_size`` (bilinear, antialiased) when the volume's grid differs. With a
+    ``brain_margin``, everything outside ``brain_region`` (on the network's grid) is set to 0.
 
     Args:
         array: pixel data ``(C, N, H, W)``, channels already in the order the network expects.
         input_size: the network's ``(h, w)``.
         upper_percentile: see ``channel_scale``.
         clip_max: upper clip after scaling (keeps rare very bright voxels from dominating).
+        brain_margin: pixels of the network grid peeled off the head (``brain_region``); 0 keeps
+            the whole head.
 
     Returns:
         float32 tensor ``(N, C, h, w)``.
@@ -74,6 +108,8 @@ def glioma_slices(
     size = (int(input_size[0]), int(input_size[1]))
     if tuple(slices.shape[2:]) != size:
         slices = F.interpolate(slices, size=size, mode="bilinear", align_corners=False, antialias=True)
+    if brain_margin > 0:
+        slices = slices * torch.from_numpy(brain_region(slices.numpy(), int(brain_margin)))[:, None]
     return slices
 
 

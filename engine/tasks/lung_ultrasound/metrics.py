@@ -5,24 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import norm
-
-from engine.training.evaluation import per_class_metrics
-
-
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion (Wilson, JASA 1927), good for small ``n``.
-
-    Returns:
-        ``(low, high)``; ``(nan, nan)`` when ``n`` is 0.
-    """
-    if n == 0:
-        return (math.nan, math.nan)
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+from engine.training.evaluation import per_class_metrics, wilson_interval
 
 
 def multiclass_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: tuple[str, ...]) -> dict:

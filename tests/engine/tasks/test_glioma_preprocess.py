@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.tasks.glioma.preprocess import channel_scale, glioma_slices
+from engine.tasks.glioma.preprocess import brain_region, channel_scale, glioma_slices
 
 
 def _volume() -> np.ndarray:
@@ -58,3 +58,30 @@ def test_glioma_slices_resizes_to_the_network_input():
 def test_glioma_slices_rejects_a_3d_array():
     with pytest.raises(ValueError, match="C, N, H, W"):
         glioma_slices(np.zeros((4, 8, 8)), (8, 8))
+
+
+def _head(rim: float = 200.0, brain: float = 80.0) -> np.ndarray:
+    """One 3-channel 64 x 64 slice: a bright 3-pixel scalp ring, a dark 2-pixel skull, the brain inside."""
+    yy, xx = np.mgrid[:64, :64]
+    radius = np.hypot(yy - 32, xx - 32)
+    slice_ = np.where(radius < 22, brain, 0.0) + np.where((radius >= 25) & (radius < 28), rim, 0.0)
+    return np.repeat(slice_[None, None], 3, axis=0).astype(np.float32)  # (C=3, N=1, 64, 64)
+
+
+def test_brain_region_fills_the_head_and_peels_its_rim():
+    scaled = glioma_slices(_head(), (64, 64)).numpy()
+    whole = brain_region(scaled, 0)
+    assert whole[0, 32, 32] and whole[0, 32, 5] and not whole[0, 32, 2]  # filled to the outer edge
+    peeled = brain_region(scaled, 6)
+    assert peeled[0, 32, 32] and peeled[0, 32, 12]  # the brain stays
+    assert not peeled[0, 32, 5] and not peeled[0, 32, 58]  # the scalp ring is gone
+    assert peeled.sum() < whole.sum()
+
+
+def test_glioma_slices_with_a_brain_margin_blacks_out_the_scalp_only():
+    plain = glioma_slices(_head(), (64, 64))
+    masked = glioma_slices(_head(), (64, 64), brain_margin=6)
+    assert float(plain[0, :, 32, 5].min()) > 0 and float(masked[0, :, 32, 5].abs().max()) == 0.0
+    assert torch.equal(masked[0, :, 20:44, 20:44], plain[0, :, 20:44, 20:44])
+    # The default (and every 1.x bundle, which names no margin) keeps the whole head.
+    assert torch.equal(glioma_slices(_head(), (64, 64), brain_margin=0), plain)
