@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from engine.training.model_card import (
     FIGURES_LINE,
     calibration_lines,
@@ -62,7 +64,7 @@ def seed_lines(seeds: dict[str, Any]) -> list[str]:
     return [
         "",
         f"The same recipe with {len(runs)} initial-weight seeds ({_by([r['seed'] for r in runs], ', ')}; same split, same",
-        f"epochs) gives test AUC {min(test):.3f} to {max(test):.3f} ({listed}; the shipped seed first),",
+        f"epochs) gives test AUC {min(test):.3f} to {max(test):.3f}, median {float(np.median(test)):.3f} ({listed}; the shipped seed first),",
         f"test accuracy {percent(min(accuracy))} to {percent(max(accuracy))}, and validation AUC {min(val):.3f} to {max(val):.3f}.",
         "Read the shipped seed's figures together with this range: on this few patients the seed moves them",
         "as much as the confidence interval says they are uncertain.",

@@ -63,7 +63,7 @@ INPUT_SIZE = (32, 64, 64)
 DEFAULT_SPLIT = (50, 14, 20)
 DEFAULT_EPOCHS = 40
 #: Further initial-weight seeds trained on the same split, for the seed range the card reports.
-DEFAULT_REPEATS = 4
+DEFAULT_REPEATS = 9
 #: Seed of the bootstrap resampling of the test patients.
 BOOTSTRAP_SEED = 0
 BOOTSTRAP_RESAMPLES = 2000
