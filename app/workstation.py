@@ -62,14 +62,15 @@ UNCERTAINTY = "auto"
 
 def uncertainty_view(result: "CaseAnalysis") -> Uncertainty | None:
     """What the window shows of an analysis's uncertainty, one entry per row of
-    ``CaseAnalysis.item_probabilities`` (a slide's one row is its score, judged as the case)."""
+    ``CaseAnalysis.item_probabilities`` (a slide's one row is its score, and a whole-volume model's
+    one answer is repeated on every slice: both are judged as the case)."""
     from engine.analysis.uncertainty import RULE
 
     found = result.uncertainty
     if found is None:
         return None
     rows = np.asarray(result.item_probabilities)
-    if result.slide is not None:
+    if result.slide is not None or result.item_axis == "volume":
         estimate, judgements = found.case, [found.judgement]
     else:
         estimate, judgements = found.items, found.item_judgements(rows, result.class_names)

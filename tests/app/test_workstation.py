@@ -231,7 +231,7 @@ def test_a_grey_picture_of_unknown_modality_is_not_taken_for_histopathology(sett
     case = workstation.open_path(str(picture), NullProgress())
     assert case.volume.channel_names == ("intensity",) and case.volume.modality == "OT"
     assert case.task == "image"
-    assert set(workstation.bundles("image")) == {"glioma", "lung-ultrasound", "histopathology"}
+    assert set(workstation.bundles("image")) == {"glioma", "glioma-grade", "lung-ultrasound", "histopathology"}
     assert workstation.bundles("histopathology")[0] == "histopathology"
     with pytest.raises(SalienceError, match="needs"):
         workstation.analyse(case, "histopathology", "gradcam", NullProgress())

@@ -12,7 +12,7 @@ import torch
 
 from engine.imaging import read_image
 from engine.models import load_bundle
-from engine.models.bundle import INFERENCE_FILE, WEIGHTS_FILE, bundles_root, file_sha256, list_bundles
+from engine.models.metadata import INFERENCE_FILE, WEIGHTS_FILE, bundles_root, file_sha256, list_bundles
 from engine.tasks.glioma import train as recipe
 from engine.training.bundle_writer import layer_grid
 from engine.training.evaluate import EVALUATION_FILE
