@@ -438,13 +438,17 @@ def run_evaluation(task: str, args: argparse.Namespace, progress: Progress | Non
     """Evaluate ``args.bundle`` (and ``args.compare``) and write the card; returns the report.
 
     Raises:
-        SalienceError: unknown task or bundle, a bundle of another task, a bundle without a split,
-            a compared bundle with another split, or unreadable data.
+        SalienceError: unknown task, bundle or CAM method, a bundle of another task, a bundle
+            without a split, a compared bundle with another split, or unreadable data.
     """
     import torch
 
+    from engine.models.inference import method_names
+
     torch.set_num_threads(args.threads)
     evaluation = task_evaluation(task)
+    if args.method not in method_names():
+        raise SalienceError(f"unknown CAM method {args.method!r}; available: {', '.join(method_names())}")
     progress = progress or NullProgress()
     bundles = [load_bundle(args.bundle)] + [load_bundle(path) for path in args.compare]
     levers = [_labelled(spec) for spec in args.lever]

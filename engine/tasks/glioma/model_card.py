@@ -113,6 +113,18 @@ def _levers(report: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _guidance_limit(metadata: dict[str, Any]) -> list[str]:
+    if not metadata.get("training", {}).get("cam_guidance"):
+        return []
+    return [
+        "- The maps were taught where to point: training penalised abnormality evidence outside the",
+        "  training patients' masks. The figures above measure how well that carries over to unseen",
+        "  patients. The maps show where this model's evidence lies (its decision is their average),",
+        "  but their agreement with the lesion is a trained property, not one a classifier trained on",
+        "  labels alone would show (see the run without map guidance above).",
+    ]
+
+
 def _training(metadata: dict[str, Any], training_metrics: dict[str, Any] | None) -> list[str]:
     lines = ["## Training", ""]
     if training_metrics is None or "training" not in metadata:
@@ -225,6 +237,7 @@ def model_card(
         "  cropped to a few slices changes it.",
         "- The brain is found by peeling a fixed rim off the head, not by a skull-stripping model: on",
         "  the skull base (orbits, sinuses) some non-brain tissue stays.",
+        *_guidance_limit(metadata),
         "- Trained only on TCGA-LGG slices as prepared by Buda et al.; other preparations (bias",
         "  correction, skull stripping, other slice thickness) are untested.",
         "",

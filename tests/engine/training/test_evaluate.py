@@ -229,6 +229,7 @@ def test_validation_part_prints_figures_but_writes_no_card(data: Path, tmp_path:
         (["glioma", "--compare", "{othersplit}"], "was held back on other patients"),
         (["glioma", "--data", "{missing}"], "no such file or folder"),
         (["glioma", "--lever", "no-equals-sign"], "expected LABEL=BUNDLE_FOLDER"),
+        (["glioma", "--method", "guesswork"], "unknown CAM method 'guesswork'"),
     ],
 )
 def test_bad_evaluations_end_in_one_line(arguments, reason, data: Path, tmp_path: Path, capsys):
