@@ -92,3 +92,8 @@ def confusion_table(class_names: Sequence[str], confusion: Sequence[Sequence[int
     for name, row in zip(class_names, confusion):
         lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
     return lines
+
+
+def code_list(ids) -> str:
+    """Identifiers as a comma-separated list of inline code: "`a`, `b`"."""
+    return ", ".join(f"`{i}`" for i in ids)

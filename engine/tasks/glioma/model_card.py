@@ -9,15 +9,12 @@ from engine.training.model_card import (
     FIGURES_LINE,
     cam_layer_lines,
     card_opening,
+    code_list,
     network_summary,
     optimiser_lines,
     percent,
     reproduce_lines,
 )
-
-
-def _ids(ids: list[str]) -> str:
-    return ", ".join(f"`{i}`" for i in ids)
 
 
 def _ci(figure: dict[str, Any], as_percent: bool = False, digits: int = 3) -> str:
@@ -243,9 +240,9 @@ def model_card(
         "",
         "## Patients",
         "",
-        f"- Train: {_ids(split['train'])}",
-        f"- Validation: {_ids(split['val'])}",
-        f"- Test: {_ids(split['test'])}",
+        f"- Train: {code_list(split['train'])}",
+        f"- Validation: {code_list(split['val'])}",
+        f"- Test: {code_list(split['test'])}",
         "",
     ]
     return "\n".join(lines)

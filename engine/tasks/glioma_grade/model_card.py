@@ -10,15 +10,12 @@ from engine.training.model_card import (
     FIGURES_LINE,
     calibration_lines,
     card_opening,
+    code_list,
     network_summary,
     optimiser_lines,
     percent,
     reproduce_lines,
 )
-
-
-def _ids(ids: list[str]) -> str:
-    return ", ".join(f"`{i}`" for i in ids)
 
 
 def _ci(interval: list[float] | None, as_percent: bool = True) -> str:
@@ -191,9 +188,9 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         "",
         "## Patients",
         "",
-        f"- Train: {_ids(split['train'])}",
-        f"- Validation: {_ids(split['val'])}",
-        f"- Test: {_ids(split['test'])}",
+        f"- Train: {code_list(split['train'])}",
+        f"- Validation: {code_list(split['val'])}",
+        f"- Test: {code_list(split['test'])}",
         "",
     ]
     return "\n".join(lines)
