@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="measure a bundle on held-back patients, write its model card",
                               add_help=False)
-    evaluate.add_argument("task", help="glioma")
+    evaluate.add_argument("task", help="glioma, glioma-grade, lung-ultrasound or histopathology (the tasks that register an evaluation)")
 
     bench = sub.add_parser("bench", help="benchmarks: ratios measured side by side in one run", add_help=False)
     bench.add_argument("suite", choices=["cam", "io", "viewer"])

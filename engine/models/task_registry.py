@@ -21,7 +21,8 @@ share, what one item of the image's second axis is, and optional hooks:
 * ``test_time_augmentations``: the transforms that keep an image's meaning, by name
   (``engine.analysis.test_time.AUGMENTATIONS``), for uncertainty by test-time augmentation.
 * ``evaluation() -> engine.training.evaluate.TaskEvaluation``: how ``salience evaluate`` reads the
-  task's held-back cases and writes its model card.
+  task's held-back cases and writes its model card (or an ``OwnEvaluation`` whose ``main(argv)``
+  runs the task's own evaluation, for tasks the generic binary one does not fit).
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ class TaskSpec:
         test_time_augmentations: names from ``engine.analysis.test_time.AUGMENTATIONS`` that keep
             the meaning of this task's images; None: the generic default (a left-right flip and
             a small intensity jitter).
-        evaluation: ``f() -> TaskEvaluation`` (``engine.training.evaluate``), imported when first
-            called; None: ``salience evaluate`` does not know the task.
+        evaluation: ``f() -> TaskEvaluation | OwnEvaluation`` (``engine.training.evaluate``),
+            imported when first called; None: ``salience evaluate`` does not know the task.
     """
 
     name: str

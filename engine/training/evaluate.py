@@ -86,6 +86,20 @@ class TaskEvaluation:
     model_card: Callable[[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any] | None], str]
 
 
+@dataclass(frozen=True)
+class OwnEvaluation:
+    """A task whose held-back evaluation does not fit ``TaskEvaluation`` (e.g. several classes,
+    clip verdicts, cross-validation) and runs its own ``salience evaluate TASK``.
+
+    Attributes:
+        main: ``f(argv) -> report``: parses the task's evaluation options, measures, writes the
+            card with ``write_report`` beside it, and returns the report; raises ``SalienceError``
+            for bad input.
+    """
+
+    main: Callable[[list[str]], dict[str, Any]]
+
+
 def interval(estimate: float, low: float, high: float, method: str) -> dict[str, Any]:
     """A figure with its 95% interval and how the interval was found, as the report writes it."""
     return {"estimate": estimate, "ci95": [low, high], "method": method}
@@ -368,8 +382,8 @@ def write_report(bundle_dir: Path, report: dict[str, Any]) -> None:
     (bundle_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
 
 
-def task_evaluation(task: str) -> TaskEvaluation:
-    """The ``TaskEvaluation`` a task registered (``TaskSpec.evaluation``).
+def task_evaluation(task: str) -> TaskEvaluation | OwnEvaluation:
+    """The ``TaskEvaluation`` (or ``OwnEvaluation``) a task registered (``TaskSpec.evaluation``).
 
     Raises:
         SalienceError: unknown task, or a task without an evaluation.
@@ -447,6 +461,8 @@ def run_evaluation(task: str, args: argparse.Namespace, progress: Progress | Non
 
     torch.set_num_threads(args.threads)
     evaluation = task_evaluation(task)
+    if isinstance(evaluation, OwnEvaluation):
+        raise SalienceError(f"task {task!r} runs its own evaluation: call main({task!r}, argv)")
     if args.method not in method_names():
         raise SalienceError(f"unknown CAM method {args.method!r}; available: {', '.join(method_names())}")
     progress = progress or NullProgress()
@@ -482,5 +498,8 @@ def main(task: str, argv: list[str]) -> dict[str, Any]:
     """``salience evaluate TASK [options]``: the report, after writing the card (see ``run_evaluation``)."""
     from engine.training.cli import PrintProgress
 
+    evaluation = task_evaluation(task)
+    if isinstance(evaluation, OwnEvaluation):
+        return evaluation.main(argv)
     args = evaluation_parser(task).parse_args(argv)
     return run_evaluation(task, args, PrintProgress())
