@@ -1,0 +1,128 @@
+"""``python -m app.screenshots OUT``: the README's screenshots, taken from the running window.
+
+Run it under a display (``xvfb-run -s "-screen 0 1600x1000x24" python -m app.screenshots
+docs/screenshots``): it starts the real window over a fresh data folder, opens one demo case of
+each task from ``../shared/data``, analyses it as a reader would (the same ``MainWindow`` calls
+the menus and buttons make), and saves each view as a PNG. Nothing here is drawn for the
+picture: every image is the window as a reader sees it at that moment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+WINDOW_SIZE = (1600, 1000)
+
+
+def _pump(app, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def wait_for(app, task, timeout: float = 600.0) -> None:
+    """Process events until ``task`` (a ``ui.workers.Task``) has ended.
+
+    Raises:
+        RuntimeError: it failed or ran past ``timeout`` seconds.
+    """
+    if task is None:
+        raise RuntimeError("the window refused to start the job")
+    failures: list[object] = []
+    task.failed.connect(failures.append)
+    end = time.perf_counter() + timeout
+    while task.is_running and time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.02)
+    if task.is_running:
+        raise RuntimeError(f"{task.name} still running after {timeout:.0f} s")
+    if failures:
+        raise RuntimeError(f"{task.name} failed: {failures[0]}")
+    _pump(app, 0.5)
+
+
+def save(window, app, out: Path, name: str) -> Path:
+    """Save what the window shows now as ``out/name.png``."""
+    _pump(app, 0.5)
+    path = out / f"{name}.png"
+    if not window.grab().save(str(path)):
+        raise RuntimeError(f"could not write {path}")
+    print(f"wrote {path}")
+    return path
+
+
+def open_demo(window, app, title_part: str) -> None:
+    """Open the first worklist case whose title contains ``title_part``, as a double click does."""
+    items = [item for item in window.worklist.items() if title_part in item.title or title_part in item.source]
+    if not items:
+        raise RuntimeError(f"no demo case matching {title_part!r} in the worklist (is ../shared/data beside the checkout?)")
+    wait_for(app, window.open_item(items[0]))
+
+
+def shots(window, app, out: Path) -> list[Path]:
+    """Every view, in the order the README shows them."""
+    taken: list[Path] = []
+    step: Callable[[str], None] = lambda name: taken.append(save(window, app, out, name))  # noqa: E731
+
+    # Glioma MRI: Grad-CAM on a FLAIR slice, checked against the expert mask.
+    open_demo(window, app, "TCGA_CS_4941")
+    window.state.display.slice_index = 12
+    wait_for(app, window.analyse("glioma", "gradcam"))
+    wait_for(app, window.check_map(1, 12))
+    step("glioma")
+    if hasattr(window, "set_three_planes"):
+        window.set_three_planes(True)
+        step("glioma-planes")
+        window.set_three_planes(False)
+    if hasattr(window, "compare_methods"):
+        task = window.compare_methods(["gradcampp", "layercam", "eigencam"])
+        wait_for(app, task)
+        step("glioma-compare")
+    # Lung ultrasound: a clip, its per-frame strip and the clip verdict.
+    open_demo(window, app, "Cov-Atlas-pleural")
+    wait_for(app, window.analyse("lung-ultrasound", "gradcam"))
+    step("lung-ultrasound")
+    # Histopathology: an H&E patch.
+    open_demo(window, app, "lung_aca")
+    wait_for(app, window.analyse("histopathology", "gradcam"))
+    step("histopathology")
+    return taken
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.screenshots", description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="folder to write the PNGs into")
+    args = parser.parse_args(argv)
+
+    from PySide6.QtWidgets import QApplication
+
+    from app.settings import Settings
+    from app.startup import open_workstation
+    from ui.main_window import MainWindow
+    from ui.theme import apply_reading_room_theme
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="salience-shots-") as home:
+        os.environ["SALIENCE_HOME"] = home
+        os.environ.setdefault("SALIENCE_READER", "drdemo")
+        settings = Settings.from_env()
+        app = QApplication.instance() or QApplication(sys.argv[:1])
+        apply_reading_room_theme(app)
+        window = MainWindow(open_workstation(settings))
+        window.resize(*WINDOW_SIZE)
+        window.show()
+        _pump(app, 1.0)
+        shots(window, app, args.out)
+        window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
