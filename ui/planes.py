@@ -289,7 +289,7 @@ def three_planes_action(menu: QMenu, planes: PlanesModel) -> QAction:
         action.setChecked(planes.three_planes)
 
     action.toggled.connect(toggled)
-    planes.events.three_planes.connect(action.setChecked)
+    planes.events.three_planes.connect(lambda on: action.setChecked(on))
     planes.events.available.connect(follow_volume)
     follow_volume(planes.available)
     return action
