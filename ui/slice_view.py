@@ -388,7 +388,10 @@ class SliceView(QWidget):
         letters = self.edge_letters()
         if letters is not None:
             left, top, right, bottom = letters
-            rect = self.image_rect().intersected(QRectF(self.rect()))
+            rect = self.image_rect()
+            # A flat image (the coronal plane of a few slices) gets its letters beside it, not on it.
+            grow_x, grow_y = (24.0 if rect.width() < 64 else 0.0), (24.0 if rect.height() < 64 else 0.0)
+            rect = rect.adjusted(-grow_x, -grow_y, grow_x, grow_y).intersected(QRectF(self.rect()))
             middle_y, middle_x = rect.center().y() - 10, rect.center().x() - 10
             painter.drawText(QRectF(rect.left() + 4, middle_y, 20, 20), Qt.AlignmentFlag.AlignLeft, left)
             painter.drawText(QRectF(middle_x, rect.top() + 4, 20, 20), Qt.AlignmentFlag.AlignHCenter, top)

@@ -191,6 +191,10 @@ def test_a_glioma_case_opens_in_three_planes(qtbot):
     rect = layout.views["coronal"].image_rect()
     assert rect.width() / rect.height() == pytest.approx(volume.shape[2] * dx / (volume.shape[0] * volume.spacing[0]),
                                                          rel=0.01)
+    coronal = layout.views["coronal"].grab().toImage()
+    above = [coronal.pixelColor(x, y) for x in range(int(rect.center().x()) - 12, int(rect.center().x()) + 12)
+             for y in range(max(0, int(rect.top()) - 24), int(rect.top()))]
+    assert sum(1 for p in above if p.red() == p.green() == p.blue() > 100) >= 5  # "S" above the flat plane
     qtbot.mouseClick(layout.views["coronal"], Qt.MouseButton.LeftButton,
                      pos=layout.views["coronal"].image_to_widget(1.0, 64.0).toPoint())
     assert state.display.slice_index == volume.n_slices - 2
