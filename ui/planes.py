@@ -226,7 +226,8 @@ class PlanesLayout(QWidget):
 
 class ViewModes(QStackedWidget):
     """The single view (``single``, the main view and the compared one) or the three planes,
-    whichever ``state.planes.three_planes`` asks for.
+    whichever ``state.planes.three_planes`` asks for. Opening a comparison of two CAM methods
+    goes back to the single view, where the two are shown side by side.
 
     Args:
         state: the viewer state.
@@ -253,6 +254,7 @@ class ViewModes(QStackedWidget):
         self.planes.message.connect(self.message)
         state.planes.events.three_planes.connect(self._on_mode)
         state.annotation.events.tool.connect(self._on_tool)
+        state.overlay.events.compare_analysis.connect(self._on_compare)
 
     def _on_mode(self, three_planes: bool) -> None:
         self.setCurrentWidget(self.planes if three_planes else self.single)
@@ -262,6 +264,11 @@ class ViewModes(QStackedWidget):
     def _on_tool(self, tool: str) -> None:
         if self.state.planes.three_planes and tool != "navigate":
             self.message.emit(f"The {tool} tool draws in the axial plane (left) only")
+
+    def _on_compare(self, analysis: object) -> None:
+        if analysis is not None and self.state.planes.three_planes:
+            self.state.planes.three_planes = False  # the methods are compared side by side in one plane
+            self.message.emit("Back to one plane: two CAM methods are compared side by side there")
 
     def fit(self) -> None:
         """Show the whole image in every view of both modes."""

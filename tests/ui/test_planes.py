@@ -185,7 +185,8 @@ def test_a_glioma_case_opens_in_three_planes(qtbot):
         pixels = view.grab().toImage()
         rect = view.image_rect()
         lit = sum(1 for x in range(int(rect.left()) + 1, int(rect.right()), 4)
-                  for y in range(int(rect.top()) + 1, int(rect.bottom()), 2) if pixels.pixelColor(x, y).lightness() > 40)
+                  for y in range(int(rect.top()) + 1, int(rect.bottom()), 2)
+                  if pixels.pixelColor(x, y).lightness() > 40)
         assert lit > 20, plane
     _, dy, dx = volume.spacing
     rect = layout.views["coronal"].image_rect()
@@ -229,3 +230,22 @@ def test_the_mode_switch_is_off_for_a_clip_and_a_patch_and_v_toggles_it(qtbot, w
     window.state.planes.three_planes = True
     window.state.display.set_volume(synthetic_clip())  # a clip sends the window back to one view
     assert window.view_modes.currentWidget() is window.views and not action.isChecked()
+
+
+def test_opening_a_comparison_goes_back_to_one_plane(qtbot, state):
+    """Two CAM methods are compared side by side in the single view: opening a comparison while
+    three planes are shown switches back and says why."""
+    from ui.planes import ViewModes
+    from ui.view_grid import ViewGrid
+
+    modes = ViewModes(state, ViewGrid(state))
+    qtbot.addWidget(modes)
+    state.planes.three_planes = True
+    assert modes.currentWidget() is modes.planes
+    maps = np.zeros((2,) + SHAPE, dtype=np.float32)
+    probabilities = np.tile([[0.3, 0.7]], (SHAPE[0], 1))
+    state.overlay.set_analysis(Analysis("t 1", ("a", "b"), probabilities, "gradcam", maps, 1, (1, 2)))
+    with qtbot.waitSignal(modes.message) as said:
+        state.overlay.set_compare_analysis(Analysis("t 1", ("a", "b"), probabilities, "layercam", maps, 1, (3, 4)))
+    assert not state.planes.three_planes and modes.currentWidget() is modes.single
+    assert "side by side" in said.args[0]

@@ -181,7 +181,8 @@ def three_plane_problem(volume: ImageVolume | None) -> str:
     if volume is None:
         return "Open a volume to see it in three planes"
     if not volume.patient_oriented or volume.kind != "volume":
-        word = {"clip": "a clip (frames in time)", "slide": "a slide", "image": "a single image"}.get(volume.kind, "an image")
+        words = {"clip": "a clip (frames in time)", "slide": "a slide", "image": "a single image"}
+        word = words.get(volume.kind, "an image")
         return f"Three planes need a volume with patient geometry; this is {word}"
     if volume.n_slices < 2:
         return "Three planes need a volume of more than one slice"
