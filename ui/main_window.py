@@ -372,7 +372,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"{_case_name(volume.source)}: {volume.n_slices} slices of {rows} x {cols}, "
             f"channels {', '.join(volume.channel_names)}", 8000)
-        self.slice_view.setFocus()
+        (self.view_modes.planes.views["axial"] if self.state.planes.three_planes else self.slice_view).setFocus()
 
     # -- analysis ----------------------------------------------------------------------------
     def _offer_analysis(self, case: OpenedCase) -> Task:

@@ -63,6 +63,7 @@ class PlaneView(SliceView):
             raise ValueError(f"no plane {plane!r}; planes are {PLANES}")
         self.plane = plane
         self.planes: PlanesModel = state.planes
+        self.setMinimumSize(96, 96)  # two stacked planes need no more room than the single view
         self._steering = False  # the left button is down and drags the cursor
         self._shown_index = -1
         self.planes.events.cursor.connect(self._on_cursor)

@@ -249,3 +249,18 @@ def test_opening_a_comparison_goes_back_to_one_plane(qtbot, state):
         state.overlay.set_compare_analysis(Analysis("t 1", ("a", "b"), probabilities, "layercam", maps, 1, (3, 4)))
     assert not state.planes.three_planes and modes.currentWidget() is modes.single
     assert "side by side" in said.args[0]
+
+
+def test_a_case_opened_in_three_planes_gives_the_axial_plane_the_keys(qtbot, opened):
+    """With three planes shown, the next case opens in them and the axial plane has the keyboard
+    (Up steps its slice), not the hidden single view."""
+    opened.activateWindow()
+    opened.state.planes.three_planes = True
+    task = opened.open_item(opened.worklist.items()[1])
+    with qtbot.waitSignal(task.done, timeout=5000):
+        pass
+    axial = opened.view_modes.planes.views["axial"]
+    qtbot.waitUntil(lambda: opened.focusWidget() is axial, timeout=2000)
+    before = opened.state.display.slice_index
+    qtbot.keyClick(axial, Qt.Key.Key_Up)
+    assert opened.state.planes.three_planes and opened.state.display.slice_index == before + 1
