@@ -33,6 +33,7 @@ from ui.panels.reading import ReadingForm, SavedReadingsList
 from ui.panels.slice_navigator import SliceNavigator
 from ui.panels.task_progress import TaskProgress
 from ui.panels.worklist import WorklistPanel
+from ui.planes import ViewModes, three_planes_action
 from ui.review_column import ReviewScrollArea, guard_wheel
 from ui.shortcuts import ShortcutsDialog
 from ui.slice_view import SliceView
@@ -99,13 +100,15 @@ class MainWindow(QMainWindow):
         self.views = ViewGrid(self.state)
         self.slice_view = self.views.main
         self.compare_view = self.views.compare  # shown while comparing
+        self.view_modes = ViewModes(self.state, self.views)  # the views above, or three linked planes
+        self.view_modes.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self.navigator = SliceNavigator(self.state)
         centre = QWidget()
         layout = QVBoxLayout(centre)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.display_bar)
-        layout.addWidget(self.views, 1)
+        layout.addWidget(self.view_modes, 1)
         layout.addWidget(self.navigator)
         self.setCentralWidget(centre)
         guard_wheel(self.display_bar)
@@ -182,7 +185,8 @@ class MainWindow(QMainWindow):
                                      lambda: setattr(overlay, "contour", not overlay.contour))
         self.contour_action.setCheckable(True)
         view_menu.addSeparator()
-        action(view_menu, "&Fit image", "F", self.views.fit)
+        action(view_menu, "&Fit image", "F", self.view_modes.fit)
+        self.planes_action = three_planes_action(view_menu, self.state.planes)
         action(view_menu, "&Reset window/level", "R", display.reset_window)
         self.preset_actions = {
             key: action(view_menu, f"Window: {name} ({width:g}/{centre:g})", key,
@@ -368,7 +372,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"{_case_name(volume.source)}: {volume.n_slices} slices of {rows} x {cols}, "
             f"channels {', '.join(volume.channel_names)}", 8000)
-        self.slice_view.setFocus()
+        (self.view_modes.planes.views["axial"] if self.state.planes.three_planes else self.slice_view).setFocus()
 
     # -- analysis ----------------------------------------------------------------------------
     def _offer_analysis(self, case: OpenedCase) -> Task:

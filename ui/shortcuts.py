@@ -22,6 +22,9 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Ctrl + wheel", "zoom about the cursor"),
     ("Middle-drag", "pan (left-drag too, with Navigate, away from a mark)"),
     ("F", "fit the image to the view"),
+    ("V", "three linked planes (axial, coronal, sagittal) / back to one view"),
+    ("Click or drag in a plane (Navigate)", "three planes: move the crosshair there, the other planes follow; "
+                                            "the wheel steps the plane under the pointer"),
     ("Space", "play / pause a clip at its recorded frame rate"),
     ("O", "CAM overlay on / off"),
     ("C", "CAM as contours only, on / off"),

@@ -23,7 +23,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from engine.imaging.render import render_slice
+from engine.imaging.render import OverlaySpec, render_slice
 from engine.imaging.volume import ImageVolume
 from ui.backend import AnnotationDraft
 from ui.model import MapRole, ViewerState
@@ -120,13 +120,18 @@ class SliceView(QWidget):
         self._rerender()
 
     # -- geometry ----------------------------------------------------------------------------
+    def plane_grid(self) -> tuple[int, int, float, float]:
+        """``(rows, cols, row_mm, col_mm)`` of the shown image: its size and pixel spacing (a
+        view of another plane through the volume overrides this, ``ui.planes``)."""
+        _, rows, cols = self.display.volume.shape
+        _, dy, dx = self.display.volume.spacing
+        return rows, cols, dy, dx
+
     def image_rect(self) -> QRectF:
         """Where the whole image lies in widget coordinates (outer edges of the edge pixels)."""
-        volume = self.display.volume
-        if volume is None:
+        if self.display.volume is None:
             return QRectF()
-        _, rows, cols = volume.shape
-        _, dy, dx = volume.spacing
+        rows, cols, dy, dx = self.plane_grid()
         width_mm, height_mm = cols * dx, rows * dy
         scale = min(self.width() / width_mm, self.height() / height_mm) * self._zoom
         w, h = width_mm * scale, height_mm * scale
@@ -137,7 +142,7 @@ class SliceView(QWidget):
     def image_to_widget(self, row: float, col: float) -> QPointF:
         """Widget position of image coordinates ``(row, col)`` (whole numbers = pixel centres)."""
         rect = self.image_rect()
-        _, rows, cols = self.display.volume.shape
+        rows, cols, _, _ = self.plane_grid()
         return QPointF(
             rect.left() + (col + 0.5) * rect.width() / cols,
             rect.top() + (row + 0.5) * rect.height() / rows,
@@ -146,17 +151,17 @@ class SliceView(QWidget):
     def widget_to_image(self, point: QPointF) -> tuple[float, float]:
         """Image ``(row, col)`` under a widget position (may lie outside the image)."""
         rect = self.image_rect()
-        _, rows, cols = self.display.volume.shape
+        rows, cols, _, _ = self.plane_grid()
         col = (point.x() - rect.left()) * cols / rect.width() - 0.5
         row = (point.y() - rect.top()) * rows / rect.height() - 0.5
         return row, col
 
     def _inside(self, row: float, col: float) -> bool:
-        _, rows, cols = self.display.volume.shape
+        rows, cols, _, _ = self.plane_grid()
         return -0.5 <= row <= rows - 0.5 and -0.5 <= col <= cols - 0.5
 
     def _clamp_inside(self, row: float, col: float) -> tuple[float, float]:
-        _, rows, cols = self.display.volume.shape
+        rows, cols, _, _ = self.plane_grid()
         return min(max(row, -0.5), rows - 0.5), min(max(col, -0.5), cols - 0.5)
 
     def viewport(self) -> tuple[float, QPointF]:
@@ -205,17 +210,25 @@ class SliceView(QWidget):
             self._stale = True
             return
         self._stale = False
-        image = self.display.current_image()
+        image = self.shown_image()
         if image is None:
             self._image = None
         else:
             centre, width = self.display.window
-            rgba = np.ascontiguousarray(render_slice(image, centre, width, self.overlay.spec(self.role),
+            rgba = np.ascontiguousarray(render_slice(image, centre, width, self.shown_overlay(),
                                                      self.display.invert))
             rows, cols = rgba.shape[:2]
             # RGBX: the same bytes with alpha ignored, which Qt scales as fast as RGB32.
             self._image = QImage(rgba.data, cols, rows, 4 * cols, QImage.Format.Format_RGBX8888).copy()
         self.update()
+
+    def shown_image(self) -> np.ndarray | None:
+        """The pixels this view shows: the shown slice (``ui.planes`` shows other planes)."""
+        return self.display.current_image()
+
+    def shown_overlay(self) -> OverlaySpec | None:
+        """The map blended over ``shown_image``, or None."""
+        return self.overlay.spec(self.role)
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
@@ -351,14 +364,11 @@ class SliceView(QWidget):
 
     # -- text --------------------------------------------------------------------------------
     def _draw_text(self, painter: QPainter) -> None:
-        volume = self.display.volume
         centre, width = self.display.window
         painter.setPen(TEXT_COLOUR)
         painter.setFont(QFont(self.font().family(), 10))
         margin = self.rect().adjusted(8, 6, -8, -6)
-        top_left = (f"{self.display.channel.upper()}\n"
-                    f"{self.display.item_word().capitalize()} {self.display.slice_index + 1} / {volume.n_slices}")
-        painter.drawText(margin, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, top_left)
+        painter.drawText(margin, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, self.position_text())
         inverted = "  inverted" if self.display.invert else ""
         painter.drawText(margin, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
                          f"W {width:.0f}  L {centre:.0f}{inverted}")
@@ -375,16 +385,28 @@ class SliceView(QWidget):
             painter.drawText(margin.adjusted(0, 22, 0, 0),
                              Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop, detail)
             painter.setFont(QFont(self.font().family(), 10))
-        letters = orientation_letters(volume)
+        letters = self.edge_letters()
         if letters is not None:
             left, top, right, bottom = letters
-            rect = self.image_rect().intersected(QRectF(self.rect()))
+            rect = self.image_rect()
+            # A flat image (the coronal plane of a few slices) gets its letters beside it, not on it.
+            grow_x, grow_y = (24.0 if rect.width() < 64 else 0.0), (24.0 if rect.height() < 64 else 0.0)
+            rect = rect.adjusted(-grow_x, -grow_y, grow_x, grow_y).intersected(QRectF(self.rect()))
             middle_y, middle_x = rect.center().y() - 10, rect.center().x() - 10
             painter.drawText(QRectF(rect.left() + 4, middle_y, 20, 20), Qt.AlignmentFlag.AlignLeft, left)
             painter.drawText(QRectF(middle_x, rect.top() + 4, 20, 20), Qt.AlignmentFlag.AlignHCenter, top)
             painter.drawText(QRectF(rect.right() - 24, middle_y, 20, 20), Qt.AlignmentFlag.AlignRight, right)
             painter.drawText(QRectF(middle_x, rect.bottom() - 24, 20, 20),
                              Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, bottom)
+
+    def position_text(self) -> str:
+        """The top-left caption: channel, and where the shown image lies ("Slice 3 / 24")."""
+        return (f"{self.display.channel.upper()}\n{self.display.item_word().capitalize()} "
+                f"{self.display.slice_index + 1} / {self.display.volume.n_slices}")
+
+    def edge_letters(self) -> tuple[str, str, str, str] | None:
+        """The anatomical letters at the image's left, top, right and bottom edges, or None."""
+        return orientation_letters(self.display.volume)
 
     def readout(self, row: float, col: float) -> str:
         """What the cursor read-out says at image ``(row, col)``: the pixel (row and column from 0,

@@ -15,5 +15,7 @@ def test_bench_viewer_prints_each_measure(capsys, tmp_path, monkeypatch):
     for size in (512, 1024):
         assert re.search(rf"slice change -> repainted with overlay, {size} x {size}, maps on the image grid: +[\d.]+ ms", out)
     assert "goal < 16 ms" in out
+    assert re.search(r"cursor move -> three planes repainted with overlay, 512 x 512 x 96, maps on a 64 grid: +[\d.]+ ms",
+                     out)
     assert re.search(r"cine with overlay, 512 x 512 clip asking 200 fps: [\d.]+ frames painted per second", out)
     assert re.search(r"open -> first image \(.+\), median of 1: \d+ ms", out)

@@ -315,6 +315,12 @@ class OverlayModel:
                                                self._show_negative)
         return self._range_cache[key]
 
+    def shown_maps(self, role: MapRole = "main") -> np.ndarray | None:
+        """The ``(N, h, w)`` raw maps of the shown class and source for ``role`` (every slice: the
+        three planes reslice them); None when not analysed."""
+        analysis = self.analysis_for(role)
+        return None if analysis is None else self._shown_maps(analysis)[self._class_index]
+
     def _shown_maps(self, analysis: Analysis) -> np.ndarray:
         """The maps the overlay draws for ``analysis``: its CAMs or its tile probabilities."""
         if self._map_source == "probability" and analysis is self._analysis and analysis.probability_maps is not None:

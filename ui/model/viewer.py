@@ -10,6 +10,7 @@ from ui.model.annotation import AnnotationModel
 from ui.model.display import DisplayModel
 from ui.model.measure import MeasureModel
 from ui.model.overlay import OverlayModel
+from ui.model.planes import PlanesModel
 
 
 class ViewerState:
@@ -22,12 +23,15 @@ class ViewerState:
         annotation: drawing tool, label, the unsaved marks and their undo history, the marks of a
             saved reading shown again; a new volume drops the marks.
         measure: the ruler and the ROI box; a new volume drops them.
+        planes: the 3-D cursor of the three linked planes (its slice is ``display``'s) and
+            whether they are shown.
     """
 
-    __slots__ = ("display", "overlay", "annotation", "measure")  # a stale ``state.slice_index = 3`` fails loudly
+    __slots__ = ("display", "overlay", "annotation", "measure", "planes")  # a stale ``state.slice_index = 3`` fails loudly
 
     def __init__(self) -> None:
         self.display = DisplayModel()
         self.overlay = OverlayModel(self.display)
         self.annotation = AnnotationModel(self.display)
         self.measure = MeasureModel(self.display)
+        self.planes = PlanesModel(self.display, self.overlay)
