@@ -77,10 +77,10 @@ def shots(window, app, out: Path) -> list[Path]:
     wait_for(app, window.analyse("glioma", "gradcam"))
     wait_for(app, window.check_map(1, 12))
     step("glioma")
-    if hasattr(window, "set_three_planes"):
-        window.set_three_planes(True)
-        step("glioma-planes")
-        window.set_three_planes(False)
+    window.planes_action.trigger()  # View > Three planes (V)
+    window.state.planes.set_cursor((12, 52, 50))
+    step("glioma-planes")
+    window.planes_action.trigger()
     if hasattr(window, "compare_methods"):
         task = window.compare_methods(["gradcampp", "layercam", "eigencam"])
         wait_for(app, task)
