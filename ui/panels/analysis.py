@@ -100,7 +100,7 @@ class AnalysisPanel(QWidget):
         self.compare_method.currentIndexChanged.connect(self._method_picked)
         self.bundle.currentIndexChanged.connect(self._bundle_picked)
         overlay, display = self.overlay.events, self.display.events
-        for signal in (overlay.analysis, overlay.compare_analysis, overlay.class_index, overlay.map_checks,
+        for signal in (overlay.analysis, overlay.compared, overlay.class_index, overlay.map_checks,
                        display.slice_index, display.volume):
             signal.connect(self._show_prediction)
         overlay.analysis.connect(self._on_analysis)
