@@ -520,8 +520,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Comparing {names}", 8000)
 
     def check_map(self, class_index: int, item: int) -> Task | None:
-        """Measure the shown map of ``class_index`` on slice ``item`` in a worker thread."""
-        analysis = self.state.overlay.analysis
+        """Measure the shown map of ``class_index`` on slice ``item`` in a worker thread (of the
+        compared method the Map quality panel picks, while comparing)."""
+        method = self.quality_panel.method_to_check()
+        analysis = next((a for a in self.state.overlay.shown_analyses if a.method == method), None)
         if self.case is None or analysis is None:
             return None
         case, bundle = self.case, self._analysed_bundle
@@ -533,7 +535,7 @@ class MainWindow(QMainWindow):
         self.quality_panel.progress.follow(task)
 
         def show(report: dict) -> None:
-            if case is self.case and analysis is self.state.overlay.analysis:
+            if case is self.case and any(analysis is shown for shown in self.state.overlay.shown_analyses):
                 self.state.overlay.record_check(analysis.method, class_index, item, report)
                 self.quality_panel.show_report(report, where)
 

@@ -217,3 +217,19 @@ def test_salience_device_disables_the_menu_and_says_why(qtbot, tmp_path):
     window.error_box is None or window.error_box.close()
     assert not menu.choose_device("cpu") and forced.device == "cuda:0"
     assert "SALIENCE_DEVICE=cuda:0 is set" in window.last_error
+
+
+def test_the_map_quality_panel_checks_the_picked_methods_map(qtbot, four, workstation):
+    """While comparing, Map quality offers each shown method; checking LayerCAM's map measures
+    LayerCAM and puts its verdict in the LayerCAM view's caption only."""
+    panel = four.quality_panel
+    assert panel.method.isVisible() and [panel.method.itemData(i) for i in range(panel.method.count())] == list(COMMON_METHODS)
+    panel.method.setCurrentIndex(panel.method.findData("layercam"))
+    panel.check_button.click()
+    qtbot.waitUntil(panel.check_button.isEnabled, timeout=5000)
+    state = four.state
+    assert workstation.check_calls == [("glioma 1.0.0", "layercam", state.overlay.class_index, state.display.slice_index)]
+    assert "map check:" in state.overlay.method_caption("compare2")
+    assert all("map check" not in state.overlay.method_caption(role) for role in ("main", "compare", "compare3"))
+    four.analysis_menu.close_comparison_action.trigger()
+    assert not panel.method.isVisible() and panel.method_to_check() == "gradcam"
