@@ -25,7 +25,7 @@ FAILED_CHECK = {"sanity": {"trustworthy": False}, "deletion": {"auc": 0.2}, "ins
 
 @pytest.fixture
 def workstation(workstation):
-    workstation.cam_methods = COMMON_METHODS + ("scorecam",)
+    workstation.cam_methods = COMMON_METHODS + ("scorecam", "hirescam")
     workstation.method_maps = {method: spot_maps(spot, 1.0) for method, spot in SPOTS.items()}
     return workstation
 
@@ -233,3 +233,19 @@ def test_the_map_quality_panel_checks_the_picked_methods_map(qtbot, four, workst
     assert all("map check" not in state.overlay.method_caption(role) for role in ("main", "compare", "compare3"))
     four.analysis_menu.close_comparison_action.trigger()
     assert not panel.method.isVisible() and panel.method_to_check() == "gradcam"
+
+
+def test_the_common_four_replace_a_first_method_outside_them(qtbot, opened, workstation):
+    """Analysed with HiResCAM, Compare the common four shows exactly those four, Grad-CAM first,
+    all explaining the one prediction."""
+    panel = opened.analysis_panel
+    panel.method.setCurrentIndex(panel.method.findData("hirescam"))
+    panel.analyse_button.click()
+    finish(qtbot, opened._analysis_task)
+    finish(qtbot, opened.analysis_menu.compare_common())
+    assert shown_methods(opened) == list(COMMON_METHODS)
+    assert workstation.compare_calls == [(7, "hirescam", method) for method in COMMON_METHODS]
+    assert {a.prediction_id for a in opened.state.overlay.shown_analyses} == {7}
+    assert opened.analysis_menu.compare_common() is not None  # shown already: nothing to compute
+    finish(qtbot, opened._analysis_task)
+    assert len(workstation.compare_calls) == 4 and shown_methods(opened) == list(COMMON_METHODS)
