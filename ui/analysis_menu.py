@@ -52,7 +52,10 @@ class AnalysisMenu(QObject):
         self.menu = QMenu("&Analysis", window)
         bar = window.menuBar()
         help_menu = next((action for action in bar.actions() if action.text() == "&Help"), None)
-        bar.insertMenu(help_menu, self.menu) if help_menu is not None else bar.addMenu(self.menu)
+        if help_menu is not None:
+            bar.insertMenu(help_menu, self.menu)  # Help stays last
+        else:
+            bar.addMenu(self.menu)
         names = ", ".join(display_name(method) for method in COMMON_METHODS)
         self.compare_common_action = self.menu.addAction(f"&Compare {names}")
         self.compare_common_action.setToolTip("Show the four common CAM methods of the shown prediction in a 2 x 2 grid")
