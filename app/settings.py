@@ -12,7 +12,8 @@ override them (tests and multi-site deployments use them):
 * ``SALIENCE_SINGLE_USER``: ``1`` turns on single-user mode, in which an account created without
   a password signs in without one (a workstation used by one person); off by default.
 * ``SALIENCE_DEVICE``: where the window runs models: ``auto`` (the default: CUDA when torch sees
-  it, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+  it, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``. When set it overrides the window's
+  Analysis > Device menu (which then says so and is disabled).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from platformdirs import user_data_dir
 
 APP_NAME = "Salience"
 LOG_NAME = "salience.log"  # in the data folder
+DEVICE_ENV = "SALIENCE_DEVICE"  # the environment variable that fixes where models run
 BUNDLES_DIR = "bundles"  # in the data folder: the bundles added with ``salience bundle add``
 
 
@@ -47,6 +49,7 @@ class Settings:
     reader: str
     device: str = "auto"
     single_user: bool = False
+    device_from_env: bool = False  # SALIENCE_DEVICE chose ``device``: the window may not change it
 
     @property
     def blob_root(self) -> Path:
@@ -73,9 +76,10 @@ class Settings:
         except (KeyError, OSError):  # no passwd entry in some containers
             default_reader = "reader"
         name = reader or os.environ.get("SALIENCE_READER") or default_reader
-        device = (os.environ.get("SALIENCE_DEVICE") or "auto").strip() or "auto"
+        chosen = (os.environ.get(DEVICE_ENV) or "").strip()
         single = os.environ.get("SALIENCE_SINGLE_USER", "").strip().lower() in ("1", "true", "yes", "on")
-        return cls(home=home, db_url=db_url, demo_data=demo, reader=name, device=device, single_user=single)
+        return cls(home=home, db_url=db_url, demo_data=demo, reader=name, device=chosen or "auto",
+                   single_user=single, device_from_env=bool(chosen))
 
     def ensure_home(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -66,4 +66,5 @@ def stored_analysis(prediction: Prediction, blob_store: blobs.BlobStore,
         study_ranges=study_ranges,
         calibrated=bool(prediction.calibrated),
         map_checks=checks,
+        device=run.device,
     )

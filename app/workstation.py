@@ -22,7 +22,8 @@ import numpy as np
 
 from app.demo import demo_cases
 from app.errors import engine_errors, user_errors
-from app.settings import Settings
+from app.devices import checked_device, device_choices
+from app.settings import DEVICE_ENV, Settings
 from app.store import MAP_SIDE, store_case, store_maps, store_prediction
 from app.stored_analysis import stored_analysis
 from app.study_workstation import StudyDesk
@@ -34,6 +35,7 @@ from engine.progress import Progress, ScaledProgress, check_cancelled
 from ui.backend import (
     Analysis,
     AnnotationDraft,
+    DeviceChoice,
     MethodCost,
     OpenedCase,
     ReaderInfo,
@@ -108,7 +110,8 @@ class SalienceWorkstation(StudyDesk):
         self._settings = settings
         self._sessions = session_factory
         self._blobs = blobs.BlobStore(settings.blob_root)
-        self._bundles: dict[str, object] = {}
+        self._bundles: dict[str, object] = {}  # loaded on self._device
+        self._device = settings.device
         self._bundle_lock = threading.Lock()
         self._stored: dict[int, _Stored] = {}  # prediction id -> what was stored of it in this session
         self._analyses: OrderedDict[int, CaseAnalysis] = OrderedDict()  # prediction id -> its CaseAnalysis, newest last
@@ -201,8 +204,37 @@ class SalienceWorkstation(StudyDesk):
 
         with self._bundle_lock:
             if name not in self._bundles:
-                self._bundles[name] = load_bundle(name, device=self._settings.device)
+                self._bundles[name] = load_bundle(name, device=self._device)
             return self._bundles[name]
+
+    # -- device --------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    @property
+    def device_override(self) -> str:
+        return f"{DEVICE_ENV}={self._settings.device}" if self._settings.device_from_env else ""
+
+    def set_device(self, spec: str) -> None:
+        """Run the next analysis on ``spec``. A change drops the loaded models (they load again
+        on the new device) and the kept captures (a comparison then analyses the case again
+        rather than mix tensors of two devices)."""
+        if self.device_override:
+            raise SalienceError(f"{self.device_override} is set: it decides where models run")
+        spec = checked_device(spec)
+        with self._bundle_lock:
+            if spec == self._device:
+                return
+            self._device = spec
+            self._bundles.clear()
+        with self._cache_lock:
+            self._analyses.clear()
+        log.info("models run on %s from the next analysis", spec)
+
+    def device_choices(self, progress: Progress) -> tuple[DeviceChoice, ...]:
+        return device_choices(progress)
 
     def analyse(self, case: OpenedCase, bundle: str, method: str, progress: Progress) -> Analysis:
         """Analyse the case (``engine.analysis.analyse_case``) and store ONE Prediction with one
@@ -219,7 +251,7 @@ class SalienceWorkstation(StudyDesk):
         check_cancelled(progress)
         with user_errors(), self._sessions.begin() as session:
             prediction_id = store_prediction(session, result, case.case_id, str(model.device))
-        shown = self._store_explanations(result, method, prediction_id, bundle)
+        shown = self._store_explanations(result, method, prediction_id, bundle, str(model.device))
         progress.report(1.0, "done")
         return shown
 
@@ -242,11 +274,12 @@ class SalienceWorkstation(StudyDesk):
             else:
                 result = add_methods(cached, case.volume, model, (method,), progress=ScaledProgress(progress, 0.0, 0.95))
         check_cancelled(progress)
-        shown = self._store_explanations(result, method, analysis.prediction_id, stored.bundle)
+        shown = self._store_explanations(result, method, analysis.prediction_id, stored.bundle, str(model.device))
         progress.report(1.0, "done")
         return shown
 
-    def _store_explanations(self, result: "CaseAnalysis", method: str, prediction_id: int, bundle: str) -> Analysis:
+    def _store_explanations(self, result: "CaseAnalysis", method: str, prediction_id: int, bundle: str,
+                            device: str) -> Analysis:
         """Store ``method``'s map of every explained class against the Prediction row (once), keep
         the analysis in memory, and return what the window shows."""
         maps = result.maps[method]
@@ -281,6 +314,7 @@ class SalienceWorkstation(StudyDesk):
             study_ranges=study_ranges,
             uncertainty=uncertainty_view(result),
             calibrated=result.calibrated,
+            device=device,
         )
 
     def check_map(

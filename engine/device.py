@@ -15,6 +15,8 @@ from engine.errors import SalienceError
 
 #: What ``--device`` accepts, for help texts.
 DEVICE_CHOICES = "auto|cpu|cuda[:N]"
+#: Why there is no CUDA device to run on, when torch sees none.
+NO_CUDA = "torch sees no CUDA device (a CPU build of torch, or no GPU driver)"
 
 
 class DeviceError(SalienceError):
@@ -49,12 +51,20 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     if kind != "cuda" or (index and not index.isdigit()):
         raise DeviceError(text, f"expected {DEVICE_CHOICES}")
     if not torch.cuda.is_available():
-        raise DeviceError(text, "torch sees no CUDA device (a CPU build of torch, or no GPU driver)")
+        raise DeviceError(text, NO_CUDA)
     number = int(index or 0)
     count = torch.cuda.device_count()
     if number >= count:
         raise DeviceError(text, f"torch sees {count} CUDA device{'s' if count != 1 else ''} (cuda:0 to cuda:{count - 1})")
     return torch.device("cuda", number)
+
+
+def cuda_device_names() -> tuple[str, ...]:
+    """The name of each CUDA device torch sees, by index (``"cuda:N"`` is the N-th); empty when
+    it sees none (then ``NO_CUDA`` says why)."""
+    if not torch.cuda.is_available():
+        return ()
+    return tuple(torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count()))
 
 
 def synchronize(device: torch.device) -> None:

@@ -125,6 +125,7 @@ class Analysis:
             70% means about 70% of such cases); None when not known.
         map_checks: quality reports already made of this method's maps, as ``(class index,
             item, report)`` (a reopened reading shows the checks its reader saw).
+        device: where the model ran ("cpu", "cuda:0"); "" when not known.
     """
 
     bundle: str
@@ -140,6 +141,24 @@ class Analysis:
     uncertainty: Uncertainty | None = None
     calibrated: bool | None = None
     map_checks: tuple[tuple[int, int, dict], ...] = ()
+    device: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """One place a model can run, as the Device menu offers it.
+
+    Attributes:
+        spec: what ``Workstation.set_device`` takes: "auto", "cpu" or "cuda:N".
+        label: how the menu names it, e.g. "Auto (cpu)", "CUDA 0: NVIDIA H200".
+        available: False for a device this machine lacks (shown disabled).
+        reason: why it is not available ("" when it is).
+    """
+
+    spec: str
+    label: str
+    available: bool = True
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -398,3 +417,21 @@ class Workstation(StudyWorkstation, Protocol):
 
     def data_folder(self) -> str:
         """The folder File > Open starts in when none was used before: the demo data (fast)."""
+
+    @property
+    def device(self) -> str:
+        """Where the next analysis runs its model: "auto", "cpu" or "cuda:N" (fast)."""
+
+    @property
+    def device_override(self) -> str:
+        """"SALIENCE_DEVICE=<spec>" when that environment variable chose the device (the menu
+        cannot change it then), else "" (fast)."""
+
+    def set_device(self, spec: str) -> None:
+        """Run the next analysis's model on ``spec`` ("auto", "cpu", "cuda" or "cuda:N"); models
+        loaded on another device are loaded again there. Raises ``SalienceError`` for a name that
+        is no device, or when ``device_override`` is set (fast)."""
+
+    def device_choices(self, progress: Progress) -> tuple[DeviceChoice, ...]:
+        """Auto, the CPU and each CUDA device torch sees (a disabled CUDA entry with its reason
+        when it sees none). Loads torch the first time: run it in a worker."""

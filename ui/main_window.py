@@ -12,6 +12,7 @@ import logging
 import os
 import time
 import traceback
+from collections.abc import Sequence
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -23,6 +24,8 @@ from PySide6.QtWidgets import (
 from engine.errors import SalienceError
 from engine.explain.names import PERTURBATION_NAMES, display_name
 from engine.imaging.dicom_series import MultipleSeriesError, SeriesInfo
+from engine.progress import ScaledProgress
+from ui.analysis_menu import AnalysisMenu
 from ui.backend import Analysis, MethodCost, OpenedCase, ReadingDraft, SavedReading, WorklistItem, Workstation
 from ui.panels.analysis import CONFIRM_SECONDS, AnalysisPanel, cost_text
 from ui.panels.map_quality import MapQualityPanel
@@ -37,7 +40,7 @@ from ui.planes import ViewModes, three_planes_action
 from ui.review_column import ReviewScrollArea, guard_wheel
 from ui.shortcuts import ShortcutsDialog
 from ui.slice_view import SliceView
-from ui.model import WINDOW_PRESETS, ViewerState
+from ui.model import MAX_METHODS, WINDOW_PRESETS, ViewerState
 from ui.theme import apply_reading_room_theme
 from ui.view_grid import ViewGrid
 from ui.workers import Task, TaskRunner
@@ -92,6 +95,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self.refresh_worklist()
         self._show_case_controls(False)
+        self.analysis_menu = AnalysisMenu(self)  # ui.analysis_menu: compare the common four, device
         self.study = install_study_mode(self)  # ui.study: My studies, the Studies view, per role
 
     # -- layout ------------------------------------------------------------------------------
@@ -99,7 +103,7 @@ class MainWindow(QMainWindow):
         self.display_bar = DisplayBar(self.state)
         self.views = ViewGrid(self.state)
         self.slice_view = self.views.main
-        self.compare_view = self.views.compare  # shown while comparing
+        self.compare_view = self.views.compare  # the first compared method's view, shown while comparing
         self.view_modes = ViewModes(self.state, self.views)  # the views above, or three linked planes
         self.view_modes.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self.navigator = SliceNavigator(self.state)
@@ -297,18 +301,27 @@ class MainWindow(QMainWindow):
     def start_folder(self) -> str:
         """Where File > Open starts: the folder used last (if it still exists), else the data
         folder the workstation names (the demo cases), never the program's own folder."""
-        last = (self.settings.value(LAST_FOLDER_KEY, "", type=str) if self.settings is not None
-                else self._remembered.get(LAST_FOLDER_KEY, ""))
+        last = self.remembered(LAST_FOLDER_KEY)
         if last and os.path.isdir(last):
             return last
         return self.workstation.data_folder()
 
     def _remember_folder(self, folder: str) -> None:
+        self.remember(LAST_FOLDER_KEY, folder)
+
+    def remembered(self, key: str) -> str:
+        """What ``remember`` kept under ``key`` (in ``settings``, else for this run); "" if nothing."""
         if self.settings is not None:
-            self.settings.setValue(LAST_FOLDER_KEY, folder)
+            return self.settings.value(key, "", type=str)
+        return self._remembered.get(key, "")
+
+    def remember(self, key: str, value: str) -> None:
+        """Keep ``value`` under ``key`` for the next run (for this run only without ``settings``)."""
+        if self.settings is not None:
+            self.settings.setValue(key, value)
             self.settings.sync()
         else:
-            self._remembered[LAST_FOLDER_KEY] = folder
+            self._remembered[key] = value
 
     def choose_bundle(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Add a model: its .zip, or the metadata.json in its configs folder",
@@ -404,15 +417,46 @@ class MainWindow(QMainWindow):
         return task
 
     def compare(self, method: str) -> Task | None:
-        """Add a second CAM ``method`` to the shown analysis in a worker thread, then show both
-        side by side (left: the first method, right: ``method``)."""
-        if self.case is None or self.state.overlay.analysis is None or not self.confirm_cost(method):
+        """Add CAM ``method`` beside the methods shown (Compare with...), computed in a worker."""
+        return self.compare_methods((method,), replace=False)
+
+    def compare_methods(self, methods: Sequence[str], replace: bool = True) -> Task | None:
+        """Show the maps of ``methods`` side by side (at most ``MAX_METHODS``; 3 or 4 in a 2 x 2
+        grid), computing those not shown yet in a worker thread as further explanations of the
+        shown prediction (``Workstation.compare``: no forward pass for gradient methods). A slow
+        method's cost is said and confirmed first.
+
+        Args:
+            methods: CAM method identifiers, in view order.
+            replace: True to show exactly ``methods`` (the first analysis stays first when among
+                them, else the first of ``methods`` takes its place); False to add them beside
+                the methods already shown.
+
+        Returns:
+            The running task, or None when nothing was started.
+        """
+        overlay = self.state.overlay
+        if self.case is None or overlay.analysis is None:
             return None
-        case = self.case
-        task = self.runner.start(f"Comparing with {display_name(method)}", self.workstation.compare,
-                                 case, self.state.overlay.analysis, method)
+        shown = {analysis.method: analysis for analysis in overlay.shown_analyses}
+        wanted = list(dict.fromkeys(methods if replace else (*shown, *methods)))
+        if not 1 <= len(wanted) <= MAX_METHODS:
+            self.statusBar().showMessage(f"At most {MAX_METHODS} CAM methods are shown at once", 8000)
+            return None
+        missing = [method for method in wanted if method not in shown]
+        if not all(self.confirm_cost(method) for method in missing):
+            return None
+        case, first, compare = self.case, overlay.analysis, self.workstation.compare
+
+        def work(progress) -> dict[str, Analysis]:
+            count = max(len(missing), 1)
+            return {method: compare(case, first, method, ScaledProgress(progress, i / count, (i + 1) / count))
+                    for i, method in enumerate(missing)}
+
+        names = ", ".join(display_name(method) for method in missing or wanted)
+        task = self.runner.start(f"Comparing with {names}", work)
         self._analysis_task = task
-        self._follow_analysis(task, lambda analysis: self._show_comparison(case, analysis))
+        self._follow_analysis(task, lambda computed: self._show_comparison(case, first, wanted, {**shown, **computed}))
         return task
 
     def estimate_cost(self, bundle: str, method: str) -> Task | None:
@@ -464,20 +508,26 @@ class MainWindow(QMainWindow):
         self._analysed_bundle = bundle
         self.statusBar().showMessage(f"Analysed with {analysis.bundle} ({display_name(analysis.method)})", 8000)
 
-    def _show_comparison(self, case: OpenedCase, analysis: Analysis) -> None:
-        if case is not self.case:
-            return
+    def _show_comparison(self, case: OpenedCase, first: Analysis, wanted: list[str],
+                         analyses: dict[str, Analysis]) -> None:
+        overlay = self.state.overlay
+        if case is not self.case or overlay.analysis is None or overlay.analysis.prediction_id != first.prediction_id:
+            return  # the reader moved on to another case or analysis meanwhile
         try:
-            self.state.overlay.set_compare_analysis(analysis)
+            if overlay.analysis.method not in wanted:
+                overlay.set_analysis(analyses[wanted[0]])
+            overlay.set_compared([analyses[method] for method in wanted if method != overlay.analysis.method])
         except ValueError as exc:
-            self.show_error("The second analysis cannot be compared", exc)
+            self.show_error("The methods cannot be compared", exc)
             return
-        first = display_name(self.state.overlay.analysis.method)
-        self.statusBar().showMessage(f"Comparing {first} (left) with {display_name(analysis.method)} (right)", 8000)
+        names = ", ".join(display_name(analysis.method) for analysis in overlay.shown_analyses)
+        self.statusBar().showMessage(f"Comparing {names}", 8000)
 
     def check_map(self, class_index: int, item: int) -> Task | None:
-        """Measure the shown map of ``class_index`` on slice ``item`` in a worker thread."""
-        analysis = self.state.overlay.analysis
+        """Measure the shown map of ``class_index`` on slice ``item`` in a worker thread (of the
+        compared method the Map quality panel picks, while comparing)."""
+        method = self.quality_panel.method_to_check()
+        analysis = next((a for a in self.state.overlay.shown_analyses if a.method == method), None)
         if self.case is None or analysis is None:
             return None
         case, bundle = self.case, self._analysed_bundle
@@ -489,7 +539,7 @@ class MainWindow(QMainWindow):
         self.quality_panel.progress.follow(task)
 
         def show(report: dict) -> None:
-            if case is self.case and analysis is self.state.overlay.analysis:
+            if case is self.case and any(analysis is shown for shown in self.state.overlay.shown_analyses):
                 self.state.overlay.record_check(analysis.method, class_index, item, report)
                 self.quality_panel.show_report(report, where)
 

@@ -255,7 +255,7 @@ class ViewModes(QStackedWidget):
         self.planes.message.connect(self.message)
         state.planes.events.three_planes.connect(self._on_mode)
         state.annotation.events.tool.connect(self._on_tool)
-        state.overlay.events.compare_analysis.connect(self._on_compare)
+        state.overlay.events.compared.connect(self._on_compare)
 
     def _on_mode(self, three_planes: bool) -> None:
         self.setCurrentWidget(self.planes if three_planes else self.single)
@@ -266,10 +266,10 @@ class ViewModes(QStackedWidget):
         if self.state.planes.three_planes and tool != "navigate":
             self.message.emit(f"The {tool} tool draws in the axial plane (left) only")
 
-    def _on_compare(self, analysis: object) -> None:
-        if analysis is not None and self.state.planes.three_planes:
+    def _on_compare(self, analyses: tuple) -> None:
+        if analyses and self.state.planes.three_planes:
             self.state.planes.three_planes = False  # the methods are compared side by side in one plane
-            self.message.emit("Back to one plane: two CAM methods are compared side by side there")
+            self.message.emit("Back to one plane: CAM methods are compared side by side there")
 
     def fit(self) -> None:
         """Show the whole image in every view of both modes."""

@@ -68,8 +68,8 @@ class SliceView(QWidget):
 
     Args:
         state: the viewer state to show and change.
-        role: which analysis's map to blend, ``"main"`` or ``"compare"`` (the second CAM method
-            of a side-by-side comparison); everything else is shared through ``state``.
+        role: which analysis's map to blend, ``"main"`` or a compare role (another CAM method
+            of a comparison, ``ui.model.MAP_ROLES``); everything else is shared through ``state``.
         parent: optional parent widget.
 
     Signals:
@@ -101,6 +101,7 @@ class SliceView(QWidget):
         self._moving: tuple[int, tuple[float, float]] | None = None  # (mark, grab point) while moving
         self._move_offset = (0.0, 0.0)
         self.cursor_text = ""
+        self.caption_inset = 0  # pixels kept free right of the method caption (a close button's)
         self.setFocusPolicy(Qt.FocusPolicy.WheelFocus)
         self.setMouseTracking(True)
         self.setMinimumSize(200, 200)
@@ -377,6 +378,7 @@ class SliceView(QWidget):
         caption = self.overlay.method_caption(self.role)
         if caption:
             method, detail = caption.split("\n", 1)
+            margin = margin.adjusted(0, 0, -self.caption_inset, 0)
             painter.setPen(CAPTION_COLOUR)
             painter.setFont(QFont(self.font().family(), 13, QFont.Weight.Bold))
             painter.drawText(margin, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop, method)

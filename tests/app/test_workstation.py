@@ -310,6 +310,7 @@ def test_a_reading_reopens_after_a_restart_with_its_marks_and_the_maps_it_was_ma
     assert point == marks[1] and reading.prediction_id == analysis.prediction_id
     assert shown.prediction_id == analysis.prediction_id and shown.method == analysis.method
     assert shown.class_names == analysis.class_names and shown.calibrated == analysis.calibrated
+    assert shown.device == analysis.device != ""  # where the model ran, from its stored model run
     np.testing.assert_allclose(shown.probabilities, analysis.probabilities, atol=1e-6)
     np.testing.assert_array_equal(shown.maps, analysis.maps)
     assert shown.explanation_ids == analysis.explanation_ids

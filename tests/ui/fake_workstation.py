@@ -11,7 +11,7 @@ from engine.errors import ImageReadError, SalienceError
 from engine.imaging.volume import ImageVolume, plain_affine
 from engine.progress import Progress, check_cancelled
 from ui.backend import (
-    Analysis, MethodCost, OpenedCase, ReaderInfo, ReadingDraft, SavedReading, Uncertainty, Verdict, WorklistItem,
+    Analysis, DeviceChoice, MethodCost, OpenedCase, ReaderInfo, ReadingDraft, SavedReading, Uncertainty, Verdict, WorklistItem,
 )
 
 SLICES, ROWS, COLS = 5, 32, 32
@@ -88,6 +88,9 @@ class FakeWorkstation:
     seconds_per_pass: float = 0.05  # what method_cost's timed batch "measured"
     data_root: str = "/fake/data"
     checks: list[tuple[int, int, dict]] = field(default_factory=list)  # (class, item, report) as stored
+    device: str = "auto"  # where the next analysis runs (set_device)
+    device_override: str = ""  # "SALIENCE_DEVICE=..." when the environment decides
+    device_calls: list[str] = field(default_factory=list)  # specs given to set_device
 
     @property
     def reader(self) -> ReaderInfo:
@@ -155,7 +158,8 @@ class FakeWorkstation:
                             prediction_id=7,
                             explanation_ids=(11, 12), verdict=self.verdict,
                             probability_maps=self.probability_maps, study_ranges=self.study_ranges,
-                            uncertainty=self.uncertainty, calibrated=True)
+                            uncertainty=self.uncertainty, calibrated=True,
+                            device="cpu" if self.device == "auto" else self.device)
         self.analyses[analysis.prediction_id] = analysis
         return analysis
 
@@ -173,6 +177,20 @@ class FakeWorkstation:
                         explanation_ids=tuple(i + 100 for i in analysis.explanation_ids),
                         verdict=analysis.verdict, probability_maps=analysis.probability_maps,
                         study_ranges=self.study_ranges)
+
+    def set_device(self, spec: str) -> None:
+        """As the real one: refused while the environment decides, or for a name that is no device."""
+        self.device_calls.append(spec)
+        if self.device_override:
+            raise SalienceError(f"{self.device_override} is set: it decides where models run")
+        if spec not in ("auto", "cpu", "cuda", "cuda:0"):
+            raise SalienceError(f"device {spec!r}: expected auto, cpu, cuda or cuda:N")
+        self.device = spec
+
+    def device_choices(self, progress: Progress) -> tuple[DeviceChoice, ...]:
+        """This machine as a CPU build of torch sees it: Auto and CPU, CUDA disabled."""
+        return (DeviceChoice("auto", "Auto (cpu)"), DeviceChoice("cpu", "CPU"),
+                DeviceChoice("cuda", "CUDA", available=False, reason="torch sees no CUDA device"))
 
     def check_map(self, case: OpenedCase, bundle: str, analysis: Analysis, class_index: int, item: int,
                   progress: Progress) -> dict:

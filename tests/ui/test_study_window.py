@@ -176,6 +176,7 @@ def test_ai_is_hidden_in_the_unaided_arm_and_its_map_is_drawn_in_the_ai_arm(qtbo
     assert not red == green == blue  # the map's colour over its peak
     widget_of(mode, "better_map").show_button.click()
     assert window.compare_view.isVisible()
+    assert not any(button.isVisible() for button in window.views.close_buttons)  # the pair stays a pair
     with world.factory() as session:
         reading = session.scalars(sa.select(StudyReading).where(StudyReading.assignment_id == entry.assignment_id)).one()
         left, right = reading.pairwise_order["better_map"]

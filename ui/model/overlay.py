@@ -1,6 +1,6 @@
 """``OverlayModel``: the analysis shown over the image and how its map is drawn.
 
-It holds the model's output (and a second CAM method's, while comparing) and the look of the
+It holds the model's output (and up to three more CAM methods', while comparing) and the look of the
 overlay: visibility, opacity, shown class, map source, normalisation scope, negative values and
 colour map. Each has its own event carrying the new value (``overlay.events.opacity(float)``,
 ``overlay.events.visible(bool)``, ...), fired once and only when the value changed. No Qt.
@@ -12,6 +12,7 @@ draws at ``DisplayModel.slice_index``, and drops its analyses when the volume ch
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal, get_args
 
 import numpy as np
@@ -24,11 +25,15 @@ from engine.imaging.volume import ImageVolume
 from engine.models.classes import finding_class
 from ui.backend import Analysis
 from ui.model.display import DisplayModel
+from ui.model.map_check import map_verdict
 
 MapSource = Literal["cam", "probability"]  # the CAM, or a slide's tile-probability heatmap
 MAP_SOURCES: tuple[MapSource, ...] = get_args(MapSource)
-MapRole = Literal["main", "compare"]  # which analysis a view shows: the first, or the one compared
+# Which analysis a view shows: the first, or the first, second or third compared with it.
+MapRole = Literal["main", "compare", "compare2", "compare3"]
 MAP_ROLES: tuple[MapRole, ...] = get_args(MapRole)
+#: The most methods shown at once (the first analysis and three compared): a 2 x 2 grid.
+MAX_METHODS = len(MAP_ROLES)
 NORMALISATION_SCOPES: tuple[NormalisationScope, ...] = ("volume", "slice", "study")
 
 
@@ -36,7 +41,8 @@ class OverlayEvents(SignalGroup):
     """Signals of ``OverlayModel``, each with the new value."""
 
     analysis = Signal(object)  # Analysis | None; drops the comparison
-    compare_analysis = Signal(object)  # Analysis | None: a second CAM method shown side by side
+    compared = Signal(object)  # tuple[Analysis, ...]: the methods shown beside the first, in view order
+    compare_analysis = Signal(object)  # Analysis | None: the first of them (a pairwise comparison's other map)
     visible = Signal(bool)
     opacity = Signal(float)
     class_index = Signal(int)
@@ -63,7 +69,7 @@ class OverlayModel:
         self.events = OverlayEvents()
         self._display = display
         self._analysis: Analysis | None = None
-        self._compare_analysis: Analysis | None = None
+        self._compared: tuple[Analysis, ...] = ()
         self._visible = True
         self._opacity = 0.6
         self._class_index = 0
@@ -100,52 +106,118 @@ class OverlayModel:
 
     @property
     def compare_analysis(self) -> Analysis | None:
-        """A second analysis of the same case (another CAM method) shown beside the first."""
-        return self._compare_analysis
+        """The first analysis compared with the first one (the right view of a pair), or None."""
+        return self._compared[0] if self._compared else None
+
+    @property
+    def compared(self) -> tuple[Analysis, ...]:
+        """The analyses of the same case (other CAM methods) shown beside the first, in view order."""
+        return self._compared
+
+    @property
+    def shown_analyses(self) -> tuple[Analysis, ...]:
+        """The first analysis and the compared ones, in view order (empty without an analysis)."""
+        return () if self._analysis is None else (self._analysis, *self._compared)
 
     def set_compare_analysis(self, analysis: Analysis | None) -> None:
-        """Open a side-by-side comparison with ``analysis``, or close it with None.
+        """Compare the first analysis with ``analysis`` alone (side by side), or close the
+        comparison with None. See ``set_compared``."""
+        self.set_compared(() if analysis is None else (analysis,))
 
-        Both views then follow the same slice, window, class, opacity and normalisation scope;
-        each map is normalised over its own values (methods differ in raw scale).
+    def set_compared(self, analyses: Sequence[Analysis]) -> None:
+        """Show ``analyses`` beside the first one (at most ``MAX_METHODS - 1``), in this order.
+
+        Every view then follows the same slice, window, class, opacity, colour map, threshold and
+        normalisation scope; each map is normalised over its own values (methods differ in raw
+        scale).
 
         Raises:
-            ValueError: there is no first analysis, or the second does not fit the volume or
-                has other classes than the first.
+            ValueError: there is no first analysis, too many analyses, a method shown twice, or an
+                analysis that does not fit the volume or has other classes than the first.
         """
-        if analysis is self._compare_analysis:
+        analyses = tuple(analyses)
+        if len(analyses) == len(self._compared) and all(a is b for a, b in zip(analyses, self._compared)):
             return
-        if analysis is not None:
+        if analyses:
             if self._analysis is None:
                 raise ValueError("a comparison needs a first analysis to compare with")
-            _check_analysis(analysis, self._display.volume)
-            if tuple(analysis.class_names) != tuple(self._analysis.class_names):
-                raise ValueError(f"classes {analysis.class_names} differ from the first "
-                                 f"analysis's {self._analysis.class_names}")
-        self._compare_analysis = analysis
+            if len(analyses) > MAX_METHODS - 1:
+                raise ValueError(f"at most {MAX_METHODS} methods are shown at once, not {len(analyses) + 1}")
+            methods = [self._analysis.method, *(a.method for a in analyses)]
+            if len(set(methods)) != len(methods):
+                raise ValueError(f"a method is shown once: {', '.join(display_name(m) for m in methods)}")
+            for analysis in analyses:
+                _check_analysis(analysis, self._display.volume)
+                if tuple(analysis.class_names) != tuple(self._analysis.class_names):
+                    raise ValueError(f"classes {analysis.class_names} differ from the first "
+                                     f"analysis's {self._analysis.class_names}")
+        first_before = self.compare_analysis
+        self._compared = analyses
         self._range_cache = {key: value for key, value in self._range_cache.items() if key[0] == "main"}
-        self.events.compare_analysis.emit(analysis)
+        new_checks = {(a.method, int(k), int(item)): report
+                      for a in analyses for k, item, report in a.map_checks
+                      if (a.method, int(k), int(item)) not in self._map_checks}
+        self._map_checks.update(new_checks)
+        self.events.compared.emit(analyses)
+        if self.compare_analysis is not first_before:
+            self.events.compare_analysis.emit(self.compare_analysis)
+        if new_checks:
+            self.events.map_checks.emit(dict(self._map_checks))
+
+    def add_compared(self, analysis: Analysis) -> None:
+        """Show ``analysis`` in the next free view. Raises ``ValueError`` as ``set_compared``."""
+        self.set_compared((*self._compared, analysis))
+
+    def remove_method(self, method: str) -> None:
+        """Stop showing ``method``'s map. Removing the first analysis's method while others are
+        compared makes the first compared one the first analysis (the same prediction, so the
+        class shown and the map checks stay); the views close up either way.
+
+        Raises:
+            ValueError: ``method`` is not shown, or it is the only one shown.
+        """
+        shown = [a.method for a in self.shown_analyses]
+        if method not in shown:
+            raise ValueError(f"{display_name(method)} is not shown")
+        if len(shown) == 1:
+            raise ValueError(f"{display_name(method)} is the only map shown; analyse again to change it")
+        if method != self._analysis.method:
+            self.set_compared(tuple(a for a in self._compared if a.method != method))
+            return
+        promoted, rest = self._compared[0], self._compared[1:]
+        self._compared = ()  # set without ceremony: the same case, the same prediction
+        self._analysis = promoted
+        self._range_cache.clear()
+        self.events.analysis.emit(promoted)
+        self.set_compared(rest)
+        if not rest:  # set_compared saw no change; the views still must close up
+            self.events.compared.emit(())
+            self.events.compare_analysis.emit(None)
 
     def analysis_for(self, role: MapRole) -> Analysis | None:
-        """The first analysis (``"main"``) or the compared one (``"compare"``)."""
+        """The first analysis (``"main"``) or a compared one (``"compare"``, ``"compare2"``,
+        ``"compare3"``: the first, second, third compared), None when that view is empty."""
         if role not in MAP_ROLES:
             raise ValueError(f"no map role {role!r}; roles are {MAP_ROLES}")
-        return self._analysis if role == "main" else self._compare_analysis
+        if role == "main":
+            return self._analysis
+        index = MAP_ROLES.index(role) - 1
+        return self._compared[index] if index < len(self._compared) else None
 
     def _on_volume(self, _volume: ImageVolume | None) -> None:
-        if self._analysis is not None or self._compare_analysis is not None:
+        if self._analysis is not None or self._compared:
             self._replace(None)
 
     def _replace(self, analysis: Analysis | None) -> None:
         """Swap the analysis, drop the comparison, then announce every value that changed."""
-        had_comparison = self._compare_analysis is not None
+        had_comparison = bool(self._compared)
         before = (self._class_index, self._map_source)
         if analysis is not None:
             self._class_index = first_class(analysis)
         if analysis is None or analysis.probability_maps is None:
             self._map_source = "cam"
         self._analysis = analysis
-        self._compare_analysis = None
+        self._compared = ()
         self._range_cache.clear()
         had_checks = bool(self._map_checks)
         self._map_checks = {} if analysis is None else {
@@ -154,6 +226,7 @@ class OverlayModel:
         if had_checks or self._map_checks:
             self.events.map_checks.emit(dict(self._map_checks))
         if had_comparison:
+            self.events.compared.emit(())
             self.events.compare_analysis.emit(None)
         if self._class_index != before[0]:
             self.events.class_index.emit(self._class_index)
@@ -281,7 +354,7 @@ class OverlayModel:
         """The map to blend over the shown slice, or None when hidden or not analysed.
 
         Args:
-            role: ``"main"`` for the first analysis, ``"compare"`` for the compared one; both
+            role: ``"main"`` for the first analysis, a compare role for a compared one; all
                 use the same class, opacity, colour map and normalisation scope, each
                 normalised over its own map.
         """
@@ -339,17 +412,23 @@ class OverlayModel:
         return "normalised over this slice" if self._normalisation == "slice" else "normalised over the whole volume"
 
     def method_caption(self, role: MapRole) -> str:
-        """The label a view prints on its image while comparing: method, class and how the map
-        is normalised (over its own volume or slice, up to which raw value); "" otherwise."""
+        """The label a view prints on its image while comparing: method and class, then how the
+        map is normalised (over its own volume or slice, up to which raw value), then the verdict
+        of its map check when the map on screen was checked; "" when not comparing."""
         analysis = self.analysis_for(role)
-        if self._compare_analysis is None or analysis is None:
+        if not self._compared or analysis is None:
             return ""
         value_range = self.value_range(role)
         scope = {"slice": "this slice", "study": "its study's stored maps"}.get(self._normalisation, "its own volume")
         if self._normalisation == "study" and analysis.study_ranges is None:
             scope = "its own volume"
-        return (f"{display_name(analysis.method)} \u00b7 {analysis.class_names[self._class_index]}\n"
-                f"normalised over {scope} (max {value_range.high:.3g})")
+        caption = (f"{display_name(analysis.method)} \u00b7 {analysis.class_names[self._class_index]}\n"
+                   f"normalised over {scope} (max {value_range.high:.3g})")
+        report = self.check_for(role)
+        if report is not None:
+            verdict = map_verdict(report)
+            caption += f"\nmap check: {verdict.symbol} {verdict.level}"
+        return caption
 
     def current_probabilities(self) -> dict[str, float]:
         """Class name to probability at the shown slice; empty without an analysis."""

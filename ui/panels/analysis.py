@@ -3,8 +3,9 @@
 The prediction shows, top-down: the model and method (by the names their papers gave them),
 whether the probabilities are calibrated, a clip's or slide's verdict naming the winning class,
 the key frames of that class, this slice's probabilities, and the quality verdict of the map on
-screen (a warning when it failed its check). A second CAM method can be compared side by side;
-a perturbation method's cost is said before it starts.
+screen (a warning when it failed its check). Up to three more CAM methods can be compared side
+by side (one at a time here, the common four at once from the Analysis menu); a perturbation
+method's cost is said before it starts.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from engine.explain.names import PERTURBATION_NAMES, display_name
 from ui.backend import MethodCost
-from ui.model import ViewerState
+from ui.model import MAX_METHODS, ViewerState
 from ui.model.map_check import map_verdict
 from ui.panels.probability_table import ProbabilityTable, percent
 from ui.panels.task_progress import TaskProgress, duration_text
@@ -34,8 +35,8 @@ class AnalysisPanel(QWidget):
 
     Signals:
         analyse_requested(bundle, method): the reader pressed Analyse (method identifier).
-        compare_requested(method): the reader asked to compare the shown analysis with another
-            CAM method (same bundle). "Close comparison" writes to the overlay model directly.
+        compare_requested(method): the reader asked to add another CAM method (same bundle) to
+            the methods shown. "Close comparison" writes to the overlay model directly.
         cost_requested(bundle, method): a slow (perturbation) method was picked: its cost is
             wanted before it runs (answered by ``show_cost``).
     """
@@ -56,8 +57,8 @@ class AnalysisPanel(QWidget):
         self.progress = TaskProgress()
         self.compare_method = QComboBox()
         self.compare_button = QPushButton("Compare")
-        self.compare_button.setToolTip("Run a second CAM method with the same model and show "
-                                       "both side by side (left: first method)")
+        self.compare_button.setToolTip("Add a CAM method with the same model beside the ones shown "
+                                       f"(up to {MAX_METHODS} at once; first method at the top left)")
         self.compare_cost = _small_label()
         self.close_compare_button = QPushButton("Close comparison")
         self.header = _wrapping_label()
@@ -99,11 +100,11 @@ class AnalysisPanel(QWidget):
         self.compare_method.currentIndexChanged.connect(self._method_picked)
         self.bundle.currentIndexChanged.connect(self._bundle_picked)
         overlay, display = self.overlay.events, self.display.events
-        for signal in (overlay.analysis, overlay.compare_analysis, overlay.class_index, overlay.map_checks,
+        for signal in (overlay.analysis, overlay.compared, overlay.class_index, overlay.map_checks,
                        display.slice_index, display.volume):
             signal.connect(self._show_prediction)
         overlay.analysis.connect(self._on_analysis)
-        overlay.compare_analysis.connect(self._update_button)
+        overlay.compared.connect(self._on_analysis)
         self.set_case_open(False)
         self._show_prediction()
 
@@ -182,11 +183,12 @@ class AnalysisPanel(QWidget):
                               f"{display_name(method)}: estimating its cost\u2026")
             label.setVisible(method in PERTURBATION_NAMES)
 
-    def _on_analysis(self, analysis: object) -> None:
-        """Offer, as the second method, the first one offered that differs from the analysis's."""
-        if analysis is not None and self.compare_method.currentData() == analysis.method:
+    def _on_analysis(self, *_args: object) -> None:
+        """Offer, as the method to add, the first one offered that is not shown yet."""
+        shown = {a.method for a in self.overlay.shown_analyses}
+        if shown and self.compare_method.currentData() in shown:
             for index in range(self.compare_method.count()):
-                if self.compare_method.itemData(index) != analysis.method:
+                if self.compare_method.itemData(index) not in shown:
                     self.compare_method.setCurrentIndex(index)
                     break
         self._update_button()
@@ -195,11 +197,11 @@ class AnalysisPanel(QWidget):
         ready = getattr(self, "_case_open", False) and not getattr(self, "_running", False)
         self.analyse_button.setEnabled(ready and bool(self.bundle.currentText())
                                        and bool(self.method.currentData()))
-        analysis = self.overlay.analysis
-        second = self.compare_method.currentData()
-        self.compare_button.setEnabled(ready and analysis is not None and bool(second)
-                                       and second != analysis.method)
-        self.close_compare_button.setVisible(self.overlay.compare_analysis is not None)
+        shown = self.overlay.shown_analyses
+        added = self.compare_method.currentData()
+        self.compare_button.setEnabled(ready and bool(shown) and bool(added) and len(shown) < MAX_METHODS
+                                       and added not in {a.method for a in shown})
+        self.close_compare_button.setVisible(bool(self.overlay.compared))
 
     # -- the prediction ----------------------------------------------------------------------
     def _jump_to(self, link: str) -> None:
@@ -218,13 +220,12 @@ class AnalysisPanel(QWidget):
             self.header.setText("<i>No analysis yet for this case.</i>" if self.display.volume is not None else "")
             return
         shown = analysis.class_names[self.overlay.class_index]
-        compared = self.overlay.compare_analysis
-        versus = (f" (left) vs {escape(display_name(compared.method))} (right)"
-                  if compared is not None else "")
+        versus = _placed_names(self.overlay.shown_analyses)
         calibration = {True: "probabilities calibrated on held-out data",
                        False: "probabilities not calibrated (softmax scores)"}.get(analysis.calibrated)
-        self.header.setText(f"{escape(analysis.bundle)} \u00b7 {escape(display_name(analysis.method))}{versus}"
-                            + (f"<br><small>{calibration}</small>" if calibration else ""))
+        run_on = f"run on {escape(analysis.device)}" if analysis.device else ""
+        small = "; ".join(part for part in (calibration, run_on) if part)
+        self.header.setText(f"{escape(analysis.bundle)} \u00b7 {versus}" + (f"<br><small>{small}</small>" if small else ""))
         verdict = analysis.verdict
         self.verdict.setVisible(verdict is not None)
         self.verdict_table.setVisible(verdict is not None)
@@ -292,6 +293,16 @@ class AnalysisPanel(QWidget):
         widgets = (self.header, self.verdict, self.verdict_table, self.key_frames, self.notes, self.item_title,
                    self.item_table, self.uncertainty, self.map_check)
         return "\n".join(widget.text() for widget in widgets if widget.text() and not widget.isHidden())
+
+
+def _placed_names(analyses) -> str:
+    """The shown methods by name, each with its place when there are several:
+    "Grad-CAM (left) vs LayerCAM (right)", "Grad-CAM (top left) vs ... (bottom right)"."""
+    names = [escape(display_name(a.method)) for a in analyses]
+    if len(names) == 1:
+        return names[0]
+    places = ("left", "right") if len(names) == 2 else ("top left", "top right", "bottom left", "bottom right")
+    return " vs ".join(f"{name} ({place})" for name, place in zip(names, places))
 
 
 def cost_text(cost: MethodCost) -> str:

@@ -4,7 +4,8 @@
 (deletion and insertion AUC, average drop and increase in confidence), localisation against the
 image's mask when it has one (pointing game, energy inside), and the parameter-randomisation
 sanity check. The result stays labelled with what was measured, so moving to another slice
-never passes one slice's figures off as another's.
+never passes one slice's figures off as another's. While several methods are compared, the
+reader picks which method's map to check (its verdict then shows in that view's caption).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 from html import escape
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from engine.explain.names import display_name
 
 from ui.model import ViewerState
 from ui.model.map_check import map_verdict
@@ -26,7 +29,8 @@ class MapQualityPanel(QWidget):
     """A button that asks for the shown map's quality and the report it gets back.
 
     Signals:
-        check_requested(class_index, item): the reader asked to measure the shown map.
+        check_requested(class_index, item): the reader asked to measure the shown map (of the
+            method ``method_to_check`` names).
     """
 
     check_requested = Signal(int, int)
@@ -38,11 +42,14 @@ class MapQualityPanel(QWidget):
         self.check_button.setToolTip(
             "Measure the shown map on this slice: deletion/insertion, confidence drop, "
             "mask localisation and the weight-randomisation sanity check (takes a few seconds)")
+        self.method = QComboBox()  # which compared method's map to check; hidden with one method
+        self.method.setToolTip("The method whose map is checked")
         self.progress = TaskProgress()
         self.report = QLabel()
         self.report.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.method)
         layout.addWidget(self.check_button)
         layout.addWidget(self.progress)
         layout.addWidget(self.report)
@@ -51,10 +58,30 @@ class MapQualityPanel(QWidget):
             lambda: self.check_requested.emit(self.overlay.class_index, self.display.slice_index))
         self.overlay.events.analysis.connect(lambda _analysis: self.clear())
         self.display.events.volume.connect(lambda _volume: self.clear())
+        self.overlay.events.compared.connect(self._offer_methods)
         self.clear()
+
+    def method_to_check(self) -> str | None:
+        """The method whose map "Check this map" measures: the one picked while comparing, else
+        the first analysis's (None without one)."""
+        shown = [analysis.method for analysis in self.overlay.shown_analyses]
+        picked = self.method.currentData()
+        return picked if picked in shown else (shown[0] if shown else None)
+
+    def _offer_methods(self, *_args: object) -> None:
+        picked = self.method.currentData()
+        shown = [analysis.method for analysis in self.overlay.shown_analyses]
+        self.method.blockSignals(True)
+        self.method.clear()
+        for method in shown:
+            self.method.addItem(f"Map of {display_name(method)}", method)
+        self.method.setCurrentIndex(shown.index(picked) if picked in shown else 0)
+        self.method.blockSignals(False)
+        self.method.setVisible(len(shown) > 1)
 
     def clear(self) -> None:
         self.report.setText("")
+        self._offer_methods()
         self._update_button()
 
     def set_running(self, running: bool) -> None:

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.imaging.render import COLORMAPS, colormap
-from ui.model import ViewerState
+from ui.model import MAP_ROLES, ViewerState
 
 SCOPES = (("volume", "Per volume (slices comparable)"), ("slice", "Per slice (stretched)"),
           ("study", "Per study (cases comparable)"))
@@ -43,15 +43,14 @@ class ColourBar(QWidget):
             painter.setPen(QColor(200, 200, 200))
             text_area = QRectF(0, 13, self.width(), 16)
             ends = [spec.value_range]
-            compared = self.overlay.value_range("compare")
-            if compared is not None:  # each method spans the colours over its own raw values
-                ends.append(compared)
+            compared = (self.overlay.value_range(role) for role in MAP_ROLES[1:])
+            ends += [end for end in compared if end is not None]  # each method spans its own raw values
             low = " | ".join(f"{end.low:.3g}" for end in ends)
             high = " | ".join(f"{end.high:.3g}" for end in ends)
             painter.drawText(text_area, Qt.AlignmentFlag.AlignLeft, low)
             painter.drawText(text_area, Qt.AlignmentFlag.AlignRight, high)
-            if compared:
-                middle = "raw: left | right"  # short: the ends are wide
+            if len(ends) > 1:
+                middle = "raw: left | right" if len(ends) == 2 else "raw"  # short: the ends are wide
             else:
                 middle = "tile probability" if self.overlay.map_source == "probability" else "raw CAM value"
             painter.drawText(text_area, Qt.AlignmentFlag.AlignHCenter, middle)

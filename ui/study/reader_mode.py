@@ -127,6 +127,7 @@ class StudyReaderMode(QObject):
             if dock.objectName() in FREE_REVIEW_DOCKS:
                 dock.hide()
                 dock.toggleViewAction().setEnabled(False)
+        self.window.analysis_menu.menu.menuAction().setVisible(False)  # a study's AI output is frozen
         for action in (*self.window.open_actions, self.window.save_action):
             action.setEnabled(False)
             action.setVisible(False)
@@ -232,7 +233,9 @@ class StudyReaderMode(QObject):
         """Show a pairwise question's two maps side by side (A left, B right), or the arm's map."""
         ai = self.view.ai if self.view is not None else None
         overlay = self.state.overlay
-        if ai is not None and on and question_id in ai.pairwise:
+        pair = ai is not None and on and question_id in ai.pairwise
+        self.window.views.removable = not pair  # the question compares exactly these two maps
+        if pair:
             left, right = ai.pairwise[question_id]
             overlay.set_analysis(left)
             overlay.set_compare_analysis(right)

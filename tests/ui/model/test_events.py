@@ -92,15 +92,15 @@ def test_drafts_fire_with_the_whole_tuple_after_each_change(state):
 
 
 def test_a_new_analysis_announces_the_class_it_picks_and_drops_the_comparison(state):
-    """Replacing the analysis fires ``analysis``, then ``compare_analysis(None)`` when a comparison
-    was open, then the class and map source where they changed."""
+    """Replacing the analysis fires ``analysis``, then ``compared(())`` and ``compare_analysis(None)``
+    when a comparison was open, then the class and map source where they changed."""
     state.overlay.set_compare_analysis(_analysis("layercam"))
     state.overlay.class_index = 0
     state.overlay.map_source = "probability"
     seen = _record(state)
     second = _analysis("gradcam++")  # no tile probabilities: back to the CAM
     state.overlay.set_analysis(second)
-    assert seen == [("overlay.analysis", (second,)), ("overlay.compare_analysis", (None,)),
+    assert seen == [("overlay.analysis", (second,)), ("overlay.compared", ((),)), ("overlay.compare_analysis", (None,)),
                     ("overlay.class_index", (1,)), ("overlay.map_source", ("cam",))]
     seen.clear()
     state.overlay.set_analysis(second)
