@@ -81,10 +81,9 @@ def shots(window, app, out: Path) -> list[Path]:
     window.state.planes.set_cursor((12, 52, 50))
     step("glioma-planes")
     window.planes_action.trigger()
-    if hasattr(window, "compare_methods"):
-        task = window.compare_methods(["gradcampp", "layercam", "eigencam"])
-        wait_for(app, task)
-        step("glioma-compare")
+    # Analysis > Compare Grad-CAM, Grad-CAM++, LayerCAM, Eigen-CAM: four methods, one forward pass.
+    wait_for(app, window.compare_methods(["gradcam", "gradcampp", "layercam", "eigencam"]))
+    step("glioma-compare")
     # Lung ultrasound: a clip, its per-frame strip and the clip verdict.
     open_demo(window, app, "Cov-Atlas-pleural")
     wait_for(app, window.analyse("lung-ultrasound", "gradcam"))
