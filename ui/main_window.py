@@ -13,7 +13,7 @@ import os
 import time
 import traceback
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QPointF, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication, QDockWidget, QFileDialog, QGroupBox, QInputDialog, QLabel, QMainWindow,
@@ -36,6 +36,7 @@ from ui.panels.worklist import WorklistPanel
 from ui.review_column import ReviewScrollArea, guard_wheel
 from ui.shortcuts import ShortcutsDialog
 from ui.slice_view import SliceView
+from ui.slide_view import SlideView
 from ui.model import WINDOW_PRESETS, ViewerState
 from ui.theme import apply_reading_room_theme
 from ui.view_grid import ViewGrid
@@ -99,6 +100,8 @@ class MainWindow(QMainWindow):
         self.views = ViewGrid(self.state)
         self.slice_view = self.views.main
         self.compare_view = self.views.compare  # shown while comparing
+        self.slide_view = SlideView(self.state)  # instead of the views while a whole slide is open
+        self.slide_view.hide()
         self.navigator = SliceNavigator(self.state)
         centre = QWidget()
         layout = QVBoxLayout(centre)
@@ -106,6 +109,7 @@ class MainWindow(QMainWindow):
         layout.setSpacing(0)
         layout.addWidget(self.display_bar)
         layout.addWidget(self.views, 1)
+        layout.addWidget(self.slide_view, 1)
         layout.addWidget(self.navigator)
         self.setCentralWidget(centre)
         guard_wheel(self.display_bar)
@@ -182,7 +186,10 @@ class MainWindow(QMainWindow):
                                      lambda: setattr(overlay, "contour", not overlay.contour))
         self.contour_action.setCheckable(True)
         view_menu.addSeparator()
-        action(view_menu, "&Fit image", "F", self.views.fit)
+        action(view_menu, "&Fit image", "F", self.fit_view)
+        self.zoom_in_action = action(view_menu, "Zoom &in", "+", lambda: self.zoom_view(2.0))
+        self.zoom_in_action.setShortcuts([QKeySequence("+"), QKeySequence("=")])
+        action(view_menu, "Zoom &out", "-", lambda: self.zoom_view(0.5))
         action(view_menu, "&Reset window/level", "R", display.reset_window)
         self.preset_actions = {
             key: action(view_menu, f"Window: {name} ({width:g}/{centre:g})", key,
@@ -200,6 +207,24 @@ class MainWindow(QMainWindow):
             tools_menu.addAction(tool_action)
         help_menu = self.menuBar().addMenu("&Help")
         action(help_menu, "Keyboard &shortcuts", "F1", lambda: ShortcutsDialog(self).exec())
+
+    def showing_slide(self) -> bool:
+        """True while a whole slide is open: the centre is the slide view, not the slice views."""
+        return self.slide_view.isVisibleTo(self)
+
+    def fit_view(self) -> None:
+        """Show the whole image (or slide) in the centre."""
+        if self.showing_slide():
+            self.slide_view.fit()
+        else:
+            self.views.fit()
+
+    def zoom_view(self, factor: float) -> None:
+        """Zoom the centre by ``factor`` about its middle."""
+        if self.showing_slide():
+            self.slide_view.zoom_by(factor)
+        else:
+            self.slice_view._zoom_about(QPointF(self.slice_view.width() / 2.0, self.slice_view.height() / 2.0), factor)
 
     def apply_preset(self, key: str) -> None:
         """Window preset ``key`` (1 soft tissue, 2 lung, 3 bone, 4 brain), said in the status bar."""
@@ -352,6 +377,9 @@ class MainWindow(QMainWindow):
         channel = case.display_channel if case.display_channel in volume.channel_names else None
         if volume.is_rgb:
             channel = None  # colour by default; R, G and B stay in the channel box
+        slide = volume.kind == "slide" and "slide" in volume.extras
+        self.views.setVisible(not slide)
+        self.slide_view.setVisible(slide)
         self.state.display.set_volume(volume, channel)
         self.reading_form.reset()
         self.close_saved_reading()
@@ -368,7 +396,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"{_case_name(volume.source)}: {volume.n_slices} slices of {rows} x {cols}, "
             f"channels {', '.join(volume.channel_names)}", 8000)
-        self.slice_view.setFocus()
+        (self.slide_view if slide else self.slice_view).setFocus()
 
     # -- analysis ----------------------------------------------------------------------------
     def _offer_analysis(self, case: OpenedCase) -> Task:

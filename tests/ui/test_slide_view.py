@@ -214,3 +214,39 @@ def test_a_point_dropped_on_the_slide_is_a_mark_in_thumbnail_pixels(qtbot, shown
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPoint(102, 52))  # level 0 (202, 152)
     [mark] = state.annotation.drafts
     assert mark.kind == "point" and mark.points[0] == pytest.approx((152 / 4 - 0.5, 202 / 4 - 0.5))
+
+
+def test_the_window_shows_a_slide_in_the_slide_view_and_f_plus_minus_drive_it(qtbot, window, workstation, mosaic,
+                                                                             monkeypatch):
+    """Opening a slide swaps the centre to the slide view (and back for a volume); F fits, + and =
+    zoom in, - zooms out, in the slide view and in the slice view alike."""
+    from engine.imaging.slide import read_slide
+    from ui.backend import OpenedCase
+
+    volume = read_slide(mosaic.path)
+    monkeypatch.setattr(workstation, "open_path", lambda path, progress, series_uid=None: OpenedCase(
+        case_id=7, volume=volume, display_channel="R", task="histopathology"))
+    try:
+        with qtbot.waitSignal(window.open_path(str(mosaic.path)).done, timeout=5000):
+            pass
+        view = window.slide_view
+        assert window.showing_slide() and view.isVisible() and not window.views.isVisible()
+        window.activateWindow()
+        view.setFocus()
+        fitted = view.view()[0]
+        assert fitted == pytest.approx(view.fit_scale())
+        qtbot.keyClick(view, Qt.Key.Key_Plus)
+        assert view.view()[0] == pytest.approx(2 * fitted)
+        qtbot.keyClick(view, Qt.Key.Key_Equal)
+        qtbot.keyClick(view, Qt.Key.Key_Minus)
+        assert view.view()[0] == pytest.approx(2 * fitted)
+        qtbot.keyClick(view, Qt.Key.Key_F)
+        assert view.view()[0] == pytest.approx(fitted)
+        with qtbot.waitSignal(window.open_item(window.worklist.items()[0]).done, timeout=5000):
+            pass
+        assert not window.showing_slide() and window.views.isVisible() and view.loader is None
+        window.slice_view.setFocus()
+        qtbot.keyClick(window.slice_view, Qt.Key.Key_Plus)
+        assert window.slice_view.viewport()[0] == pytest.approx(2.0)
+    finally:
+        volume.extras["slide"].close()
