@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QPolygonF, QWheelEvent
+from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QWheelEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from engine.imaging.render import overlay_rgba
 from engine.imaging.slide_tiles import TileKey, scale_bar
 from ui.backend import AnnotationDraft
 from ui.model import ViewerState
-from ui.slice_view import MARK_COLOUR, SAVED_MARK_COLOUR, TEXT_COLOUR
+from ui.slice_view import MARK_COLOUR, SAVED_MARK_COLOUR, TEXT_COLOUR, draw_mark
 from ui.slide_loader import TileLoader
 
 BACKGROUND = QColor(40, 40, 40)
@@ -337,19 +337,7 @@ class SlideView(QWidget):
         return self.to_screen(*self._thumbnail_to_level0(*point))
 
     def _draw_mark(self, painter: QPainter, mark: AnnotationDraft, caption: str, pen: QPen) -> None:
-        painter.setPen(pen)
-        points = [self._mark_point(p) for p in mark.points]
-        if mark.kind == "point":
-            painter.drawEllipse(points[0], 6.0, 6.0)
-            anchor = points[0] + QPointF(10, -8)
-        elif mark.kind in ("box", "ellipse"):
-            box = QRectF(points[0], points[1]).normalized()
-            painter.drawEllipse(box) if mark.kind == "ellipse" else painter.drawRect(box)
-            anchor = box.topLeft() + QPointF(0, -4)
-        else:
-            painter.drawPolygon(QPolygonF(points))
-            anchor = min(points, key=lambda p: p.y()) + QPointF(0, -4)
-        painter.drawText(anchor, caption)
+        draw_mark(painter, mark.kind, [self._mark_point(p) for p in mark.points], caption, pen)
 
     def _thumbnail_point(self, position: QPointF) -> tuple[float, float] | None:
         """Thumbnail ``(row, col)`` under a widget position, None off the slide."""

@@ -12,7 +12,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from engine.imaging.render import colormap
 from engine.imaging.slide import SlideReader, rgb_volume
 from engine.imaging.slide_tiles import TileKey
-from tests.engine.test_slide import CELL, build_pyramid
+from tests.engine.test_slide import build_pyramid
 from ui.backend import Analysis, Verdict
 from ui.model import ViewerState
 from ui.slide_view import BACKGROUND, SlideView
