@@ -192,8 +192,11 @@ class SlideView(QWidget):
         return x, y, self.width() / self._scale, self.height() / self._scale
 
     def level_shown(self) -> int:
-        """The pyramid level read at the present scale."""
-        return self.loader.grid.level_for_scale(self._scale) if self.loader is not None else 0
+        """The pyramid level read at the present scale (in device pixels: a 2x screen reads the
+        level twice as sharp)."""
+        if self.loader is None:
+            return 0
+        return self.loader.grid.level_for_scale(self._scale * self.devicePixelRatioF())
 
     def _rect_on_screen(self, x0: float, y0: float, w0: float, h0: float) -> QRectF:
         return QRectF(self.to_screen(x0, y0), self.to_screen(x0 + w0, y0 + h0))
