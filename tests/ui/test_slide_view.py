@@ -250,3 +250,24 @@ def test_the_window_shows_a_slide_in_the_slide_view_and_f_plus_minus_drive_it(qt
         assert window.slice_view.viewport()[0] == pytest.approx(2.0)
     finally:
         volume.extras["slide"].close()
+
+
+def test_a_tile_that_cannot_be_read_leaves_the_thumbnail_and_says_so(qtbot, shown, monkeypatch):
+    view, _, spy = shown
+    settle(qtbot, view)
+    read = spy.read_region
+
+    def damaged(level, location, size):
+        if level == 0 and tuple(location) == (256, 256):
+            raise OSError("tile 5 is truncated")
+        return read(level, location, size)
+
+    monkeypatch.setattr(spy, "read_region", damaged)
+    view.set_view(1.0, QPointF(300.0, 250.0))
+    qtbot.waitUntil(lambda: TileKey(0, 1, 1) in view.failed_tiles and view.loader.pending() == 0, timeout=10000)
+    assert view.failed_tiles[TileKey(0, 1, 1)] == "tile 5 is truncated"
+    assert TileKey(0, 0, 0) in view.loader.cache and TileKey(0, 1, 1) not in view.loader.cache
+    screen = pixels(view)
+    background = np.array([BACKGROUND.red(), BACKGROUND.green(), BACKGROUND.blue()])
+    # level-0 x 260..305, y 260..300 lies in the missing tile (and clear of the minimap): the thumbnail
+    assert (np.abs(screen[160:200, 160:205].astype(int) - background).sum(axis=2) > 60).mean() > 0.99
