@@ -7,8 +7,8 @@ not a new run of a model that may have changed since, with the map checks made t
 frame probabilities (the rule it was made with) and its key frames are the ones stored with each
 map. A slide's stored rows are its tissue tiles: its score is their mean (the rule of
 ``engine.analysis.slide``), shown as the slide's one row, and its maps are the stitched heatmaps
-stored on the thumbnail's grid. Its tile-probability heatmap is not rebuilt (the tiles' places
-are not stored), so a reopened slide shows the CAM only.
+stored on the thumbnail's grid; its tile-probability heatmap is drawn again from the tile places
+kept with the maps (maps stored before they were kept come back with the CAM only).
 """
 
 from __future__ import annotations
@@ -47,9 +47,12 @@ def stored_analysis(prediction: Prediction, blob_store: blobs.BlobStore,
     shape = next(iter(maps_by_class.values())).shape
     maps = np.stack([maps_by_class.get(k, np.full(shape, np.nan, np.float32)) for k in range(len(class_names))])
     probabilities = np.asarray(prediction.probabilities, dtype=np.float32).reshape(-1, len(class_names))
-    verdict = None
+    verdict, probability_maps = None, None
     tiles = prediction.item_axis == "tile"
     if tiles:  # the slide score, as analyse_slide pooled it; the window shows it as the one row
+        from engine.analysis.slide import tile_probability_maps
+
+        probability_maps = tile_probability_maps(next(iter(chosen.values())).params, probabilities, shape[-2:])
         verdict = Verdict(label=f"Slide score: mean of {len(probabilities)} tissue tiles",
                           probabilities=probabilities.mean(axis=0))
         probabilities = verdict.probabilities[None, :]
@@ -71,6 +74,7 @@ def stored_analysis(prediction: Prediction, blob_store: blobs.BlobStore,
         prediction_id=prediction.id,
         explanation_ids=tuple(chosen[k].id for k in sorted(chosen)),
         verdict=verdict,
+        probability_maps=probability_maps,
         study_ranges=study_ranges,
         calibrated=bool(prediction.calibrated),
         map_checks=checks,

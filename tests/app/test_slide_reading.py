@@ -1,5 +1,6 @@
 """A reading of a whole slide, saved on SQLite and reopened after a restart: the reader sees the
-slide score and the stitched heatmap it was made on again, in the window's slide view."""
+slide score and the stitched heatmaps (CAM and tile probabilities) it was made on again, in the
+window's slide view."""
 
 from __future__ import annotations
 
@@ -47,6 +48,9 @@ def test_a_reopened_slide_reading_brings_back_its_score_and_heatmap(saved_slide_
     assert shown.verdict.label == analysis.verdict.label
     np.testing.assert_allclose(shown.verdict.probabilities, analysis.verdict.probabilities, atol=1e-6)
     assert shown.explanation_ids == analysis.explanation_ids
+    # The tile-probability heatmap is drawn again from the tile places kept with the maps.
+    np.testing.assert_allclose(shown.probability_maps, analysis.probability_maps, atol=1e-6)
+    assert np.isnan(shown.probability_maps).any() and not np.isnan(shown.probability_maps).all()
 
 
 def test_the_window_shows_the_reopened_readings_heatmap_over_the_slide(qtbot, saved_slide_reading):
@@ -81,6 +85,10 @@ def test_the_window_shows_the_reopened_readings_heatmap_over_the_slide(qtbot, sa
         centre = pixels(view)[view.height() // 2, view.width() // 2].astype(int)
         hottest = window.state.overlay.spec().lut[255].astype(int)
         assert np.abs(centre - hottest).max() <= 8  # bilinear: the hottest pixel next to warm ones
+        overlay.map_source = "probability"  # the tile's probability, on one 0-1 scale
+        probability = overlay.analysis.probability_maps[overlay.class_index, 0, row, col]
+        tile_colour = window.state.overlay.spec().lut[int(round(probability * 255))].astype(int)
+        assert np.abs(pixels(view)[view.height() // 2, view.width() // 2].astype(int) - tile_colour).max() <= 3
         overlay.visible = False
         assert np.abs(pixels(view)[view.height() // 2, view.width() // 2].astype(int) - hottest).max() > 20
     finally:
