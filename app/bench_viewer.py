@@ -12,7 +12,11 @@ Three measures, each a median over repetitions in one run (never a timed unit te
 * cine frames painted per second with an overlay, for a clip asking 200 frames per second (the
   player skips frames it cannot show in time, so this is the rate a reader sees);
 * time to first image after opening a case: from ``MainWindow.open_path`` to the first painted
-  slice (reading the file in a worker, registering the case, showing it).
+  slice (reading the file in a worker, registering the case, showing it);
+* on a whole slide (a 6144 x 4096, 5-level JPEG pyramidal TIFF written for the run): time from
+  open to the first painted slide (its thumbnail), time from zooming to full resolution on a cold
+  tile cache to the repaint with every tile in view read (in the background) and drawn sharp, and
+  the median repaint after a 40-pixel pan at full resolution (tiles cached).
 
 The window runs over the real ``SalienceWorkstation`` with a temporary data folder.
 """
@@ -146,6 +150,58 @@ def first_image_s(window, app, path: str, repeats: int) -> float:
     return statistics.median(times)
 
 
+def bench_slide(path: Path, width: int = 6144, height: int = 4096) -> Path:
+    """Write a 5-level JPEG pyramid of a tissue-like texture (pink stripes and noise) at ``path``."""
+    from engine.imaging.pyramid_writer import write_pyramid
+
+    rng = np.random.default_rng(0)
+    x, y = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
+    base = 200.0 + 30.0 * np.cos(y / 53.0)[:, None] * np.sin(x / 37.0)[None, :]
+    grain = rng.normal(0.0, 6.0, (509, 509)).astype(np.float32)  # a prime period: no seam on tiles
+    noise = np.tile(grain, (height // 509 + 1, width // 509 + 1))[:height, :width]
+    rgb = np.empty((height, width, 3), np.uint8)
+    for channel, shift in enumerate((0.0, -60.0, 10.0)):
+        rgb[..., channel] = np.clip(base + shift + noise, 0, 255)
+    write_pyramid(path, rgb, levels=5, compression="jpeg")
+    return path
+
+
+def slide_measures(window, app, path: str, repeats: int) -> tuple[float, float, float]:
+    """``(seconds from open to the first painted slide, ms from zooming to full resolution to the
+    sharp repaint, median ms of a repaint after a 40-pixel pan)``."""
+    from PySide6.QtCore import QPointF
+
+    start = time.perf_counter()
+    window.open_path(path)
+    while window.case is None or not window.showing_slide() or window.slide_view.loader is None:
+        app.processEvents()
+        if window.last_error:
+            raise RuntimeError(window.last_error)
+        if time.perf_counter() - start > 120:
+            raise RuntimeError(f"{path} did not open in 120 s")
+    view = window.slide_view
+    view.repaint()
+    opened = time.perf_counter() - start
+    width0, height0 = view.size0
+    centre = QPointF(width0 / 2.0, height0 / 2.0)
+    start = time.perf_counter()
+    view.set_view(1.0, centre)
+    wanted = view.loader.grid.tiles_in_view(0, view.visible_rect0())
+    while not all(key in view.loader.cache for key in wanted):
+        app.processEvents()
+        if time.perf_counter() - start > 60:
+            raise RuntimeError("full-resolution tiles not read in 60 s")
+    view.repaint()
+    sharp = (time.perf_counter() - start) * 1000.0
+    times = []
+    for step in range(repeats + 2):
+        start = time.perf_counter()
+        view.set_view(1.0, centre + QPointF(40.0 if step % 2 == 0 else 0.0, 0.0))
+        view.repaint()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return opened, sharp, statistics.median(times[2:])
+
+
 def demo_case(demo_data: Path, tmp: Path) -> str:
     """A glioma demo case folder if the data is there, else a synthetic NIfTI volume."""
     root = demo_data / "glioma-lgg"
@@ -200,6 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = demo_case(settings.demo_data, Path(tmp))
         seconds = first_image_s(window, app, path, opens)
         print(f"open -> first image ({Path(path).name}), median of {opens}: {seconds * 1000:.0f} ms")
+        slide = bench_slide(Path(tmp) / "bench-slide.tif")
+        opened, sharp, pan = slide_measures(window, app, str(slide), repeats)
+        view = window.slide_view
+        print(f"slide 6144 x 4096, 5 levels, view {view.width()} x {view.height()} px: open -> first painted slide "
+              f"{opened * 1000:.0f} ms; zoom to full resolution -> sharp {sharp:.0f} ms; "
+              f"pan repaint at full resolution (median of {repeats}) {pan:.1f} ms")
         window.state.annotation.reset()
         window.runner.wait(5000)
         window.close()

@@ -5,7 +5,10 @@ analysis from the database (probabilities, classes, calibration, the model run) 
 content-addressed map files (hash-checked, never unpickled): the reader sees the maps they saw,
 not a new run of a model that may have changed since, with the map checks made then. A clip's verdict is the mean of the stored
 frame probabilities (the rule it was made with) and its key frames are the ones stored with each
-map.
+map. A slide's stored rows are its tissue tiles: its score is their mean (the rule of
+``engine.analysis.slide``), shown as the slide's one row, and its maps are the stitched heatmaps
+stored on the thumbnail's grid; its tile-probability heatmap is drawn again from the tile places
+kept with the maps (maps stored before they were kept come back with the CAM only).
 """
 
 from __future__ import annotations
@@ -32,11 +35,10 @@ def stored_analysis(prediction: Prediction, blob_store: blobs.BlobStore,
     """The ``Analysis`` of a stored prediction with ``method``'s maps (default: ``first_method``).
 
     Classes without a stored map get an all-NaN map (drawn as no saliency). Returns None when the
-    prediction has no maps, or when its rows are a slide's tiles (the slide's score and stitched
-    maps are not rebuilt from rows).
+    prediction has no maps.
     """
     method = method or first_method(prediction)
-    if method is None or prediction.item_axis == "tile":
+    if method is None:
         return None
     chosen: dict[int, Explanation] = {e.class_index: e for e in sorted(prediction.explanations, key=lambda e: e.id)
                                       if e.method == method}
@@ -45,14 +47,23 @@ def stored_analysis(prediction: Prediction, blob_store: blobs.BlobStore,
     shape = next(iter(maps_by_class.values())).shape
     maps = np.stack([maps_by_class.get(k, np.full(shape, np.nan, np.float32)) for k in range(len(class_names))])
     probabilities = np.asarray(prediction.probabilities, dtype=np.float32).reshape(-1, len(class_names))
-    verdict = None
-    if prediction.item_axis == "frame":
+    verdict, probability_maps = None, None
+    tiles = prediction.item_axis == "tile"
+    if tiles:  # the slide score, as analyse_slide pooled it; the window shows it as the one row
+        from engine.analysis.slide import tile_probability_maps
+
+        probability_maps = tile_probability_maps(next(iter(chosen.values())).params, probabilities, shape[-2:])
+        verdict = Verdict(label=f"Slide score: mean of {len(probabilities)} tissue tiles",
+                          probabilities=probabilities.mean(axis=0))
+        probabilities = verdict.probabilities[None, :]
+    elif prediction.item_axis == "frame":
         key_items = {int(k): tuple(int(i) for i in items)
                      for e in chosen.values() for k, items in e.params.get("key_frames", {}).items()}
         verdict = Verdict(label=f"Clip verdict: mean of {len(probabilities)} frames",
                           probabilities=probabilities.mean(axis=0), key_items=key_items)
     run = prediction.model_run
-    checks = tuple((k, check.item_index, check.report) for k in sorted(chosen)
+    # A slide's check names the tile it measured; the window keeps it under the slide's one item.
+    checks = tuple((k, 0 if tiles else check.item_index, check.report) for k in sorted(chosen)
                    for check in sorted(chosen[k].checks, key=lambda c: c.id))
     return Analysis(
         bundle=f"{run.bundle_name} {run.version}",
@@ -63,6 +74,7 @@ def stored_analysis(prediction: Prediction, blob_store: blobs.BlobStore,
         prediction_id=prediction.id,
         explanation_ids=tuple(chosen[k].id for k in sorted(chosen)),
         verdict=verdict,
+        probability_maps=probability_maps,
         study_ranges=study_ranges,
         calibrated=bool(prediction.calibrated),
         map_checks=checks,

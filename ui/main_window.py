@@ -14,7 +14,7 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QPointF, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication, QDockWidget, QFileDialog, QGroupBox, QInputDialog, QLabel, QMainWindow,
@@ -41,6 +41,7 @@ from ui.review_column import ReviewScrollArea, guard_wheel
 from ui.shortcuts import ShortcutsDialog
 from ui.slice_view import SliceView
 from ui.model import MAX_METHODS, WINDOW_PRESETS, ViewerState
+from ui.slide_view import SlideView
 from ui.theme import apply_reading_room_theme
 from ui.view_grid import ViewGrid
 from ui.workers import Task, TaskRunner
@@ -106,6 +107,8 @@ class MainWindow(QMainWindow):
         self.compare_view = self.views.compare  # the first compared method's view, shown while comparing
         self.view_modes = ViewModes(self.state, self.views)  # the views above, or three linked planes
         self.view_modes.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        self.slide_view = SlideView(self.state)  # instead of the views while a whole slide is open
+        self.slide_view.hide()
         self.navigator = SliceNavigator(self.state)
         centre = QWidget()
         layout = QVBoxLayout(centre)
@@ -113,6 +116,7 @@ class MainWindow(QMainWindow):
         layout.setSpacing(0)
         layout.addWidget(self.display_bar)
         layout.addWidget(self.view_modes, 1)
+        layout.addWidget(self.slide_view, 1)
         layout.addWidget(self.navigator)
         self.setCentralWidget(centre)
         guard_wheel(self.display_bar)
@@ -189,7 +193,10 @@ class MainWindow(QMainWindow):
                                      lambda: setattr(overlay, "contour", not overlay.contour))
         self.contour_action.setCheckable(True)
         view_menu.addSeparator()
-        action(view_menu, "&Fit image", "F", self.view_modes.fit)
+        action(view_menu, "&Fit image", "F", self.fit_view)
+        self.zoom_in_action = action(view_menu, "Zoom &in", "+", lambda: self.zoom_view(2.0))
+        self.zoom_in_action.setShortcuts([QKeySequence("+"), QKeySequence("=")])
+        action(view_menu, "Zoom &out", "-", lambda: self.zoom_view(0.5))
         self.planes_action = three_planes_action(view_menu, self.state.planes)
         action(view_menu, "&Reset window/level", "R", display.reset_window)
         self.preset_actions = {
@@ -208,6 +215,24 @@ class MainWindow(QMainWindow):
             tools_menu.addAction(tool_action)
         help_menu = self.menuBar().addMenu("&Help")
         action(help_menu, "Keyboard &shortcuts", "F1", lambda: ShortcutsDialog(self).exec())
+
+    def showing_slide(self) -> bool:
+        """True while a whole slide is open: the centre is the slide view, not the slice views."""
+        return self.slide_view.isVisibleTo(self)
+
+    def fit_view(self) -> None:
+        """Show the whole image (or slide) in the centre."""
+        if self.showing_slide():
+            self.slide_view.fit()
+        else:
+            self.view_modes.fit()
+
+    def zoom_view(self, factor: float) -> None:
+        """Zoom the centre by ``factor`` about its middle."""
+        if self.showing_slide():
+            self.slide_view.zoom_by(factor)
+        else:
+            self.slice_view._zoom_about(QPointF(self.slice_view.width() / 2.0, self.slice_view.height() / 2.0), factor)
 
     def apply_preset(self, key: str) -> None:
         """Window preset ``key`` (1 soft tissue, 2 lung, 3 bone, 4 brain), said in the status bar."""
@@ -369,6 +394,11 @@ class MainWindow(QMainWindow):
         channel = case.display_channel if case.display_channel in volume.channel_names else None
         if volume.is_rgb:
             channel = None  # colour by default; R, G and B stay in the channel box
+        slide = volume.kind == "slide" and "slide" in volume.extras
+        if slide and self.state.planes.three_planes:
+            self.state.planes.three_planes = False
+        self.view_modes.setVisible(not slide)
+        self.slide_view.setVisible(slide)
         self.state.display.set_volume(volume, channel)
         self.reading_form.reset()
         self.close_saved_reading()
@@ -385,7 +415,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"{_case_name(volume.source)}: {volume.n_slices} slices of {rows} x {cols}, "
             f"channels {', '.join(volume.channel_names)}", 8000)
-        (self.view_modes.planes.views["axial"] if self.state.planes.three_planes else self.slice_view).setFocus()
+        if slide:
+            self.slide_view.setFocus()
+        else:
+            (self.view_modes.planes.views["axial"] if self.state.planes.three_planes else self.slice_view).setFocus()
 
     # -- analysis ----------------------------------------------------------------------------
     def _offer_analysis(self, case: OpenedCase) -> Task:

@@ -285,23 +285,8 @@ class SliceView(QWidget):
 
     def _draw_mark(self, painter: QPainter, mark: AnnotationDraft, caption: str, pen: QPen,
                    offset: tuple[float, float] = (0.0, 0.0)) -> None:
-        painter.setPen(pen)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
         points = [self.image_to_widget(r + offset[0], c + offset[1]) for r, c in mark.points]
-        first = points[0]
-        if mark.kind == "point":
-            painter.drawEllipse(first, 6.0, 6.0)
-            for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-                painter.drawLine(first + QPointF(4 * dx, 4 * dy), first + QPointF(10 * dx, 10 * dy))
-            anchor = first + QPointF(10, -8)
-        elif mark.kind in ("box", "ellipse"):
-            box = QRectF(first, points[1]).normalized()
-            painter.drawEllipse(box) if mark.kind == "ellipse" else painter.drawRect(box)
-            anchor = box.topLeft() + QPointF(0, -4)
-        else:
-            painter.drawPolygon(QPolygonF(points))
-            anchor = min(points, key=lambda p: p.y()) + QPointF(0, -4)
-        painter.drawText(anchor, caption)
+        draw_mark(painter, mark.kind, points, caption, pen)
 
     def mark_at(self, position: QPointF) -> int:
         """Index of the topmost draft mark on the shown slice under a widget position, else -1."""
@@ -590,6 +575,27 @@ class SliceView(QWidget):
             self.fit()
         else:
             super().keyPressEvent(event)
+
+
+def draw_mark(painter: QPainter, kind: str, points: list[QPointF], caption: str, pen: QPen) -> None:
+    """Draw one mark (``AnnotationDraft.kind``) at widget ``points`` with its caption beside it:
+    a point as a ring with a cross, a box or an ellipse from two corners, else a polygon."""
+    painter.setPen(pen)
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    first = points[0]
+    if kind == "point":
+        painter.drawEllipse(first, 6.0, 6.0)
+        for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            painter.drawLine(first + QPointF(4 * dx, 4 * dy), first + QPointF(10 * dx, 10 * dy))
+        anchor = first + QPointF(10, -8)
+    elif kind in ("box", "ellipse"):
+        box = QRectF(first, points[1]).normalized()
+        painter.drawEllipse(box) if kind == "ellipse" else painter.drawRect(box)
+        anchor = box.topLeft() + QPointF(0, -4)
+    else:
+        painter.drawPolygon(QPolygonF(points))
+        anchor = min(points, key=lambda p: p.y()) + QPointF(0, -4)
+    painter.drawText(anchor, caption)
 
 
 def _distance(a: QPointF, b: QPointF) -> float:

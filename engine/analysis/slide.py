@@ -100,6 +100,26 @@ def stitch(details: SlideDetails, tile_values: np.ndarray) -> np.ndarray:
     return _fit(np.stack(stitched), grid)[:, None] if stitched else np.zeros((0, 1) + tuple(grid), np.float32)
 
 
+def tile_probability_maps(
+    params: dict, tile_probabilities: np.ndarray, grid_shape: tuple[int, int]
+) -> np.ndarray | None:
+    """A stored slide analysis's ``(K, 1, H, W)`` tile-probability heatmap, drawn again from the
+    tile places its map parameters keep (``tile_boxes``, ``slide_shape``) exactly as
+    ``analyse_slide`` drew it; None when the parameters do not say where the ``(n, K)`` rows lie
+    (maps stored before they did)."""
+    boxes, slide_shape = params.get("tile_boxes"), params.get("slide_shape")
+    rows = np.asarray(tile_probabilities, dtype=np.float32)
+    if boxes is None or slide_shape is None or len(boxes) != len(rows):
+        return None
+    details = SlideDetails(
+        tiles=(), tile_boxes=np.asarray(boxes, dtype=np.int64).reshape(-1, 4),
+        probability_maps=np.zeros((0, 1) + tuple(grid_shape), np.float32), grid_shape=tuple(grid_shape),
+        slide_shape=tuple(int(v) for v in slide_shape), level=int(params.get("level", 0)),
+        tile_mpp=params.get("tile_mpp"), tile_size0=int(params.get("tile_size_level0", 0)),
+    )
+    return stitch(details, rows.T[:, :, None, None])
+
+
 def check_reads_tiles(bundle: Bundle) -> None:
     """Raise ``BundleError`` unless the bundle's task prepares slide tiles (``TaskSpec.prepare_tiles``)."""
     if task_spec(bundle.task).prepare_tiles is None:
@@ -301,7 +321,10 @@ def _slide_map_set(analysis: CaseAnalysis, method: str, classes: Sequence[int], 
         maps=stitch(details, tile_maps),
         params={"tiles": len(details.tiles), "level": details.level, "tile_mpp": details.tile_mpp,
                 "tile_size_level0": details.tile_size0, "stitching": STITCHING,
-                "score": method_score(method, analysis.score)},
+                "score": method_score(method, analysis.score),
+                # where each tile (row of the probabilities) lies: a stored analysis redraws its
+                # tile-probability heatmap from these (``tile_probability_maps``)
+                "slide_shape": list(details.slide_shape), "tile_boxes": details.tile_boxes.tolist()},
         tile_maps=tile_maps,
     )
 

@@ -250,16 +250,22 @@ def contour_overlay(grey: np.ndarray, normalised: np.ndarray, lut: np.ndarray, o
         raise ValueError(f"map of shape {normalised.shape} does not match image {grey.shape[:2]}")
     rgb = (grey if grey.ndim == 3 else np.repeat(grey[..., None], 3, axis=2)).astype(np.float32)
     alpha = max(float(np.clip(opacity, 0.0, 1.0)), CONTOUR_MIN_OPACITY)
+    for level, rim in _contour_rims(normalised, threshold):
+        colour = lut[round(level * 255)].astype(np.float32)
+        rgb[rim] = rgb[rim] * (1.0 - alpha) + colour * alpha
+    return _with_alpha(np.rint(rgb).astype(np.uint8))
+
+
+def _contour_rims(normalised: np.ndarray, threshold: float):
+    """``(level, rim mask)`` of each of ``CONTOUR_LEVELS`` at or above ``threshold``, lowest first:
+    the one-pixel rim (4-neighbourhood) of the region at or above the level."""
     for level in CONTOUR_LEVELS:
         if level < threshold:
             continue
         inside = normalised >= level
         padded = np.pad(inside, 1, mode="edge")
         interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-        rim = inside & ~interior
-        colour = lut[round(level * 255)].astype(np.float32)
-        rgb[rim] = rgb[rim] * (1.0 - alpha) + colour * alpha
-    return _with_alpha(np.rint(rgb).astype(np.uint8))
+        yield level, inside & ~interior
 
 
 @dataclass(frozen=True)
@@ -359,3 +365,33 @@ def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nda
     before = np.floor(position).astype(np.intp)
     after = np.minimum(before + 1, n_in - 1)
     return before, after, (position - before).astype(np.float32)
+
+
+def overlay_rgba(overlay: OverlaySpec) -> np.ndarray:
+    """The map alone as a straight-alpha RGBA layer, on the map's own grid, for a view that draws
+    it over an image it holds elsewhere (a slide's tiles).
+
+    Drawn over an image with the usual "over" rule it gives what ``render_slice`` blends: each
+    pixel takes the colour map's colour of its level at weight ``opacity * level / 255``, none
+    below the threshold (or, with ``contour``, the rims of ``CONTOUR_LEVELS`` at least
+    ``CONTOUR_MIN_OPACITY`` opaque).
+
+    Returns:
+        ``(h, w, 4)`` uint8 RGBA, C-contiguous; alpha 0 where the map shows nothing.
+    """
+    normalised = normalise_map(overlay.saliency, overlay.value_range)
+    levels = _levels(normalised)
+    rgba = np.zeros(levels.shape + (4,), dtype=np.uint8)
+    rgba[..., :3] = np.take(np.asarray(overlay.lut, dtype=np.uint8), levels, axis=0)
+    opacity = min(max(float(overlay.opacity), 0.0), 1.0)
+    if overlay.contour:
+        alpha = max(opacity, CONTOUR_MIN_OPACITY) if opacity > 0.0 else 0.0
+        for level, rim in _contour_rims(normalised, overlay.threshold):
+            rgba[rim, :3] = overlay.lut[round(level * 255)]
+            rgba[rim, 3] = round(alpha * 255)
+        return rgba
+    first_shown = int(np.ceil(overlay.threshold * 255.0 - 1e-9)) if overlay.threshold > 0.0 else 0
+    weight = opacity * np.arange(256) / 255.0
+    weight[:first_shown] = 0.0
+    rgba[..., 3] = np.take(np.rint(weight * 255.0).astype(np.uint8), levels)
+    return rgba

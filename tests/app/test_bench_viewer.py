@@ -19,3 +19,5 @@ def test_bench_viewer_prints_each_measure(capsys, tmp_path, monkeypatch):
                      out)
     assert re.search(r"cine with overlay, 512 x 512 clip asking 200 fps: [\d.]+ frames painted per second", out)
     assert re.search(r"open -> first image \(.+\), median of 1: \d+ ms", out)
+    assert re.search(r"slide 6144 x 4096, 5 levels, .*: open -> first painted slide \d+ ms; zoom to full resolution "
+                     r"-> sharp \d+ ms; pan repaint at full resolution \(median of 5\) [\d.]+ ms", out)
