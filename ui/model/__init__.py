@@ -6,14 +6,14 @@ drafts with undo, a saved reading's marks) and ``MeasureModel`` (ruler, ROI).
 Nothing here imports PySide6 or torch (an import-linter contract and a test check it).
 """
 
-from ui.model.annotation import MARK_TOOLS, TOOLS, AnnotationModel, Tool
+from ui.model.annotation import MARK_TOOLS, PAINT_TOOLS, TOOLS, AnnotationModel, Tool
 from ui.model.display import RGB_CHANNEL, WINDOW_PRESETS, DisplayModel, channel_choices
 from ui.model.measure import MeasureModel, Segment
 from ui.model.overlay import MAP_ROLES, MAP_SOURCES, MapRole, MapSource, OverlayModel
 from ui.model.viewer import ViewerState
 
 __all__ = [
-    "MAP_ROLES", "MAP_SOURCES", "MARK_TOOLS", "RGB_CHANNEL", "TOOLS", "WINDOW_PRESETS", "AnnotationModel",
+    "MAP_ROLES", "MAP_SOURCES", "MARK_TOOLS", "PAINT_TOOLS", "RGB_CHANNEL", "TOOLS", "WINDOW_PRESETS", "AnnotationModel",
     "DisplayModel", "MapRole", "MapSource", "MeasureModel", "OverlayModel", "Segment", "Tool", "ViewerState",
     "channel_choices",
 ]
