@@ -41,7 +41,7 @@ def draw_brush_cursor(painter: QPainter, view, centre: tuple[float, float]) -> N
     middle = view.image_to_widget(*centre)
     corner = view.image_to_widget(centre[0] + radius, centre[1] + radius)
     painter.save()
-    painter.setPen(QPen(BRUSH_CURSOR_COLOUR, 1.0, Qt.PenStyle.DotLine if view.annotation.tool == "eraser"
+    painter.setPen(QPen(BRUSH_CURSOR_COLOUR, 2.0, Qt.PenStyle.DotLine if view.annotation.tool == "eraser"
                         else Qt.PenStyle.SolidLine))
     painter.setBrush(Qt.BrushStyle.NoBrush)
     painter.drawEllipse(QRectF(middle - (corner - middle), corner))
