@@ -7,10 +7,10 @@ Revises: 0003 (re-pointed to 0004 when merged after it)
 Create Date: 2026-11-30
 
 Only the CHECK constraint on ``annotations.kind`` changes. SQLite cannot alter a constraint, so
-the table is rebuilt in batch mode. The old constraint is found by what it checks rather than by
-name, because databases made by 0001 named it ``ck_annotations_ck_annotations_kind`` (the
-naming convention applied to a full name) while ``create_all`` names it ``ck_annotations_kind``;
-the new one is ``ck_annotations_kind`` as the model says.
+the table is rebuilt in batch mode (PostgreSQL alters it in place). The old constraint is found
+by reflection, because databases made by 0001 named it ``ck_annotations_ck_annotations_kind``
+(the naming convention applied to a full name) while ``create_all`` names it
+``ck_annotations_kind``; the new one is ``ck_annotations_kind`` as the model says.
 
 Downgrade refuses while any mask annotation exists and changes nothing: the older schema cannot
 hold a mask, and dropping a reader's painted regions silently would lose part of a locked
@@ -40,8 +40,9 @@ def _kinds_check(kinds: tuple[str, ...]) -> str:
 
 def _replace_kinds_check(kinds: tuple[str, ...]) -> None:
     checks = sa.inspect(op.get_bind()).get_check_constraints("annotations")
-    old = [c["name"] for c in checks if c.get("name") and "kind" in c["sqltext"] and " IN " in c["sqltext"].upper()]
-    with op.batch_alter_table("annotations", recreate="always") as batch:
+    old = [c["name"] for c in checks  # PostgreSQL reports the IN list as "= ANY (ARRAY[...])"
+           if c.get("name") and (c["name"].endswith("_kind") or "'polygon'" in c["sqltext"])]
+    with op.batch_alter_table("annotations") as batch:  # SQLite: rebuilt; PostgreSQL: ALTER TABLE
         for name in old:
             batch.drop_constraint(op.f(name), type_="check")
         batch.create_check_constraint(op.f(CONSTRAINT), _kinds_check(kinds))
