@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 from psygnal import Signal, SignalGroup
 
+from engine.imaging.mask_rle import MaskRLE
 from engine.imaging.volume import ImageVolume
 from ui.backend import AnnotationDraft
 from ui.model.display import DisplayModel
@@ -370,6 +371,20 @@ class AnnotationModel:
         marks = self._saved_marks if saved else self._drafts
         return label_map(marks, slice_index, self._slice_shape(), {m.label: self.label_value(m.label) for m in marks
                                                                     if m.kind == "mask"})
+
+    def add_mask(self, mask: MaskRLE) -> None:
+        """Paint a whole mask of the shown slice's shape with the current label, as one undo step
+        (a stored region answer drawn again).
+
+        Raises:
+            ValueError: no volume is shown, or the mask is not the slice's shape.
+        """
+        here = self._display.slice_index
+        if tuple(mask.shape) != self._slice_shape():
+            raise ValueError(f"a {tuple(mask.shape)} mask does not fit the {self._slice_shape()} slice")
+        labels = self.mask_layer(here).copy()
+        labels[mask.decode()] = self.label_value(self._label)
+        self._set_slice_masks(here, labels)
 
     def clear_masks(self, slice_index: int | None = None) -> None:
         """Delete every painted mask of a slice (the shown one by default), as one undo step."""
