@@ -477,6 +477,9 @@ class SliceView(QWidget):
             self._viewport_moved()
 
     def leaveEvent(self, _event: object) -> None:  # noqa: N802
+        if self.annotation.tool in PAINT_TOOLS and not self.annotation.painting:
+            self._hover = None  # no brush circle left behind
+            self.update()
         if self.cursor_text:
             self.cursor_text = ""
             self.cursor_moved.emit("")

@@ -8,10 +8,10 @@ import numpy as np
 from app.settings import Settings
 from app.startup import open_workstation
 from engine.progress import NullProgress
+from tests.ui.test_slice_view import shown
 from ui.backend import ReadingDraft
 from ui.model import ViewerState
 from ui.model.label_mask import label_colour
-from ui.slice_view import SliceView
 
 CASE = "TCGA_CS_4941_19960909"
 
@@ -26,12 +26,7 @@ def _open(settings: Settings):
 
 
 def _screen_colour(qtbot, state: ViewerState, row: int, col: int) -> tuple[int, int, int]:
-    view = SliceView(state)
-    view.smooth = False
-    qtbot.addWidget(view)
-    view.resize(512, 512)
-    view.show()
-    qtbot.waitExposed(view)
+    view = shown(qtbot, state)
     point = view.image_to_widget(row, col).toPoint()
     colour = view.grab().toImage().pixelColor(point)
     return colour.red(), colour.green(), colour.blue()

@@ -5,24 +5,14 @@ pick the tools and size the brush; a saved reading's masks are shown again."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from tests.ui.fake_workstation import synthetic_volume
-from tests.ui.test_slice_view import at, pixel, shown
+from tests.ui.test_marks import view  # noqa: F401 (fixture: FLAIR slice 2, label "lesion", 10 screen px a pixel)
+from tests.ui.test_slice_view import at, pixel
 from ui.backend import AnnotationDraft
 from ui.mask_painter import SAVED_MASK_ALPHA
-from ui.model import ViewerState
 from ui.model.label_mask import MASK_ALPHA, label_colour
 from engine.imaging.mask_rle import encode_mask
-
-
-@pytest.fixture
-def view(qtbot):
-    state = ViewerState()
-    state.display.set_volume(synthetic_volume(), "flair")
-    state.annotation.label = "lesion"
-    return shown(qtbot, state)
 
 
 def stroke(qtbot, view, *points: QPoint) -> None:

@@ -226,7 +226,9 @@ class AnnotationModel:
         return bool(self._redo)
 
     def undo(self) -> bool:
-        """Go back one change of the marks; False when there is nothing to undo."""
+        """Go back one change of the marks (a stroke under way ends first); False when there is
+        nothing to undo."""
+        self.end_stroke()
         if not self._undo:
             return False
         self._redo.append(self._drafts)
@@ -235,6 +237,7 @@ class AnnotationModel:
 
     def redo(self) -> bool:
         """Do again the change last undone; False when there is nothing to redo."""
+        self.end_stroke()
         if not self._redo:
             return False
         self._undo.append(self._drafts)

@@ -170,3 +170,16 @@ def test_mask_colours_are_semi_transparent_in_each_labels_colour():
     assert rgba[0, 1, 3] == 128 and rgba[1, 0, 3] == 128
     assert rgba[0, 1, :3].tolist() == [round(v * 128 / 255) for v in label_colour(1)]
     assert label_colour(1) != label_colour(2)
+
+
+def test_undo_in_the_middle_of_a_stroke_takes_back_that_stroke(state):
+    annotation = state.annotation
+    annotation.tool = "brush"
+    annotation.begin_stroke(5.0, 5.0)
+    annotation.end_stroke()
+    first = annotation.drafts
+    annotation.begin_stroke(20.0, 20.0)
+    assert annotation.undo() and not annotation.painting
+    assert annotation.drafts == first
+    annotation.extend_stroke(25.0, 25.0)  # the mouse moves on after Ctrl+Z: nothing is painted
+    assert annotation.drafts == first and annotation.mask_layer(2)[25, 25] == 0
