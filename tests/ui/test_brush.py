@@ -83,7 +83,8 @@ def test_the_brush_cursor_is_a_circle_of_the_radius_in_image_pixels(qtbot, view)
     image = view.grab().toImage()
 
     def brightest(point: QPoint) -> int:
-        return max(image.pixelColor(point.x() + dx, point.y() + dy).lightness() for dx in (-1, 0, 1) for dy in (-1, 0, 1))
+        return max(image.pixelColor(point.x() + dx, point.y() + dy).lightness()
+                   for dx in (-1, 0, 1) for dy in (-1, 0, 1))
 
     assert brightest(at(16, 20)) >= 240 and brightest(at(12, 16)) >= 240  # 4 image pixels = 40 screen pixels away
     assert brightest(at(16, 18)) < 200 and brightest(at(16, 22)) < 200  # neither inside nor outside the rim

@@ -13,7 +13,8 @@ from ui.model.overlay import MAP_ROLES, MAP_SOURCES, MapRole, MapSource, Overlay
 from ui.model.viewer import ViewerState
 
 __all__ = [
-    "MAP_ROLES", "MAP_SOURCES", "MARK_TOOLS", "PAINT_TOOLS", "RGB_CHANNEL", "TOOLS", "WINDOW_PRESETS", "AnnotationModel",
+    "MAP_ROLES", "MAP_SOURCES", "MARK_TOOLS", "PAINT_TOOLS", "RGB_CHANNEL", "TOOLS", "WINDOW_PRESETS",
+    "AnnotationModel",
     "DisplayModel", "MapRole", "MapSource", "MeasureModel", "OverlayModel", "Segment", "Tool", "ViewerState",
     "channel_choices",
 ]
