@@ -4,7 +4,8 @@
   volume's grid and affine (``engine.imaging.nifti.write_on_grid``: NIfTI sources keep their
   own voxel order), values 1, 2, ... per region label, named in a JSON sidecar; volumes, clips
   and still images.
-* ``geojson``: one QuPath-compatible FeatureCollection per case (every reader's regions), in
+* ``geojson``: one QuPath-compatible FeatureCollection per case (every reader's regions; a
+  painted mask is a MultiPolygon of one rectangle per run of painted pixels in a row), in
   pixel coordinates of the full image (``x`` = column, ``y`` = row, origin at the top-left
   corner of the first pixel, so a pixel centre ``(row, col)`` is ``(col + 0.5, row + 0.5)``; a
   slide's thumbnail coordinates are scaled by its downsample to level 0); patches and slides.
@@ -36,6 +37,7 @@ from db.study_materials import CaseMaterial, case_materials
 from db.study_progress import study_key
 from engine.errors import SalienceError
 from engine.imaging import ImageVolume, read_image
+from engine.imaging.mask_rle import MaskRLE
 from engine.stats.regions import region_labels
 
 NIFTI_KINDS = ("volume", "clip", "image")
@@ -107,10 +109,25 @@ def _ring(points, scale: float) -> list[list[float]]:
     return [[(col + 0.5) * scale, (row + 0.5) * scale] for row, col in points]
 
 
+def _mask_rectangles(mask: Mapping[str, Any], scale: float) -> list[list[list[list[float]]]]:
+    """MultiPolygon coordinates of a painted mask: a rectangle per run of painted pixels in a row
+    (pixel ``(r, c)`` covers ``x`` in ``[c, c + 1]``, ``y`` in ``[r, r + 1]``)."""
+    painted = MaskRLE.from_json(mask).decode()
+    rectangles = []
+    for row in np.flatnonzero(painted.any(axis=1)):
+        edges = np.diff(np.concatenate(([0], painted[row].astype(np.int8), [0])))
+        for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            x0, x1, y0, y1 = (float(v) * scale for v in (start, stop, row, row + 1))
+            rectangles.append([[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]])
+    return rectangles
+
+
 def geojson_feature(region: Mapping[str, Any], reading: RegionReading, scale: float = 1.0) -> dict[str, Any]:
     """One region as a QuPath annotation Feature (coordinates: see the module docstring)."""
     points = [tuple(map(float, p)) for p in region["points"]]
-    if region["kind"] == "point":
+    if region["kind"] == "mask":
+        geometry = {"type": "MultiPolygon", "coordinates": _mask_rectangles(region["mask"], scale)}
+    elif region["kind"] == "point":
         geometry = {"type": "Point", "coordinates": _ring(points, scale)[0]}
     else:
         if region["kind"] == "box":

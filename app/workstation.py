@@ -31,6 +31,7 @@ from app.tasks import task_of, vocabulary  # noqa: F401 (task_of re-exported)
 from db import blobs, readers, readings, runs
 from engine.errors import SalienceError
 from engine.imaging import read_image
+from engine.imaging.mask_rle import MaskRLE
 from engine.progress import Progress, ScaledProgress, check_cancelled
 from ui.backend import (
     Analysis,
@@ -428,13 +429,13 @@ def _saved(row) -> SavedReading:
         comment=row.comment or "",
         created_at=row.created_at.strftime("%Y-%m-%d %H:%M"),
         prediction_id=row.prediction_id,
-        annotations=tuple(
-            AnnotationDraft(
-                kind=a.kind,
-                slice_index=a.slice_index,
-                points=tuple(tuple(p) for p in a.geometry["points"]),
-                label=a.label,
-            )
-            for a in row.annotations
-        ),
+        annotations=tuple(_mark(a) for a in row.annotations),
     )
+
+
+def _mark(row) -> AnnotationDraft:
+    """A stored annotation as the viewer draws it (a mask with its run-length encoding)."""
+    if row.kind == "mask":
+        return AnnotationDraft("mask", row.slice_index, (), row.label,
+                               MaskRLE.from_json(row.geometry, f"annotation {row.id}"))
+    return AnnotationDraft(row.kind, row.slice_index, tuple(tuple(p) for p in row.geometry["points"]), row.label)

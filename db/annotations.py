@@ -1,13 +1,15 @@
-"""Validation of reader annotations: points, boxes and polygons in image coordinates.
+"""Validation of reader annotations: points, boxes, polygons and painted masks in image coordinates.
 
 In the index space ``"index:slice,row,col"`` a point ``(row, col)`` names a position on the
 volume's grid with pixel ``i`` covering ``[i - 0.5, i + 0.5]``; a point must lie on the image,
-i.e. ``-0.5 <= row <= H - 0.5`` and likewise for ``col``, and the slice must exist.
+i.e. ``-0.5 <= row <= H - 0.5`` and likewise for ``col``, and the slice must exist. A mask is
+one label's pixels on one slice, run-length encoded on the whole ``H x W`` slice (the geometry
+of ``db.models.Annotation``); its shape must be the case's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,7 +17,8 @@ from db._checks import require_finite, require_text
 from db.errors import InvalidInput
 from db.models import ANNOTATION_KINDS, INDEX_SPACE, Annotation
 
-POINT_COUNTS = {"point": (1, 1), "box": (2, 2), "polygon": (3, None)}
+POINT_COUNTS = {"point": (1, 1), "box": (2, 2), "polygon": (3, None), "mask": (0, 0)}
+MASK_ENCODING = "rle-rows"
 
 
 class AnnotationLike(Protocol):
@@ -38,6 +41,8 @@ class NewAnnotation:
         points: ``(row, col)`` pairs in ``coordinate_space``.
         label: what is there.
         coordinate_space: the coordinates' meaning; ``INDEX_SPACE`` by default.
+        mask: for a "mask", its run-length encoding: ``{"shape": [rows, cols], "counts": [...]}``
+            or an object with ``shape`` and ``counts`` (``engine.imaging.mask_rle.MaskRLE``).
     """
 
     kind: str
@@ -45,6 +50,30 @@ class NewAnnotation:
     points: tuple[tuple[float, float], ...]
     label: str
     coordinate_space: str = INDEX_SPACE
+    mask: object = None
+
+
+def _mask_geometry(where: str, mask: object, case_shape: Sequence[int]) -> dict:
+    """A mask's geometry as stored, after checking its runs cover exactly the case's slice."""
+    if mask is None:
+        raise InvalidInput(f"{where}: a mask needs its run-length encoding (shape and counts)")
+    fields = mask if isinstance(mask, Mapping) else {"shape": getattr(mask, "shape", None),
+                                                     "counts": getattr(mask, "counts", None)}
+    if fields.get("encoding", MASK_ENCODING) != MASK_ENCODING:
+        raise InvalidInput(f"{where}: encoding {fields.get('encoding')!r} is not {MASK_ENCODING!r}")
+    shape, counts = fields.get("shape"), fields.get("counts")
+    whole = (lambda n: isinstance(n, int) and not isinstance(n, bool))
+    if not isinstance(shape, Sequence) or len(shape) != 2 or not all(whole(n) and n > 0 for n in shape):
+        raise InvalidInput(f"{where}: mask shape {shape!r} is not (rows, cols)")
+    if len(case_shape) == 4 and tuple(shape) != tuple(case_shape[2:]):
+        raise InvalidInput(f"{where}: mask shape {tuple(shape)} is not the case's {tuple(case_shape[2:])} slice")
+    if not isinstance(counts, Sequence) or not all(whole(n) and n >= 0 for n in counts):
+        raise InvalidInput(f"{where}: mask run lengths must be a list of whole numbers >= 0")
+    if sum(counts) != shape[0] * shape[1]:
+        raise InvalidInput(f"{where}: mask run lengths cover {sum(counts)} pixels, not {shape[0] * shape[1]}")
+    if sum(counts[1::2]) == 0:
+        raise InvalidInput(f"{where}: the mask paints no pixel")
+    return {"encoding": MASK_ENCODING, "shape": list(shape), "counts": list(counts)}
 
 
 def _polygon_area(points: list[list[float]]) -> float:
@@ -78,7 +107,8 @@ def build_annotation(draft: AnnotationLike, case_shape: Sequence[int], position:
 
     Raises:
         InvalidInput: unknown kind, wrong number of points, non-finite or off-image points,
-            a box or polygon with no area, an empty label.
+            a box or polygon with no area, a mask that paints nothing or whose runs do not
+            cover the case's slice, an empty label.
     """
     missing = [name for name in ("kind", "slice_index", "points", "label") if not hasattr(draft, name)]
     if missing:
@@ -109,10 +139,16 @@ def build_annotation(draft: AnnotationLike, case_shape: Sequence[int], position:
     space = require_text(getattr(draft, "coordinate_space", INDEX_SPACE), f"{where} coordinate_space", 64)
     if space == INDEX_SPACE and len(case_shape) == 4:
         _check_extent(where, points, slice_index, case_shape)
+    if kind == "mask":
+        if space != INDEX_SPACE:
+            raise InvalidInput(f"{where}: a mask is kept on the image grid, {INDEX_SPACE!r}, not {space!r}")
+        geometry = _mask_geometry(where, getattr(draft, "mask", None), case_shape)
+    else:
+        geometry = {"points": points}
     return Annotation(
         kind=kind,
         slice_index=slice_index,
-        geometry={"points": points},
+        geometry=geometry,
         coordinate_space=space,
         label=require_text(draft.label, f"{where} label", 128),
     )

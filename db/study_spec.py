@@ -23,7 +23,7 @@ CHOICE_KINDS = ("single_choice", "multiple_choice")
 PAIRWISE_CHOICES = ("left", "right", "equal")
 FREE_TEXT_LIMIT = 10_000
 RANGES = {"confidence_1_5": (1, 5), "helpfulness": (-3, 3)}
-REGION_FIELDS = ("kind", "slice_index", "points", "label", "coordinate_space")
+REGION_FIELDS = ("kind", "slice_index", "points", "label", "coordinate_space", "mask")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class QuestionSpec:
         key: short identifier, unique in the study.
         prompt: the text the reader sees.
         kind: one of ``QUESTION_KINDS``: single_choice, multiple_choice, confidence_1_5 (1-5),
-            probability_0_100 (of disease, for ROC analysis), region (points, boxes, polygons),
+            probability_0_100 (of disease, for ROC analysis), region (points, boxes, polygons, painted masks),
             helpfulness (-3..+3), pairwise_explanation (which of two maps is better),
             free_text.
         options: the choices; for pairwise_explanation the two CAM methods compared.
@@ -276,9 +276,12 @@ def _region(value: Any, shape: Sequence[int], where: str, default_label: str) ->
         if not isinstance(item, Mapping):
             raise InvalidInput(f"{where}: region {position} is not a mapping with kind, slice_index, points")
         fields = {"label": default_label, **{k: v for k, v in item.items() if k in REGION_FIELDS}}
+        if fields.get("kind") == "mask":
+            fields.setdefault("points", ())  # a mask is its run-length encoding, no points
         row = build_annotation(SimpleNamespace(**fields), shape, position)
+        geometry = {"points": [], "mask": row.geometry} if row.kind == "mask" else {"points": row.geometry["points"]}
         regions.append(
-            {"kind": row.kind, "slice_index": row.slice_index, "points": row.geometry["points"],
+            {"kind": row.kind, "slice_index": row.slice_index, **geometry,
              "coordinate_space": row.coordinate_space, "label": row.label}
         )
     return regions

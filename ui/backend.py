@@ -20,6 +20,7 @@ from db.accounts import Account
 from db.studies import StudySummary
 from db.study_reader import ReaderCase, ReaderStudy, Worklist
 from db.study_reading import SavedAnswer
+from engine.imaging.mask_rle import MaskRLE
 from engine.imaging.volume import ImageVolume
 from engine.progress import Progress
 
@@ -183,15 +184,17 @@ class AnnotationDraft:
 
     ``points`` are ``(row, col)`` pairs in voxel indices of the shown volume (pixel ``i`` covers
     ``[i - 0.5, i + 0.5]``): one for a point, two opposite corners for a box or for the box an
-    ellipse is inscribed in, three or more vertices for a polygon. The database keeps points,
-    boxes and polygons: an ellipse is stored as its outline polygon
-    (``ui.model.geometry.ellipse_polygon``).
+    ellipse is inscribed in, three or more vertices for a polygon, none for a mask. A ``"mask"``
+    is the pixels of one label painted on one slice, kept in ``mask`` (run-length encoded on the
+    slice's ``(rows, cols)``). The database keeps points, boxes, polygons and masks: an ellipse
+    is stored as its outline polygon (``ui.model.geometry.ellipse_polygon``).
     """
 
-    kind: Literal["point", "box", "ellipse", "polygon"]
+    kind: Literal["point", "box", "ellipse", "polygon", "mask"]
     slice_index: int
     points: tuple[tuple[float, float], ...]
     label: str
+    mask: MaskRLE | None = None
 
 
 @dataclass(frozen=True)

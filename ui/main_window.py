@@ -213,6 +213,13 @@ class MainWindow(QMainWindow):
         tools_menu = self.menuBar().addMenu("&Tools")
         for tool_action in self.display_bar.tool_actions.values():
             tools_menu.addAction(tool_action)
+        tools_menu.addSeparator()  # the brush and eraser (radius in image pixels)
+        self.brush_actions = (
+            action(tools_menu, "S&maller brush", "[", lambda: setattr(annotation, "brush_radius",
+                                                                    annotation.brush_radius - 1)),
+            action(tools_menu, "&Larger brush", "]", lambda: setattr(annotation, "brush_radius",
+                                                                   annotation.brush_radius + 1)),
+            action(tools_menu, "&Clear the painted masks of this slice", None, lambda: annotation.clear_masks()))
         help_menu = self.menuBar().addMenu("&Help")
         action(help_menu, "Keyboard &shortcuts", "F1", lambda: ShortcutsDialog(self).exec())
 

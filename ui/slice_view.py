@@ -7,7 +7,8 @@ on the anatomy when the window is resized or the image zoomed and panned.
 
 Mouse: wheel steps slices, Ctrl+wheel zooms about the cursor, right-drag sets window/level,
 middle-drag pans; with Navigate, left-drag on a mark moves it (click selects it) and elsewhere
-pans. Point: click drops a point. Box, Ellipse, Ruler, ROI: drag. Polygon: click each vertex,
+pans. Point: click drops a point. Box, Ellipse, Ruler, ROI: drag. Brush, Eraser: drag paints or
+clears the label mask within the brush radius (``ui.mask_painter`` draws it). Polygon: click each vertex,
 double-click or Enter closes it, Backspace removes the last vertex. Keys: Up/Down and
 PageUp/PageDown step slices, Home/End jump to the ends, Delete removes the selected mark, Esc
 cancels what is being drawn (or returns to Navigate), F fits the image. The pixel under the
@@ -26,7 +27,8 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from engine.imaging.render import OverlaySpec, render_slice
 from engine.imaging.volume import ImageVolume
 from ui.backend import AnnotationDraft
-from ui.model import MapRole, ViewerState
+from ui.mask_painter import draw_brush_cursor, draw_label_masks
+from ui.model import PAINT_TOOLS, MapRole, ViewerState
 from ui.model.geometry import distance_mm, point_in_polygon
 
 PAGE_STEP = 5
@@ -114,7 +116,8 @@ class SliceView(QWidget):
             signal.connect(self._rerender)  # every overlay change shows in the pixels
         self.display.events.volume.connect(self._on_volume)
         for signal in (self.annotation.events.drafts, self.annotation.events.selected,
-                       self.annotation.events.saved_marks, self.measure.events.ruler, self.measure.events.roi):
+                       self.annotation.events.saved_marks, self.measure.events.ruler, self.measure.events.roi,
+                       self.annotation.events.stroke, self.annotation.events.brush_radius):
             signal.connect(self._repaint)
         self.annotation.events.tool.connect(self._on_tool)
         self._on_tool(self.annotation.tool)
@@ -251,6 +254,7 @@ class SliceView(QWidget):
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
         painter.drawImage(self.image_rect(), self._image)
+        draw_label_masks(painter, self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         self._draw_marks(painter)
         self._draw_measures(painter)
@@ -262,10 +266,10 @@ class SliceView(QWidget):
         painter.setFont(QFont(self.font().family(), 9))
         here = self.display.slice_index
         for mark in self.annotation.saved_marks:
-            if mark.slice_index == here:
+            if mark.slice_index == here and mark.kind != "mask":  # masks: draw_label_masks
                 self._draw_mark(painter, mark, mark.label, QPen(SAVED_MARK_COLOUR, 2.0, Qt.PenStyle.DashLine))
         for number, mark in enumerate(self.annotation.drafts, start=1):
-            if mark.slice_index == here:
+            if mark.slice_index == here and mark.kind != "mask":
                 selected = number - 1 == self.annotation.selected
                 pen = QPen(SELECTED_COLOUR if selected else MARK_COLOUR, 3.0 if selected else 2.0)
                 offset = self._move_offset if self._moving is not None and self._moving[0] == number - 1 else (0, 0)
@@ -282,6 +286,8 @@ class SliceView(QWidget):
             painter.drawPolyline(QPolygonF(points))
             for point in points[: len(self._polygon)]:
                 painter.drawEllipse(point, 3.0, 3.0)
+        if self.annotation.tool in PAINT_TOOLS and self._hover is not None:
+            draw_brush_cursor(painter, self, self._hover)
 
     def _draw_mark(self, painter: QPainter, mark: AnnotationDraft, caption: str, pen: QPen,
                    offset: tuple[float, float] = (0.0, 0.0)) -> None:
@@ -293,7 +299,7 @@ class SliceView(QWidget):
         row, col = self.widget_to_image(position)
         for index in range(len(self.annotation.drafts) - 1, -1, -1):
             mark = self.annotation.drafts[index]
-            if mark.slice_index != self.display.slice_index:
+            if mark.slice_index != self.display.slice_index or mark.kind == "mask":
                 continue
             if mark.kind == "point":
                 if _distance(self.image_to_widget(*mark.points[0]), position) <= _HIT_PIXELS:
@@ -421,7 +427,9 @@ class SliceView(QWidget):
         if button == Qt.MouseButton.LeftButton and tool != "navigate":
             if not self._inside(row, col):
                 return
-            if tool == "point":
+            if tool in PAINT_TOOLS:
+                self.annotation.begin_stroke(row, col)
+            elif tool == "point":
                 self.annotation.add_point(row, col)
             elif tool == "polygon":
                 self._polygon.append((row, col))
@@ -455,9 +463,12 @@ class SliceView(QWidget):
             self.cursor_text = text
             self.cursor_moved.emit(text)
             self.update()
-        if self._polygon:
+        if self._polygon or self.annotation.tool in PAINT_TOOLS:
             self._hover = self._clamp_inside(row, col)
             self.update()
+        if self.annotation.painting:
+            self.annotation.extend_stroke(*self._hover)
+            return
         if self._shape_start is not None:
             self._shape_end = self._clamp_inside(row, col)
             self.update()
@@ -475,6 +486,9 @@ class SliceView(QWidget):
             self._viewport_moved()
 
     def leaveEvent(self, _event: object) -> None:  # noqa: N802
+        if self.annotation.tool in PAINT_TOOLS and not self.annotation.painting:
+            self._hover = None  # no brush circle left behind
+            self.update()
         if self.cursor_text:
             self.cursor_text = ""
             self.cursor_moved.emit("")
@@ -487,6 +501,9 @@ class SliceView(QWidget):
         self.display.window = (centre + delta.y() * step, width + delta.x() * step)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.annotation.painting and event.button() == Qt.MouseButton.LeftButton:
+            self.annotation.end_stroke()  # one undo step for the whole stroke
+            return
         if self._shape_start is not None and event.button() == Qt.MouseButton.LeftButton:
             start = self._shape_start
             end = self._clamp_inside(*self.widget_to_image(event.position()))
@@ -564,7 +581,8 @@ class SliceView(QWidget):
         elif key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self.annotation.selected >= 0:
             self.annotation.remove(self.annotation.selected)
         elif key == Qt.Key.Key_Escape:
-            if self._shape_start is not None or self._polygon or self._moving is not None:
+            if self._shape_start is not None or self._polygon or self._moving is not None or self.annotation.painting:
+                self.annotation.cancel_stroke()
                 self._cancel_drawing()
                 self.update()
             elif self.annotation.selected >= 0:

@@ -340,6 +340,8 @@ class SlideView(QWidget):
         return self.to_screen(*self._thumbnail_to_level0(*point))
 
     def _draw_mark(self, painter: QPainter, mark: AnnotationDraft, caption: str, pen: QPen) -> None:
+        if mark.kind == "mask":  # painted label masks are drawn by the slice view only (no brush on slides)
+            return
         draw_mark(painter, mark.kind, [self._mark_point(p) for p in mark.points], caption, pen)
 
     def _thumbnail_point(self, position: QPointF) -> tuple[float, float] | None:

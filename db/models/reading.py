@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from db.models.prediction import Prediction
     from db.models.reader import Reader
 
-ANNOTATION_KINDS = ("point", "box", "polygon")
+ANNOTATION_KINDS = ("point", "box", "polygon", "mask")
 INDEX_SPACE = "index:slice,row,col"
 
 
@@ -72,13 +72,17 @@ class Reading(Base):
 
 
 class Annotation(Base):
-    """A point, box or polygon a reader drew, in image coordinates.
+    """A point, box, polygon or painted mask a reader drew, in image coordinates.
 
     Attributes:
-        kind: "point", "box" or "polygon".
+        kind: "point", "box", "polygon" or "mask".
         slice_index: the slice (or frame) it was drawn on.
         geometry: ``{"points": [[row, col], ...]}``: one point, two opposite box corners, or the
-            polygon's vertices, in the units named by ``coordinate_space``.
+            polygon's vertices, in the units named by ``coordinate_space``. For a mask, the
+            pixels of one label on that slice, run-length encoded:
+            ``{"encoding": "rle-rows", "shape": [rows, cols], "counts": [...]}`` (rows read
+            first, alternating runs of unpainted and painted pixels, unpainted first;
+            ``engine.imaging.mask_rle``), on the grid named by ``coordinate_space``.
         coordinate_space: ``"index:slice,row,col"`` (voxel indices of the case's volume) unless
             stated otherwise.
         label: what the reader says is there.
@@ -86,7 +90,7 @@ class Annotation(Base):
 
     __tablename__ = "annotations"
     __table_args__ = (
-        sa.CheckConstraint("kind IN ('point', 'box', 'polygon')", name="kind"),
+        sa.CheckConstraint("kind IN ('point', 'box', 'polygon', 'mask')", name="kind"),
         sa.CheckConstraint("slice_index >= 0", name="slice_index_not_negative"),
     )
 

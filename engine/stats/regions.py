@@ -7,7 +7,9 @@ A region answer of a reader study is a list of ``{"kind", "slice_index", "points
 * ``point``: the one pixel that contains it;
 * ``box``: every pixel whose centre lies between the two corners (edges included);
 * ``polygon``: every pixel whose centre lies inside by the even-odd (crossing number) rule,
-  the rule of the PNPOLY test (W. R. Franklin) and of SVG's ``fill-rule="evenodd"``.
+  the rule of the PNPOLY test (W. R. Franklin) and of SVG's ``fill-rule="evenodd"``;
+* ``mask``: the pixels painted with the brush, run-length encoded on the whole slice in
+  ``"mask"`` (``engine.imaging.mask_rle``; no points).
 
 The spatial agreement statistics (``engine.stats.spatial``) and the label-map exports take these
 masks, so readers' regions, the map and the exported files all agree on what was drawn.
@@ -19,6 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from engine.imaging.mask_rle import MaskRLE
 from engine.stats.results import StatsInputError
 
 INDEX_SPACE = "index:slice,row,col"
@@ -47,6 +50,14 @@ def _one_region(region: Mapping, grid: tuple[int, int, int], where: str) -> tupl
     slice_index = int(region.get("slice_index", -1))
     if not 0 <= slice_index < slices:
         raise StatsInputError(f"{where}: slice {slice_index} is outside the {slices} slices of the grid")
+    if kind == "mask":
+        try:
+            plane = MaskRLE.from_json(region.get("mask"), f"{where}: mask").decode()
+        except ValueError as error:
+            raise StatsInputError(str(error)) from None
+        if plane.shape != (height, width):
+            raise StatsInputError(f"{where}: a {plane.shape} mask does not fit the {height} x {width} slices")
+        return slice_index, plane
     points = np.asarray(region.get("points", ()), dtype=np.float64).reshape(-1, 2)
     plane = np.zeros((height, width), dtype=bool)
     if kind == "point":
@@ -60,7 +71,7 @@ def _one_region(region: Mapping, grid: tuple[int, int, int], where: str) -> tupl
     elif kind == "polygon":
         plane = _inside_polygon(rows, cols, points)
     else:
-        raise StatsInputError(f"{where}: region kind {kind!r} is not point, box or polygon")
+        raise StatsInputError(f"{where}: region kind {kind!r} is not point, box, polygon or mask")
     return slice_index, plane
 
 

@@ -37,7 +37,9 @@ def test_postgresql_upgrades_to_head_matching_the_models_and_round_trips_a_readi
             shape=(4, 20, 64, 48), task="glioma", header={"SliceThickness": 1.0},
         )
         box = NewAnnotation("box", 7, ((10.0, 12.5), (30.0, 40.25)), "enhancing tumour")
-        saved = save_reading(session, reader.id, case.id, "grade III", 4, "rim", annotations=[box], seconds_on_case=9.5)
+        mask = NewAnnotation("mask", 7, (), "oedema", mask={"shape": [64, 48], "counts": [100, 5, 64 * 48 - 105]})
+        saved = save_reading(session, reader.id, case.id, "grade III", 4, "rim", annotations=[box, mask],
+                             seconds_on_case=9.5)
     with pytest.raises(sa.exc.IntegrityError, match="ck_readings_confidence_1_to_5"):
         with engine.begin() as connection:
             connection.exec_driver_sql(
@@ -54,7 +56,8 @@ def test_postgresql_upgrades_to_head_matching_the_models_and_round_trips_a_readi
         (reading,) = readings_for_reader(session, reader.id)
         assert (reading.id, reading.diagnosis, reading.confidence, reading.seconds_on_case) == (saved.id, "grade III", 4, 9.5)
         assert [(a.kind, a.slice_index, a.geometry) for a in reading.annotations] == [
-            ("box", 7, {"points": [[10.0, 12.5], [30.0, 40.25]]})
+            ("box", 7, {"points": [[10.0, 12.5], [30.0, 40.25]]}),
+            ("mask", 7, {"encoding": "rle-rows", "shape": [64, 48], "counts": [100, 5, 64 * 48 - 105]}),
         ]
         assert reading.created_at.tzinfo is not None
     engine.dispose()

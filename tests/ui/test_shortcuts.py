@@ -40,7 +40,8 @@ def test_the_help_dialog_lists_every_shortcut():
     html = shortcuts_html()
     for keys, action in SHORTCUTS:
         assert keys.replace("<", "&lt;") in html and action in html.replace("&#x27;", "'")
-    assert {"1", "2", "3", "4", "I", "C", "Ctrl+Z", "Ctrl+Shift+Z", "Ctrl+Y", "Del", "M", "T"} <= documented_keys()
+    assert {"1", "2", "3", "4", "I", "C", "Ctrl+Z", "Ctrl+Shift+Z", "Ctrl+Y", "Del", "M", "T",
+            "Shift+B", "Shift+E", "[", "]"} <= documented_keys()
 
 
 def test_zoom_and_pan_are_linked_while_comparing(qtbot, opened):

@@ -4,23 +4,37 @@ undo history, the selected mark, and the marks of a saved reading shown again.
 Marks are drafts in image coordinates ``(slice, row, col)`` of the shown volume until the reading
 is saved; a new volume drops them. Every change of the drafts (draw, move, relabel, delete) is one
 step of the undo history. Each change fires its event once with the new value. No Qt.
+
+The brush and the eraser paint a label map per slice (``ui.model.label_mask``): a stroke (press,
+drag, release) is painted into a working copy of the slice's label map, shown while it lasts,
+and becomes one undo step when it ends: each label's pixels on that slice are one ``"mask"``
+mark. Each label name has one value (1, 2, ... in the order labels are first painted or shown),
+which picks its colour.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from psygnal import Signal, SignalGroup
 
+from engine.imaging.mask_rle import MaskRLE
 from engine.imaging.volume import ImageVolume
 from ui.backend import AnnotationDraft
 from ui.model.display import DisplayModel
 from ui.model.geometry import Point, polygon_area
+from ui.model.label_mask import MAX_RADIUS, MIN_RADIUS, label_map, masks_of, stroke_footprint
 
-Tool = Literal["navigate", "point", "box", "ellipse", "polygon", "ruler", "roi"]
-TOOLS: tuple[Tool, ...] = ("navigate", "point", "box", "ellipse", "polygon", "ruler", "roi")
+Tool = Literal["navigate", "point", "box", "ellipse", "polygon", "brush", "eraser", "ruler", "roi"]
+TOOLS: tuple[Tool, ...] = ("navigate", "point", "box", "ellipse", "polygon", "brush", "eraser", "ruler", "roi")
 #: Tools that draw a mark saved with the reading (the others navigate or measure).
-MARK_TOOLS: tuple[Tool, ...] = ("point", "box", "ellipse", "polygon")
+MARK_TOOLS: tuple[Tool, ...] = ("point", "box", "ellipse", "polygon", "brush", "eraser")
+#: Tools that paint the label mask, stroke by stroke.
+PAINT_TOOLS: tuple[Tool, ...] = ("brush", "eraser")
+#: The brush radius (image pixels) before the reader changes it.
+DEFAULT_RADIUS = 3
 #: Undo steps kept.
 HISTORY_LENGTH = 100
 
@@ -34,6 +48,18 @@ class AnnotationEvents(SignalGroup):
     selected = Signal(int)  # index of the selected draft, -1 for none
     history = Signal(bool, bool)  # can undo, can redo
     saved_marks = Signal(tuple)  # tuple[AnnotationDraft, ...] of the saved reading shown
+    brush_radius = Signal(int)  # image pixels
+    stroke = Signal(int)  # the slice a brush or eraser stroke is painting changed
+
+
+@dataclass
+class _Stroke:
+    """A brush or eraser stroke under way: the slice's label map being painted and the path."""
+
+    slice_index: int
+    labels: np.ndarray
+    value: int  # painted value; 0 erases
+    path: list[tuple[float, float]]
 
 
 class AnnotationModel:
@@ -54,6 +80,9 @@ class AnnotationModel:
         self._redo: list[tuple[AnnotationDraft, ...]] = []
         self._history_shown = (False, False)
         self._saved_marks: tuple[AnnotationDraft, ...] = ()
+        self._radius = DEFAULT_RADIUS
+        self._values: dict[str, int] = {}  # label name -> label value, first come first numbered
+        self._stroke: _Stroke | None = None
         display.events.volume.connect(self._on_volume, priority=1)  # before widgets redraw
 
     @property
@@ -65,6 +94,7 @@ class AnnotationModel:
         if tool not in TOOLS:
             raise ValueError(f"no tool {tool!r}; tools are {TOOLS}")
         if tool != self._tool:
+            self.end_stroke()
             self._tool = tool
             self.events.tool.emit(tool)
 
@@ -150,6 +180,8 @@ class AnnotationModel:
     def move(self, index: int, d_row: float, d_col: float) -> None:
         """Shift mark ``index`` by ``(d_row, d_col)`` pixels, clamped so it stays on the image."""
         old = self._drafts[index]
+        if old.kind == "mask":
+            return  # painted pixels are edited with the brush and eraser, not dragged
         _, rows, cols = self._display.volume.shape
         d_row = min(max(d_row, -0.5 - min(r for r, _ in old.points)), rows - 0.5 - max(r for r, _ in old.points))
         d_col = min(max(d_col, -0.5 - min(c for _, c in old.points)), cols - 0.5 - max(c for _, c in old.points))
@@ -171,7 +203,9 @@ class AnnotationModel:
     def relabel(self, index: int, label: str) -> None:
         """Give mark ``index`` another label."""
         old = self._drafts[index]
-        if old.label != label:
+        if old.label != label and old.kind == "mask":
+            self._relabel_mask(old, label)
+        elif old.label != label:
             self._replace_at(index, AnnotationDraft(old.kind, old.slice_index, old.points, label))
 
     def clear(self) -> None:
@@ -192,7 +226,9 @@ class AnnotationModel:
         return bool(self._redo)
 
     def undo(self) -> bool:
-        """Go back one change of the marks; False when there is nothing to undo."""
+        """Go back one change of the marks (a stroke under way ends first); False when there is
+        nothing to undo."""
+        self.end_stroke()
         if not self._undo:
             return False
         self._redo.append(self._drafts)
@@ -201,6 +237,7 @@ class AnnotationModel:
 
     def redo(self) -> bool:
         """Do again the change last undone; False when there is nothing to redo."""
+        self.end_stroke()
         if not self._redo:
             return False
         self._undo.append(self._drafts)
@@ -209,6 +246,7 @@ class AnnotationModel:
 
     def reset(self) -> None:
         """Drop the marks and their history (a new case, or the marks were saved with a reading)."""
+        self.cancel_stroke()
         self._undo.clear()
         self._redo.clear()
         if self._drafts:
@@ -249,11 +287,140 @@ class AnnotationModel:
     def show_saved(self, marks: tuple[AnnotationDraft, ...]) -> None:
         """Show a saved reading's marks (empty: show none)."""
         marks = tuple(marks)
+        for mark in marks:
+            if mark.kind == "mask":
+                self.label_value(mark.label)
         if marks != self._saved_marks:
             self._saved_marks = marks
             self.events.saved_marks.emit(marks)
 
     def _on_volume(self, _volume: ImageVolume | None) -> None:
+        self.cancel_stroke()
         self.select(-1)
         self.reset()
         self.show_saved(())
+
+    # -- label masks -------------------------------------------------------------------------
+    @property
+    def brush_radius(self) -> int:
+        """The brush and eraser radius in image pixels (not screen pixels)."""
+        return self._radius
+
+    @brush_radius.setter
+    def brush_radius(self, radius: int) -> None:
+        radius = min(max(int(radius), MIN_RADIUS), MAX_RADIUS)
+        if radius != self._radius:
+            self._radius = radius
+            self.events.brush_radius.emit(radius)
+
+    def label_value(self, label: str) -> int:
+        """The value (1, 2, ...) of a label name in the label maps; a new name gets the next one."""
+        return self._values.setdefault(label, len(self._values) + 1)
+
+    @property
+    def painting(self) -> bool:
+        """Whether a brush or eraser stroke is under way."""
+        return self._stroke is not None
+
+    def begin_stroke(self, row: float, col: float) -> None:
+        """Start a stroke of the current tool (brush: the current label; eraser: no label) at
+        image ``(row, col)`` of the shown slice; it paints at once.
+
+        Raises:
+            ValueError: the tool is not the brush or the eraser, no volume is shown, or the
+                point lies outside the image.
+        """
+        if self._tool not in PAINT_TOOLS:
+            raise ValueError(f"the {self._tool} tool does not paint; pick the brush or the eraser")
+        self._display.require_inside(row, col)
+        self.end_stroke()
+        value = self.label_value(self._label) if self._tool == "brush" else 0
+        here = self._display.slice_index
+        self._stroke = _Stroke(here, self.mask_layer(here).copy(), value, [])
+        self.extend_stroke(row, col)
+
+    def extend_stroke(self, row: float, col: float) -> None:
+        """Paint the segment from the stroke's last position to image ``(row, col)``."""
+        stroke = self._stroke
+        if stroke is None:
+            return
+        stroke.path.append((float(row), float(col)))
+        segment = stroke.path[-2:]
+        stroke.labels[stroke_footprint(stroke.labels.shape, segment, self._radius)] = stroke.value
+        self.events.stroke.emit(stroke.slice_index)
+
+    def end_stroke(self) -> None:
+        """Finish the stroke: the slice's masks become what was painted, as one undo step."""
+        stroke, self._stroke = self._stroke, None
+        if stroke is not None:
+            self._set_slice_masks(stroke.slice_index, stroke.labels)
+            self.events.stroke.emit(stroke.slice_index)
+
+    def cancel_stroke(self) -> None:
+        """Drop the stroke under way, leaving the masks as they were."""
+        stroke, self._stroke = self._stroke, None
+        if stroke is not None:
+            self.events.stroke.emit(stroke.slice_index)
+
+    def mask_layer(self, slice_index: int, saved: bool = False) -> np.ndarray:
+        """The label map of a slice: of the drafts (with the stroke under way painted in), or
+        with ``saved`` of the saved reading on show. Zeros when nothing is painted there.
+
+        Raises:
+            ValueError: no volume is shown.
+        """
+        if self._stroke is not None and not saved and self._stroke.slice_index == slice_index:
+            return self._stroke.labels
+        marks = self._saved_marks if saved else self._drafts
+        return label_map(marks, slice_index, self._slice_shape(), {m.label: self.label_value(m.label) for m in marks
+                                                                    if m.kind == "mask"})
+
+    def add_mask(self, mask: MaskRLE) -> None:
+        """Paint a whole mask of the shown slice's shape with the current label, as one undo step
+        (a stored region answer drawn again).
+
+        Raises:
+            ValueError: no volume is shown, or the mask is not the slice's shape.
+        """
+        here = self._display.slice_index
+        if tuple(mask.shape) != self._slice_shape():
+            raise ValueError(f"a {tuple(mask.shape)} mask does not fit the {self._slice_shape()} slice")
+        labels = self.mask_layer(here).copy()
+        labels[mask.decode()] = self.label_value(self._label)
+        self._set_slice_masks(here, labels)
+
+    def clear_masks(self, slice_index: int | None = None) -> None:
+        """Delete every painted mask of a slice (the shown one by default), as one undo step."""
+        here = self._display.slice_index if slice_index is None else slice_index
+        kept = tuple(m for m in self._drafts if not (m.kind == "mask" and m.slice_index == here))
+        if kept != self._drafts:
+            self._publish(kept)
+
+    def _relabel_mask(self, old: AnnotationDraft, label: str) -> None:
+        """Give the pixels of a mask another label (merged with that label's mask on the slice)."""
+        labels = self.mask_layer(old.slice_index).copy()
+        labels[old.mask.decode()] = self.label_value(label)
+        self._set_slice_masks(old.slice_index, labels)
+
+    def _set_slice_masks(self, slice_index: int, labels: np.ndarray) -> None:
+        """Replace a slice's masks by those of a label map (one undo step, none if unchanged).
+        A label's mask keeps its place in the list; a new label's mask comes last."""
+        names = {value: name for name, value in self._values.items()}
+        new = masks_of(labels, slice_index, names, [m.label for m in self._drafts if m.kind == "mask"])
+        by_label = {m.label: m for m in new}
+        drafts: list[AnnotationDraft] = []
+        for mark in self._drafts:
+            if mark.kind == "mask" and mark.slice_index == slice_index:
+                if mark.label in by_label:
+                    drafts.append(by_label.pop(mark.label))
+            else:
+                drafts.append(mark)
+        drafts.extend(m for m in new if m.label in by_label)
+        if tuple(drafts) != self._drafts:
+            self._publish(tuple(drafts))
+
+    def _slice_shape(self) -> tuple[int, int]:
+        volume = self._display.volume
+        if volume is None:
+            raise ValueError("no volume is shown")
+        return int(volume.shape[1]), int(volume.shape[2])

@@ -17,6 +17,8 @@ def describe(number: int, mark: AnnotationDraft) -> str:
     if mark.kind == "point":
         (row, col), = mark.points
         where = f"row {row:.0f}, col {col:.0f}"
+    elif mark.kind == "mask":
+        where = f"{mark.mask.area} px painted"
     elif mark.kind in ("box", "ellipse"):
         (top, left), (bottom, right) = mark.points
         where = f"rows {top:.0f}\u2013{bottom:.0f}, cols {left:.0f}\u2013{right:.0f}"

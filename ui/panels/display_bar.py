@@ -18,6 +18,8 @@ TOOL_TEXT = {
     "box": ("Box", "B", "drag to draw a box"),
     "ellipse": ("Ellipse", "E", "drag to draw an ellipse"),
     "polygon": ("Polygon", "G", "click each vertex; double-click or Enter closes it"),
+    "brush": ("Brush", "Shift+B", "drag to paint the label's mask; [ and ] change the radius"),
+    "eraser": ("Eraser", "Shift+E", "drag to clear painted masks; [ and ] change the radius"),
     "ruler": ("Ruler", "M", "drag to measure a length in mm"),
     "roi": ("ROI", "T", "drag a box: mean, SD and area of the pixels inside"),
 }

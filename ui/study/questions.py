@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from db.study_reader import QuestionView
+from engine.imaging.mask_rle import MaskRLE
 from ui.backend import AnnotationDraft
 from ui.model import ViewerState
 
@@ -51,7 +52,8 @@ def region_value(marks: tuple[AnnotationDraft, ...]) -> list[dict] | None:
     """The region answer of the drawn marks (None when there is none)."""
     if not marks:
         return None
-    return [{"kind": m.kind, "slice_index": m.slice_index, "points": [list(p) for p in m.points], "label": m.label}
+    return [{"kind": m.kind, "slice_index": m.slice_index, "points": [list(p) for p in m.points], "label": m.label,
+             **({"mask": m.mask.to_json()} if m.kind == "mask" else {})}
             for m in marks]
 
 
@@ -357,7 +359,7 @@ class RegionQuestion(QuestionWidget):
 
 
 def restore_marks(state: ViewerState, regions: list[dict]) -> None:
-    """Draw stored region answers again as the viewer's marks (points and boxes), each on its
+    """Draw stored region answers again as the viewer's marks (points, boxes, masks), each on its
     slice; the shown slice and the label of new marks are left as they were."""
     display, annotation = state.display, state.annotation
     slice_before, label_before = display.slice_index, annotation.label
@@ -370,6 +372,8 @@ def restore_marks(state: ViewerState, regions: list[dict]) -> None:
             annotation.add_point(*points[0])
         elif region["kind"] == "box":
             annotation.add_box(points[0], points[1])
+        elif region["kind"] == "mask":
+            annotation.add_mask(MaskRLE.from_json(region["mask"]))
     display.slice_index = slice_before
     annotation.label = label_before
 

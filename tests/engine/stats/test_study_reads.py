@@ -35,7 +35,7 @@ def test_labels_are_kept_apart_and_bad_regions_are_named() -> None:
         region_mask([{"kind": "point", "slice_index": 2, "points": [[0, 0]]}], grid)
     with pytest.raises(StatsInputError, match="only 'index:slice,row,col'"):
         region_mask([{"kind": "point", "slice_index": 0, "points": [[0, 0]], "coordinate_space": "world:LPS"}], grid)
-    with pytest.raises(StatsInputError, match="not point, box or polygon"):
+    with pytest.raises(StatsInputError, match="not point, box, polygon or mask"):
         region_mask([{"kind": "circle", "slice_index": 0, "points": [[0, 0]]}], grid)
 
 
