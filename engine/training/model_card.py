@@ -19,6 +19,13 @@ def percent(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def ci_text(figure: dict[str, Any], as_percent: bool = False, digits: int = 3) -> str:
+    """``0.912 (95% CI 0.871-0.947)`` of a report figure (``engine.training.evaluate.interval``)."""
+    show = percent if as_percent else (lambda x: f"{x:.{digits}f}")
+    low, high = figure["ci95"]
+    return f"{show(figure['estimate'])} (95% CI {show(low)}-{show(high)})"
+
+
 def card_opening(metadata: dict[str, Any], title: str, use_lines: Sequence[str]) -> list[str]:
     """The title (name, version, ``title``), the description and the intended-use paragraph.
 

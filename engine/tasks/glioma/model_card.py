@@ -9,19 +9,13 @@ from engine.training.model_card import (
     FIGURES_LINE,
     cam_layer_lines,
     card_opening,
+    ci_text as _ci,
     code_list,
     network_summary,
     optimiser_lines,
     percent,
     reproduce_lines,
 )
-
-
-def _ci(figure: dict[str, Any], as_percent: bool = False, digits: int = 3) -> str:
-    """``0.912 (95% CI 0.871-0.947)`` of a report interval."""
-    show = percent if as_percent else (lambda x: f"{x:.{digits}f}")
-    low, high = figure["ci95"]
-    return f"{show(figure['estimate'])} (95% CI {show(low)}-{show(high)})"
 
 
 def _count(figure: dict[str, Any]) -> str:
