@@ -198,6 +198,7 @@ def slide_report(bundle: Bundle, mosaics: Sequence[Mosaic], threshold: float = H
             **counts,
             "dice": dice(counts),
             "layout": mosaic.classes.tolist(),
+            "sources": mosaic.sources.tolist(),
             "tumour_probability": np.round(scores, 4).tolist(),
         })
         progress.report((i + 1) / len(mosaics), f"slide {i + 1} of {len(mosaics)}: Dice {layouts[-1]['dice']:.3f}")
@@ -326,6 +327,7 @@ def evaluate(args: argparse.Namespace, progress: Progress | None = None) -> dict
     progress = progress or NullProgress()
     if args.mosaics < 0:
         raise SalienceError(f"--mosaics must be 0 or more, got {args.mosaics}")
+    tumour_layout(*args.grid, np.random.default_rng(0))  # a grid too small fails here, before the data is read
     bundles = [load_bundle(args.bundle)] + [load_bundle(path) for path in args.compare]
     for other in bundles:
         if other.task != "histopathology":

@@ -162,7 +162,11 @@ def _slides(report: dict[str, Any]) -> list[str]:
         f"| tile sensitivity | {ci_text(s['sensitivity'], True)} | {_count(s['sensitivity'])} |",
         f"| tile specificity | {ci_text(s['specificity'], True)} | {_count(s['specificity'])} |",
         "",
-        f"Dice intervals: bootstrap over slides (2,000 resamples); per slide: {per_layout}. Tiles are exactly",
+        f"Dice intervals: bootstrap over slides (2,000 resamples); per slide: {per_layout}.",
+        *(["Every slide scored the same, so the bootstrap interval over slides has no width; the tile",
+           "sensitivity and specificity intervals above show how few tiles back the figure."]
+          if s["dice"]["ci95"][0] == s["dice"]["ci95"][1] else []),
+        "Tiles are exactly",
         "held-back patches, so this checks that the slide path (tiling, reading, stitching, the heatmap)",
         "keeps the patch classifier's answers in the right place; it is not a test on real slides.",
         "",
