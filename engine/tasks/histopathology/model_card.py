@@ -83,8 +83,10 @@ def _model(metadata: dict[str, Any], network_def: dict[str, Any], report: dict[s
         f"  then fixed per-channel normalisation, mean ({pre['mean_r']}, {pre['mean_g']}, {pre['mean_b']}), SD ({pre['std_r']}, {pre['std_g']}, {pre['std_b']}).",
         *cam_layer_lines(metadata, "patch", "input pixels"),
         f"- Calibration: temperature scaling fitted on the validation groups, T = {calibration['temperature']:.3f};",
-        f"  held-back expected calibration error ({calibration['bins']} bins) {ci_text(calibration['ece_before'])} before,",
-        f"  {ci_text(calibration['ece_after'])} after. The probabilities Salience shows are the scaled ones.",
+        f"  held-back expected calibration error ({calibration['bins']} bins) {ci_text(calibration['ece_before'])} before"
+        f"{_spread(report, 'ece_before')},",
+        f"  {ci_text(calibration['ece_after'])} after{_spread(report, 'ece_after')} (intervals: near-copy group",
+        "  bootstrap). The probabilities Salience shows are the scaled ones.",
         f"- Whole slides: tissue tiles of {slide['tile_size']} px are read at {slide['tile_mpp']} um/px (an ASSUMPTION:",
         "  LC25000 states no pixel size; 0.5 um/px is the usual 20x scan) from the nearest pyramid level",
         "  and resized like a patch; a slide without a pixel size is tiled at level 0. The slide score",
@@ -111,6 +113,16 @@ def _training(metadata: dict[str, Any], training_metrics: dict[str, Any] | None)
     ]
 
 
+def _spread(report: dict[str, Any], figure: str, as_percent: bool = False) -> str:
+    """``"; seeds 0, 1, 2: 97.8%-98.9%"`` when other seeds were measured, else nothing."""
+    runs = report.get("seed_runs")
+    if not runs:
+        return ""
+    show = percent if as_percent else (lambda x: f"{x:.3f}")
+    low, high = runs["ranges"][figure]
+    return f"; seeds {', '.join(str(r['seed']) for r in runs['runs'])}: {show(low)}-{show(high)}"
+
+
 def _results(report: dict[str, Any]) -> list[str]:
     per_class = [
         f"| {name} | {ci_text(v['sensitivity'], True)} | {_count(v['sensitivity'])} | {ci_text(v['specificity'], True)} "
@@ -121,8 +133,10 @@ def _results(report: dict[str, Any]) -> list[str]:
         f"## Results on the held-back test groups ({report['items']} patches, {report['groups']} near-copy groups)",
         "",
         f"- Accuracy {ci_text(report['accuracy'], True)}, {_count(report['accuracy'])} (Wilson interval, patches as",
-        f"  independent); over near-copy groups (bootstrap) {ci_text(report['accuracy_groups'], True)}.",
-        f"- Macro one-vs-rest ROC AUC {ci_text(report['macro_auc'])} (bootstrap over near-copy groups, 2,000 resamples).",
+        f"  independent); over near-copy groups (bootstrap) {ci_text(report['accuracy_groups'], True)}"
+        f"{_spread(report, 'accuracy', True)}.",
+        f"- Macro one-vs-rest ROC AUC {ci_text(report['macro_auc'])} (bootstrap over near-copy groups, 2,000 resamples)"
+        f"{_spread(report, 'macro_auc')}.",
         "",
         "Each class against the other two (sensitivity and specificity of the predicted class; Wilson",
         "intervals; AUC of the class's probability with a near-copy group bootstrap):",
@@ -157,7 +171,8 @@ def _slides(report: dict[str, Any]) -> list[str]:
         "",
         "| figure | value (95% CI) | counts |",
         "| --- | --- | --- |",
-        f"| Dice of hot tiles vs tumour tiles | {ci_text(s['dice'])} | {s['tp']} hot tumour, {s['fp']} hot benign, {s['fn']} cold tumour tiles |",
+        f"| Dice of hot tiles vs tumour tiles | {ci_text(s['dice'])}{_spread(report, 'slide_dice')} "
+        f"| {s['tp']} hot tumour, {s['fp']} hot benign, {s['fn']} cold tumour tiles |",
         f"| mean Dice per slide | {ci_text(s['mean_dice'])} | {s['mosaics']} slides |",
         f"| tile sensitivity | {ci_text(s['sensitivity'], True)} | {_count(s['sensitivity'])} |",
         f"| tile specificity | {ci_text(s['specificity'], True)} | {_count(s['specificity'])} |",
@@ -166,9 +181,9 @@ def _slides(report: dict[str, Any]) -> list[str]:
         *(["Every slide scored the same, so the bootstrap interval over slides has no width; the tile",
            "sensitivity and specificity intervals above show how few tiles back the figure."]
           if s["dice"]["ci95"][0] == s["dice"]["ci95"][1] else []),
-        "Tiles are exactly",
-        "held-back patches, so this checks that the slide path (tiling, reading, stitching, the heatmap)",
-        "keeps the patch classifier's answers in the right place; it is not a test on real slides.",
+        "Tiles are exactly held-back patches, so this checks that the slide path (tiling, reading,",
+        "stitching, the heatmap) keeps the patch classifier's answers in the right place; it is not a",
+        "test on real slides.",
         "",
     ]
 
@@ -182,7 +197,9 @@ def _seed_runs(report: dict[str, Any]) -> list[str]:
         "## Seed to seed",
         "",
         f"Runs of this recipe with seeds {seeds} (same split, same held-back patches and slides; this bundle",
-        "is the first). Every figure that moved is given as its range:",
+        "is the first; the others were trained by the command above with another `--seed` into a scratch",
+        "folder, not shipped, and measured with `salience evaluate histopathology --compare`). Each figure",
+        "with its range over the runs:",
         "",
         "| figure | " + " | ".join(f"seed {r['seed']}" for r in runs["runs"]) + " | range |",
         "| --- |" + " --- |" * (len(runs["runs"]) + 1),

@@ -17,6 +17,7 @@ from engine.imaging.slide import SlideReader
 from engine.models import load_bundle
 from engine.tasks.histopathology.data import CLASS_NAMES, read_and_split
 from engine.tasks.histopathology.evaluation import cell_scores, patch_report, slide_heatmap
+from engine.tasks.histopathology.model_card import model_card
 from engine.tasks.histopathology.mosaic import (
     BENIGN_CLASS,
     Mosaic,
@@ -220,3 +221,16 @@ def test_bad_evaluations_end_in_one_line(arguments, reason, tiny_bundle: Path, l
     assert main(["evaluate", "histopathology", "--out", str(tmp_path / "card.md"), *argv]) == EXIT_BAD_INPUT
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("[")]  # not progress
     assert len(err) == 1 and reason in err[0], err
+
+
+def test_shipped_card_is_the_one_salience_evaluate_wrote():
+    """The shipped card is exactly what the card writer makes of the shipped report: never edited by hand."""
+    bundle = load_bundle("histopathology")
+    report = json.loads((bundle.path / EVALUATION_FILE).read_text())
+    training = json.loads((bundle.path / "docs" / "training_metrics.json").read_text())
+    network_def = json.loads((bundle.path / "configs" / "inference.json").read_text())["network_def"]
+    assert report["weights_sha256"] == bundle.weights_sha256 and report["items"] == len(bundle.metadata["split"]["test"])
+    assert bundle.model_card.read_text() == model_card(bundle.metadata, network_def, report, training)
+    assert report["accuracy"]["estimate"] >= 0.95 and report["slides"]["mosaics"] >= 5
+    assert report["split"]["mosaic_patches_in_train_or_val"] == 0
+    assert report["seed_runs"]["ranges"]["accuracy"][0] >= 0.95
