@@ -101,6 +101,19 @@ def confusion_table(class_names: Sequence[str], confusion: Sequence[Sequence[int
     return lines
 
 
+def seed_range_table(seed_runs: dict[str, Any]) -> list[str]:
+    """Each figure of every run and its range, one row per figure (``engine.training.evaluate.seed_ranges``)."""
+    runs = seed_runs["runs"]
+    return [
+        "| figure | " + " | ".join(f"seed {r['seed']}" for r in runs) + " | range |",
+        "| --- |" + " --- |" * (len(runs) + 1),
+        *(
+            f"| {name} | " + " | ".join(f"{r[name]:.3f}" for r in runs) + f" | {low:.3f}-{high:.3f} |"
+            for name, (low, high) in seed_runs["ranges"].items()
+        ),
+    ]
+
+
 def code_list(ids) -> str:
     """Identifiers as a comma-separated list of inline code: "`a`, `b`"."""
     return ", ".join(f"`{i}`" for i in ids)

@@ -15,6 +15,7 @@ from engine.training.model_card import (
     optimiser_lines,
     percent,
     reproduce_lines,
+    seed_range_table,
 )
 
 
@@ -65,17 +66,11 @@ def _seed_runs(report: dict[str, Any]) -> list[str]:
     runs = report.get("seed_runs")
     if not runs:
         return ["Only this run was measured: no seed-to-seed range is given.", ""]
-    ranges = runs["ranges"]
     seeds = ", ".join(str(r["seed"]) for r in runs["runs"])
     return [
         f"Seed to seed (runs with seeds {seeds}, same split, same held-back patients; this bundle is the first):",
         "",
-        "| figure | " + " | ".join(f"seed {r['seed']}" for r in runs["runs"]) + " | range |",
-        "| --- |" + " --- |" * (len(runs["runs"]) + 1),
-        *(
-            f"| {name} | " + " | ".join(f"{r[name]:.3f}" for r in runs["runs"]) + f" | {low:.3f}-{high:.3f} |"
-            for name, (low, high) in ranges.items()
-        ),
+        *seed_range_table(runs),
         "",
     ]
 

@@ -17,6 +17,7 @@ from engine.training.model_card import (
     optimiser_lines,
     percent,
     reproduce_lines,
+    seed_range_table,
 )
 
 
@@ -201,12 +202,7 @@ def _seed_runs(report: dict[str, Any]) -> list[str]:
         "folder, not shipped, and measured with `salience evaluate histopathology --compare`). Each figure",
         "with its range over the runs:",
         "",
-        "| figure | " + " | ".join(f"seed {r['seed']}" for r in runs["runs"]) + " | range |",
-        "| --- |" + " --- |" * (len(runs["runs"]) + 1),
-        *(
-            f"| {name} | " + " | ".join(f"{r[name]:.3f}" for r in runs["runs"]) + f" | {low:.3f}-{high:.3f} |"
-            for name, (low, high) in runs["ranges"].items()
-        ),
+        *seed_range_table(runs),
         "",
     ]
 
