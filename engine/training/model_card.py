@@ -7,7 +7,7 @@ opening, the network and CAM-layer lines, the training and reproduction lines an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 #: Every card ends its results with where the full figures are.
@@ -101,16 +101,27 @@ def confusion_table(class_names: Sequence[str], confusion: Sequence[Sequence[int
     return lines
 
 
-def seed_range_table(seed_runs: dict[str, Any]) -> list[str]:
-    """Each figure of every run and its range, one row per figure (``engine.training.evaluate.seed_ranges``)."""
+def seed_range_lines(seed_runs: dict[str, Any] | None, intro: Callable[[str], list[str]]) -> list[str]:
+    """The runs of other seeds: ``intro(seeds)`` then a table of each figure of every run and its
+    range (``engine.training.evaluate.seed_ranges``); a line saying so when there are none.
+
+    Args:
+        seed_runs: the report's ``seed_runs``, or None.
+        intro: the lines before the table, given the seeds as text ("0, 1, 2").
+    """
+    if not seed_runs:
+        return ["Only this run was measured: no seed-to-seed range is given.", ""]
     runs = seed_runs["runs"]
     return [
+        *intro(", ".join(str(r["seed"]) for r in runs)),
+        "",
         "| figure | " + " | ".join(f"seed {r['seed']}" for r in runs) + " | range |",
         "| --- |" + " --- |" * (len(runs) + 1),
         *(
             f"| {name} | " + " | ".join(f"{r[name]:.3f}" for r in runs) + f" | {low:.3f}-{high:.3f} |"
             for name, (low, high) in seed_runs["ranges"].items()
         ),
+        "",
     ]
 
 

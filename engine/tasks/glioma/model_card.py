@@ -15,7 +15,7 @@ from engine.training.model_card import (
     optimiser_lines,
     percent,
     reproduce_lines,
-    seed_range_table,
+    seed_range_lines,
 )
 
 
@@ -63,16 +63,9 @@ def _per_patient(report: dict[str, Any]) -> list[str]:
 
 
 def _seed_runs(report: dict[str, Any]) -> list[str]:
-    runs = report.get("seed_runs")
-    if not runs:
-        return ["Only this run was measured: no seed-to-seed range is given.", ""]
-    seeds = ", ".join(str(r["seed"]) for r in runs["runs"])
-    return [
+    return seed_range_lines(report.get("seed_runs"), lambda seeds: [
         f"Seed to seed (runs with seeds {seeds}, same split, same held-back patients; this bundle is the first):",
-        "",
-        *seed_range_table(runs),
-        "",
-    ]
+    ])
 
 
 def _levers(report: dict[str, Any]) -> list[str]:

@@ -17,7 +17,7 @@ from engine.training.model_card import (
     optimiser_lines,
     percent,
     reproduce_lines,
-    seed_range_table,
+    seed_range_lines,
 )
 
 
@@ -190,21 +190,14 @@ def _slides(report: dict[str, Any]) -> list[str]:
 
 
 def _seed_runs(report: dict[str, Any]) -> list[str]:
-    runs = report.get("seed_runs")
-    if not runs:
-        return ["Only this run was measured: no seed-to-seed range is given.", ""]
-    seeds = ", ".join(str(r["seed"]) for r in runs["runs"])
-    return [
+    return seed_range_lines(report.get("seed_runs"), lambda seeds: [
         "## Seed to seed",
         "",
         f"Runs of this recipe with seeds {seeds} (same split, same held-back patches and slides; this bundle",
         "is the first; the others were trained by the command above with another `--seed` into a scratch",
         "folder, not shipped, and measured with `salience evaluate histopathology --compare`). Each figure",
         "with its range over the runs:",
-        "",
-        *seed_range_table(runs),
-        "",
-    ]
+    ])
 
 
 def model_card(
