@@ -330,10 +330,12 @@ HEADLINE: dict[str, Callable[[dict[str, Any]], float]] = {
 }
 
 
-def seed_ranges(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Each headline figure of every run and its range (min, max), runs in the order given."""
-    runs = [{"seed": r.get("seed"), "weights_sha256": r["weights_sha256"], **{k: f(r) for k, f in HEADLINE.items()}} for r in reports]
-    ranges = {k: [float(min(run[k] for run in runs)), float(max(run[k] for run in runs))] for k in HEADLINE}
+def seed_ranges(
+    reports: Sequence[dict[str, Any]], headline: dict[str, Callable[[dict[str, Any]], float]] = HEADLINE
+) -> dict[str, Any]:
+    """Each ``headline`` figure of every run and its range (min, max), runs in the order given."""
+    runs = [{"seed": r.get("seed"), "weights_sha256": r["weights_sha256"], **{k: f(r) for k, f in headline.items()}} for r in reports]
+    ranges = {k: [float(min(run[k] for run in runs)), float(max(run[k] for run in runs))] for k in headline}
     return {"runs": runs, "ranges": ranges}
 
 

@@ -7,7 +7,7 @@ opening, the network and CAM-layer lines, the training and reproduction lines an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 #: Every card ends its results with where the full figures are.
@@ -17,6 +17,13 @@ FIGURES_LINE = "Per-epoch losses, validation metrics and all figures above: `doc
 def percent(x: float) -> str:
     """``0.8734`` -> ``"87.3%"``."""
     return f"{100 * x:.1f}%"
+
+
+def ci_text(figure: dict[str, Any], as_percent: bool = False, digits: int = 3) -> str:
+    """``0.912 (95% CI 0.871-0.947)`` of a report figure (``engine.training.evaluate.interval``)."""
+    show = percent if as_percent else (lambda x: f"{x:.{digits}f}")
+    low, high = figure["ci95"]
+    return f"{show(figure['estimate'])} (95% CI {show(low)}-{show(high)})"
 
 
 def card_opening(metadata: dict[str, Any], title: str, use_lines: Sequence[str]) -> list[str]:
@@ -92,6 +99,30 @@ def confusion_table(class_names: Sequence[str], confusion: Sequence[Sequence[int
     for name, row in zip(class_names, confusion):
         lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
     return lines
+
+
+def seed_range_lines(seed_runs: dict[str, Any] | None, intro: Callable[[str], list[str]]) -> list[str]:
+    """The runs of other seeds: ``intro(seeds)`` then a table of each figure of every run and its
+    range (``engine.training.evaluate.seed_ranges``); a line saying so when there are none.
+
+    Args:
+        seed_runs: the report's ``seed_runs``, or None.
+        intro: the lines before the table, given the seeds as text ("0, 1, 2").
+    """
+    if not seed_runs:
+        return ["Only this run was measured: no seed-to-seed range is given.", ""]
+    runs = seed_runs["runs"]
+    return [
+        *intro(", ".join(str(r["seed"]) for r in runs)),
+        "",
+        "| figure | " + " | ".join(f"seed {r['seed']}" for r in runs) + " | range |",
+        "| --- |" + " --- |" * (len(runs) + 1),
+        *(
+            f"| {name} | " + " | ".join(f"{r[name]:.3f}" for r in runs) + f" | {low:.3f}-{high:.3f} |"
+            for name, (low, high) in seed_runs["ranges"].items()
+        ),
+        "",
+    ]
 
 
 def code_list(ids) -> str:

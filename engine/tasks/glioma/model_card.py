@@ -9,19 +9,14 @@ from engine.training.model_card import (
     FIGURES_LINE,
     cam_layer_lines,
     card_opening,
+    ci_text as _ci,
     code_list,
     network_summary,
     optimiser_lines,
     percent,
     reproduce_lines,
+    seed_range_lines,
 )
-
-
-def _ci(figure: dict[str, Any], as_percent: bool = False, digits: int = 3) -> str:
-    """``0.912 (95% CI 0.871-0.947)`` of a report interval."""
-    show = percent if as_percent else (lambda x: f"{x:.{digits}f}")
-    low, high = figure["ci95"]
-    return f"{show(figure['estimate'])} (95% CI {show(low)}-{show(high)})"
 
 
 def _count(figure: dict[str, Any]) -> str:
@@ -68,22 +63,9 @@ def _per_patient(report: dict[str, Any]) -> list[str]:
 
 
 def _seed_runs(report: dict[str, Any]) -> list[str]:
-    runs = report.get("seed_runs")
-    if not runs:
-        return ["Only this run was measured: no seed-to-seed range is given.", ""]
-    ranges = runs["ranges"]
-    seeds = ", ".join(str(r["seed"]) for r in runs["runs"])
-    return [
+    return seed_range_lines(report.get("seed_runs"), lambda seeds: [
         f"Seed to seed (runs with seeds {seeds}, same split, same held-back patients; this bundle is the first):",
-        "",
-        "| figure | " + " | ".join(f"seed {r['seed']}" for r in runs["runs"]) + " | range |",
-        "| --- |" + " --- |" * (len(runs["runs"]) + 1),
-        *(
-            f"| {name} | " + " | ".join(f"{r[name]:.3f}" for r in runs["runs"]) + f" | {low:.3f}-{high:.3f} |"
-            for name, (low, high) in ranges.items()
-        ),
-        "",
-    ]
+    ])
 
 
 def _levers(report: dict[str, Any]) -> list[str]:

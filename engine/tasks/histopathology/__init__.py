@@ -10,6 +10,12 @@ def _train(argv: list[str]) -> int:
     return main(argv)
 
 
+def _evaluation():
+    from engine.tasks.histopathology.evaluation import EVALUATION
+
+    return EVALUATION
+
+
 TASK = TaskSpec(
     name="histopathology",
     prepare=preprocess.prepare,
@@ -17,6 +23,7 @@ TASK = TaskSpec(
     item_axis=preprocess.ITEM_AXIS,
     prepare_tiles=preprocess.prepare_tiles,
     train=_train,
+    evaluation=_evaluation,
     # a patch has no up, down, left or right: every flip and quarter turn shows the same tissue
     test_time_augmentations=("hflip", "vflip", "rot90", "intensity"),
 )

@@ -29,6 +29,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from engine.errors import SalienceError
+from engine.progress import NullProgress, Progress
 from engine.tasks.histopathology.preprocess import prepare_tiles
 
 #: LC25000 lung folders and the class names the reader vocabulary (app.tasks) uses, in output order.
@@ -231,6 +232,58 @@ def split_by_group(
                 filled[part] += len(index)
             parts[part] += index.tolist()
     return PatchSplit(*(np.sort(np.asarray(parts[p], dtype=np.int64)) for p in ("train", "val", "test")))
+
+
+@dataclass(frozen=True)
+class GroupedPatches:
+    """The patches a recipe run reads, their near-copy groups and its split by group.
+
+    Attributes:
+        paths: one path per patch (``list_lc25000`` order, the first ``per_class`` of each class).
+        labels: ``(N,)`` class index per patch.
+        rgb: the patches, ``(h, w, 3)`` uint8 each.
+        groups: ``(N,)`` near-copy group per patch (``group_near_copies``).
+        split: the parts (``split_by_group``), indices into the above.
+    """
+
+    paths: tuple[Path, ...]
+    labels: np.ndarray
+    rgb: list[np.ndarray]
+    groups: np.ndarray
+    split: PatchSplit
+
+    def names(self, part: str) -> list[str]:
+        """File names of the patches of ``part`` ("train", "val" or "test"), in split order."""
+        return [self.paths[i].name for i in getattr(self.split, part)]
+
+
+def read_and_split(
+    data_dir: str | Path, per_class: int | None = None, split_seed: int = 0, progress: Progress | None = None
+) -> GroupedPatches:
+    """Read the patches, group near copies and split by group, as the recipe does.
+
+    The same arguments give the same split: ``salience evaluate`` recomputes a bundle's split from
+    its recorded ``per_class`` and ``split_seed`` to check which patches were trained on.
+
+    Args:
+        data_dir: the ``histopathology-lc25000`` folder.
+        per_class: use only the first this many patches of each class; None: all.
+        split_seed: seed of the split of groups.
+        progress: told when reading and grouping start.
+
+    Raises:
+        SalienceError: the folder, a class folder or a patch cannot be read, or a class has too
+            few groups.
+    """
+    progress = progress or NullProgress()
+    patches = list_lc25000(data_dir)
+    keep = np.concatenate([np.flatnonzero(patches.labels == k)[:per_class] for k in range(len(CLASS_NAMES))])
+    paths, labels = tuple(patches.paths[i] for i in keep), patches.labels[keep]
+    progress.report(0.0, f"reading {len(paths)} patches")
+    rgb = [read_rgb(p) for p in paths]
+    progress.report(0.01, "grouping near copies")
+    groups = group_near_copies(rgb, labels)
+    return GroupedPatches(paths, labels, rgb, groups, split_by_group(groups, labels, seed=split_seed))
 
 
 def load_inputs(rgb: list[np.ndarray] | np.ndarray, input_size: tuple[int, int], preprocessing: dict) -> torch.Tensor:

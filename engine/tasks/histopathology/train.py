@@ -22,18 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.models.bundle import WEIGHTS_FILE, file_sha256
 from engine.training.bundle_writer import BundleSpec
+from engine.training.evaluate import write_report
 from engine.training.evaluation import nll, per_class_metrics
-from engine.tasks.histopathology.data import (
-    CLASS_FOLDERS,
-    CLASS_NAMES,
-    COPY_THRESHOLD,
-    group_near_copies,
-    list_lc25000,
-    load_inputs,
-    read_rgb,
-    split_by_group,
-)
+from engine.tasks.histopathology.data import CLASS_FOLDERS, CLASS_NAMES, COPY_THRESHOLD, load_inputs, read_and_split
+from engine.tasks.histopathology.evaluation import patch_report
 from engine.tasks.histopathology.model_card import model_card
 from engine.tasks.histopathology.preprocess import DEFAULT_PARAMS, RGB_CHANNELS
 from engine.training.loop import EpochScore, FitSettings, RecipeRun, network_logits
@@ -165,14 +159,8 @@ def train_histopathology(
         SalienceError: the data folder is missing or unreadable, or a class has too few groups.
     """
     run = RecipeRun(SPEC, network_def or NETWORK_DEF, FitSettings(epochs, seed, batch_size, learning_rate), split_seed, progress)
-    patches = list_lc25000(data_dir)
-    keep = np.concatenate([np.flatnonzero(patches.labels == k)[:per_class] for k in range(len(CLASS_NAMES))])
-    paths, labels = [patches.paths[i] for i in keep], patches.labels[keep]
-    run.progress.report(0.0, f"reading {len(paths)} patches")
-    rgb = [read_rgb(p) for p in paths]
-    run.progress.report(0.01, "grouping near copies")
-    groups = group_near_copies(rgb, labels)
-    split = split_by_group(groups, labels, seed=split_seed)
+    grouped = read_and_split(data_dir, per_class, split_seed, run.progress)
+    paths, labels, rgb, groups, split = grouped.paths, grouped.labels, grouped.rgb, grouped.groups, grouped.split
     parts = {"train": split.train, "val": split.val, "test": split.test}
     params = dict(DEFAULT_PARAMS)
     inputs = load_inputs(rgb, INPUT_SIZE, params)
@@ -211,7 +199,15 @@ def train_histopathology(
         "class_folders": CLASS_FOLDERS,
     }
     metadata["eval_metrics"] = {"test": {k: metrics["test"][k] for k in ("n", "accuracy", "macro_auc")}, "test_ece": metrics["test_ece"]}
-    run.save(out_dir, metadata, metrics, lambda m: model_card(metadata, m, run.network_def))
+    report = {
+        "written_by": "`salience train histopathology` (`salience evaluate histopathology` adds the slide check)",
+        "part": "test",
+        **patch_report(test_labels, calibration.test_logits, groups[split.test], calibration.temperature),
+        "split": {"patches": metrics["patches"], "groups": metrics["groups"]},
+        "slides": None,
+    }
+    out = run.save(out_dir, metadata, metrics, lambda m: model_card(metadata, run.network_def, report, m))
+    write_report(out, {**report, "weights_sha256": file_sha256(out / WEIGHTS_FILE)})
     return metrics
 
 

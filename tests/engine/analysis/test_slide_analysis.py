@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,9 +11,11 @@ import tifffile
 from PIL import Image
 
 from engine.imaging.open import read_image
+from engine.imaging.pyramid import write_pyramid
 from engine.imaging.slide import SlideReader
 from engine.models import load_bundle
 from engine.tasks.histopathology.data import CLASS_FOLDERS
+from engine.tasks.histopathology.mosaic import patch_pool
 from engine.analysis import add_methods, analyse_case
 from engine.analysis.slide import analyse_slide, plan_tiles, thumbnail_grid
 from engine.progress import Cancelled
@@ -36,20 +37,10 @@ class Mosaic:
     labels: dict[tuple[int, int], int]  # (row, col) -> class index
 
 
-def _halve(rgb: np.ndarray) -> np.ndarray:
-    h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
-    return ((rgb[:h, :w].reshape(h // 2, 2, w // 2, 2, 3).astype(np.uint16).sum(axis=(1, 3)) + 2) // 4).astype(np.uint8)
-
-
 def held_out_patches(lc25000: Path, per_class: int) -> dict[str, list[Path]]:
     """The first ``per_class`` test-split patches of each class folder of the shipped bundle."""
-    names = load_bundle("histopathology").metadata["split"]["test"]
-    found: dict[str, list[Path]] = {folder: [] for folder in CLASS_FOLDERS}
-    for name in names:
-        folder = next(f for f in CLASS_FOLDERS if f.replace("_", "") == re.match(r"[a-z]+", name).group())
-        if len(found[folder]) < per_class:
-            found[folder].append(lc25000 / folder / name)
-    return found
+    pool = patch_pool(lc25000, load_bundle("histopathology").metadata["split"]["test"])
+    return {folder: pool[k][:per_class] for k, folder in enumerate(CLASS_FOLDERS)}
 
 
 def build_slide(path: Path, lc25000: Path, layout=LAYOUT, levels: int = 3) -> Mosaic:
@@ -65,14 +56,7 @@ def build_slide(path: Path, lc25000: Path, layout=LAYOUT, levels: int = 3) -> Mo
             source = pool[folder].pop(0)
             level0[r * CELL : (r + 1) * CELL, c * CELL : (c + 1) * CELL] = np.asarray(Image.open(source).convert("RGB"))
             cells[(r, c)], labels[(r, c)] = source, list(CLASS_FOLDERS).index(folder)
-    pyramid = [level0]
-    for _ in range(levels - 1):
-        pyramid.append(_halve(pyramid[-1]))
-    options = dict(tile=(256, 256), compression="zlib", photometric="rgb", resolutionunit="CENTIMETER", metadata=None)
-    with tifffile.TiffWriter(path) as tif:
-        tif.write(pyramid[0], subifds=len(pyramid) - 1, resolution=(1e4 / MPP, 1e4 / MPP), **options)
-        for k, level in enumerate(pyramid[1:], start=1):
-            tif.write(level, subfiletype=1, resolution=(1e4 / (MPP * 2**k),) * 2, **options)
+    write_pyramid(path, level0, MPP, levels)
     return Mosaic(path, cells, labels)
 
 
