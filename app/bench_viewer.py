@@ -152,7 +152,7 @@ def first_image_s(window, app, path: str, repeats: int) -> float:
 
 def bench_slide(path: Path, width: int = 6144, height: int = 4096) -> Path:
     """Write a 5-level JPEG pyramid of a tissue-like texture (pink stripes and noise) at ``path``."""
-    from engine.imaging.pyramid_writer import write_pyramid
+    from engine.imaging.pyramid import write_pyramid
 
     rng = np.random.default_rng(0)
     x, y = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
@@ -162,7 +162,7 @@ def bench_slide(path: Path, width: int = 6144, height: int = 4096) -> Path:
     rgb = np.empty((height, width, 3), np.uint8)
     for channel, shift in enumerate((0.0, -60.0, 10.0)):
         rgb[..., channel] = np.clip(base + shift + noise, 0, 255)
-    write_pyramid(path, rgb, levels=5, compression="jpeg")
+    write_pyramid(path, rgb, mpp=0.5, levels=5, compression="jpeg")
     return path
 
 

@@ -27,14 +27,17 @@ def halve(rgb: np.ndarray) -> np.ndarray:
     return ((blocks + 2) // 4).astype(np.uint8)
 
 
-def write_pyramid(path: str | Path, rgb: np.ndarray, mpp: float, levels: int = 3) -> Path:
-    """Write ``rgb`` as a tiled pyramidal TIFF (zlib) with ``levels`` levels at ``mpp`` um/px.
+def write_pyramid(path: str | Path, rgb: np.ndarray, mpp: float, levels: int = 3, tile: int = TILE_SIDE,
+                  compression: str | None = "zlib") -> Path:
+    """Write ``rgb`` as a tiled pyramidal TIFF with ``levels`` levels at ``mpp`` um/px.
 
     Args:
         path: the file to write (its folder must exist).
         rgb: ``(h, w, 3)`` uint8 level 0.
         mpp: microns per level-0 pixel.
         levels: levels in all, level 0 included; level ``k`` is ``2**k`` times coarser.
+        tile: tile side in pixels (a multiple of 16).
+        compression: a tifffile compression of every tile ("zlib", "jpeg", None).
 
     Returns:
         ``path``.
@@ -50,7 +53,7 @@ def write_pyramid(path: str | Path, rgb: np.ndarray, mpp: float, levels: int = 3
     pyramid = [rgb]
     for _ in range(levels - 1):
         pyramid.append(halve(pyramid[-1]))
-    options = dict(tile=(TILE_SIDE, TILE_SIDE), compression="zlib", photometric="rgb", resolutionunit="CENTIMETER",
+    options = dict(tile=(tile, tile), compression=compression, photometric="rgb", resolutionunit="CENTIMETER",
                    metadata=None)
     with tifffile.TiffWriter(path) as tif:
         tif.write(pyramid[0], subifds=levels - 1, resolution=(1e4 / mpp, 1e4 / mpp), **options)

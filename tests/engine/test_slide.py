@@ -13,6 +13,7 @@ from PIL import Image
 
 from engine.errors import ImageReadError
 from engine.imaging.open import read_image
+from engine.imaging.pyramid import halve, write_pyramid
 from engine.imaging.slide import SlideReader, list_patches, read_patch, read_slide_or_patch
 
 CELL = 224
@@ -33,12 +34,6 @@ class Mosaic:
     labels: dict[tuple[int, int], str]
 
 
-def _halve(rgb: np.ndarray) -> np.ndarray:
-    h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
-    blocks = rgb[:h, :w].reshape(h // 2, 2, w // 2, 2, 3).astype(np.uint16)
-    return ((blocks.sum(axis=(1, 3)) + 2) // 4).astype(np.uint8)
-
-
 def build_pyramid(path: Path, lc25000: Path) -> Mosaic:
     """Write a 3-level tiled pyramidal TIFF (subIFDs, zlib, 256-px tiles, 0.5 um/px)."""
     rng = np.random.default_rng(7)
@@ -54,13 +49,7 @@ def build_pyramid(path: Path, lc25000: Path) -> Mosaic:
             rgb = np.asarray(Image.open(source).convert("RGB"))
             level0[r * CELL : (r + 1) * CELL, c * CELL : (c + 1) * CELL] = rgb
             patches[(r, c)], labels[(r, c)] = rgb, label
-    levels = [level0, _halve(level0), _halve(_halve(level0))]
-    options = dict(tile=(256, 256), compression="zlib", photometric="rgb", resolutionunit="CENTIMETER", metadata=None)
-    with tifffile.TiffWriter(path) as tif:
-        tif.write(levels[0], subifds=len(levels) - 1, resolution=(1e4 / MPP, 1e4 / MPP), **options)
-        for k, level in enumerate(levels[1:], start=1):
-            scale = 1e4 / (MPP * 2**k)
-            tif.write(level, subfiletype=1, resolution=(scale, scale), **options)
+    write_pyramid(path, level0, MPP, levels=3)
     return Mosaic(path, level0, patches, labels)
 
 
@@ -88,7 +77,7 @@ def test_read_region_returns_the_placed_patches_exactly(mosaic):
             region = slide.read_region(0, (c * CELL, r * CELL), (CELL, CELL))
             np.testing.assert_array_equal(region, rgb)
         half = slide.read_region(1, (2 * CELL, CELL), (CELL // 2, CELL // 2))
-        np.testing.assert_array_equal(half, _halve(mosaic.level0)[CELL // 2 : CELL, CELL : 3 * CELL // 2])
+        np.testing.assert_array_equal(half, halve(mosaic.level0)[CELL // 2 : CELL, CELL : 3 * CELL // 2])
         # a region hanging over the right edge: the slide's pixels, then white
         edge = slide.read_region(0, (896 - 20, 0), (50, 10))
         np.testing.assert_array_equal(edge[:, :20], mosaic.level0[:10, -20:])
@@ -99,7 +88,7 @@ def test_thumbnail_is_the_downsampled_slide(mosaic):
     with SlideReader(mosaic.path) as slide:
         thumb, downsample = slide.thumbnail(224)
     assert thumb.shape == (168, 224, 3) and downsample == 4.0
-    np.testing.assert_array_equal(thumb, _halve(_halve(mosaic.level0)))
+    np.testing.assert_array_equal(thumb, halve(halve(mosaic.level0)))
 
 
 def test_read_slide_or_patch_opens_the_pyramid_as_a_slide(mosaic):
