@@ -313,6 +313,10 @@ def test_a_reading_reopens_after_a_restart_with_its_marks_and_the_maps_it_was_ma
     np.testing.assert_allclose(shown.probabilities, analysis.probabilities, atol=1e-6)
     np.testing.assert_array_equal(shown.maps, analysis.maps)
     assert shown.explanation_ids == analysis.explanation_ids
+    # The uncertainty comes back as it was shown then: the same words per slice and for the case.
+    assert (shown.uncertainty.label, shown.uncertainty.words) == (analysis.uncertainty.label, analysis.uncertainty.words)
+    assert shown.uncertainty.item_words == analysis.uncertainty.item_words
+    np.testing.assert_array_equal(shown.uncertainty.epistemic, analysis.uncertainty.epistemic)
     with restarted._sessions() as session:  # the checks made of these maps come back with them
         stored_checks = [(k, c.item_index) for k, e in enumerate(shown.explanation_ids)
                          for c in runs.map_checks_for(session, e)]
