@@ -280,9 +280,12 @@ def predictions_for_case(session: Session, case_id: int) -> list[Prediction]:
     return list(session.scalars(query))
 
 
-def explained_cases(session: Session, *, weights_sha256: str, methods: Sequence[str]) -> list[tuple[str, str]]:
+def explained_cases(
+    session: Session, *, weights_sha256: str, methods: Sequence[str], measured: bool = False
+) -> list[tuple[str, str]]:
     """``(source, content hash)`` of every case with a Prediction by these weights whose
-    Explanations include every one of ``methods`` (any Prediction when ``methods`` is empty).
+    Explanations include every one of ``methods`` (any Prediction when ``methods`` is empty) and,
+    when ``measured``, whose uncertainty was measured.
 
     What a cohort run asks before it starts, to skip the cases an earlier run already stored.
 
@@ -297,6 +300,8 @@ def explained_cases(session: Session, *, weights_sha256: str, methods: Sequence[
         .join(ModelRun, Prediction.model_run_id == ModelRun.id)
         .where(ModelRun.weights_sha256 == weights_sha256)
     )
+    if measured:
+        query = query.where(Prediction.uncertainty.is_not(None))
     if wanted:
         query = (
             query.join(Explanation, Explanation.prediction_id == Prediction.id)
