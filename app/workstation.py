@@ -28,6 +28,7 @@ from app.stored_analysis import stored_analysis, uncertainty_shown
 from app.study_workstation import StudyDesk
 from app.tasks import task_of, vocabulary  # noqa: F401 (task_of re-exported)
 from db import blobs, readers, readings, runs
+from db.models import Prediction
 from engine.errors import SalienceError
 from engine.imaging import read_image
 from engine.progress import Progress, ScaledProgress, check_cancelled
@@ -60,13 +61,19 @@ CACHED_ANALYSES = 2
 UNCERTAINTY = "auto"
 
 
-def uncertainty_view(result: "CaseAnalysis") -> Uncertainty | None:
+def uncertainty_view(result: "CaseAnalysis", stored: dict | None = None) -> Uncertainty | None:
     """What the window shows of an analysis's uncertainty: its stored record
     (``app.store.uncertainty_record``) as a reopened reading shows it, so both say the same. One
     entry per row of ``CaseAnalysis.item_probabilities``, except that a slide's one row (its score)
-    and a whole-volume model's answer repeated on every slice are judged as the case."""
+    and a whole-volume model's answer repeated on every slice are judged as the case.
+
+    Args:
+        result: the analysis.
+        stored: the record its Prediction row keeps, shown when ``result`` measured none (a map
+            method added to a prediction after its analysis left memory).
+    """
     per_item = result.slide is None and result.item_axis != "volume"
-    return uncertainty_shown(uncertainty_record(result), per_item)
+    return uncertainty_shown(uncertainty_record(result) or stored, per_item)
 
 
 def demo_worklist(demo_data: Path) -> list[WorklistItem]:
@@ -237,6 +244,8 @@ class SalienceWorkstation(StudyDesk):
                 runs.stored_map_range(session, weights_sha256=result.weights_sha256, method=method, class_index=k)
                 for k in maps.classes
             )
+            stored_uncertainty = None if result.uncertainty is not None else session.get(
+                Prediction, prediction_id).uncertainty
         with self._cache_lock:
             self._analyses.pop(prediction_id, None)
             self._analyses[prediction_id] = result
@@ -258,7 +267,7 @@ class SalienceWorkstation(StudyDesk):
             verdict=verdict,
             probability_maps=result.probability_maps,
             study_ranges=study_ranges,
-            uncertainty=uncertainty_view(result),
+            uncertainty=uncertainty_view(result, stored_uncertainty),
             calibrated=result.calibrated,
         )
 

@@ -270,6 +270,9 @@ def test_compare_adds_a_method_to_the_same_prediction_with_no_forward_pass(setti
     finally:
         hook.remove()
     assert compared.method == "layercam" and compared.prediction_id == again.prediction_id == first.prediction_id
+    # The same prediction's uncertainty beside each method's maps, also when analysed again without it.
+    assert compared.uncertainty.words == again.uncertainty.words == first.uncertainty.words
+    assert again.uncertainty.item_words == first.uncertainty.item_words
     np.testing.assert_array_equal(compared.probabilities, first.probabilities)
     assert compared.maps.shape == first.maps.shape and not np.allclose(compared.maps, first.maps)
     store = blobs.BlobStore(settings.blob_root)
