@@ -5,8 +5,11 @@
 ``app.store``, the code the window stores with: one Case, one Prediction, one Explanation per class
 and method. Each case is stored in one transaction, so an interrupted run leaves whole cases only,
 and a new run skips every case already stored with the same weights (bundle hash) and methods,
-found by its path before it is read and by its content hash after. A case that cannot be read or
-analysed is reported (one line naming the file) and the run goes on.
+found by its path before it is read and by its content hash after. With ``uncertainty`` each
+Prediction also keeps how much its answers move under Monte Carlo dropout or test-time
+augmentation (``app.store.uncertainty_record``), and a case stored before without it is analysed
+again. A case that cannot be read or analysed is reported (one line naming the file) and the run
+goes on.
 
 ``cohort_sources(spec, demo_data)`` turns what a user names (a worklist file, a folder, or the demo
 worklist ``demo[:task]``) into the cases to analyse. ``salience analyse-cohort`` is the command.
@@ -85,6 +88,9 @@ class CohortSummary:
             comparison run of ``precision``.
         precision: with ``half``, the first analysed case's maps and probabilities against float32.
         interrupted: the run stopped before the end (a rerun resumes).
+        uncertainty: the uncertainty asked for ("auto", "tta", "mc_dropout"), None for none.
+        samples: its draws per item.
+        flagged: cases stored by this run whose answer the rule calls uncertain.
     """
 
     bundle: str
@@ -99,6 +105,9 @@ class CohortSummary:
     seconds: float = 0.0
     precision: "PrecisionDifference | None" = None
     interrupted: bool = False
+    uncertainty: str | None = None
+    samples: int = 0
+    flagged: int = 0
 
     @property
     def cases_per_second(self) -> float:
@@ -122,6 +131,8 @@ class CohortSummary:
             "throughput": {"cases_per_s": round(self.cases_per_second, 3), "items_per_s": round(self.items_per_second, 3)},
             "precision": None if self.precision is None else self.precision.to_dict(),
             "interrupted": self.interrupted,
+            "uncertainty": None if self.uncertainty is None else {
+                "method": self.uncertainty, "samples": self.samples, "cases_flagged_uncertain": self.flagged},
         }
 
 
@@ -141,6 +152,7 @@ class _Tally:
     seconds: float = 0.0
     failures: list[CaseFailure] = field(default_factory=list)
     precision: "PrecisionDifference | None" = None
+    flagged: int = 0
 
 
 def analyse_cohort(
@@ -155,6 +167,8 @@ def analyse_cohort(
     classes: Sequence[int] | str | None = None,
     max_map_side: int = MAP_SIDE,
     on_failure: Callable[[CaseFailure], None] | None = None,
+    uncertainty: str | None = None,
+    samples: int = 16,
 ) -> CohortSummary:
     """Analyse, explain and store every case not already stored with this bundle and these methods.
 
@@ -174,12 +188,16 @@ def analyse_cohort(
             reviewer looks at first (``engine.analysis.SHOWN``).
         max_map_side: the longest side of a stored map (``app.store.MAP_SIDE``, as the window).
         on_failure: called with each failed case as it fails (the command prints a line).
+        uncertainty: "auto", "tta" or "mc_dropout" to measure and store each prediction's
+            uncertainty (``samples`` forward passes per item more), None for none.
+        samples: draws per item for the uncertainty.
 
     Returns:
         The ``CohortSummary``.
 
     Raises:
-        SalienceError: an unknown method or class, or a half precision the device does not run.
+        SalienceError: an unknown method or class, a half precision the device does not run, or an
+            uncertainty the network cannot give (MC dropout without dropout).
         CohortInterrupted: ``progress`` asked to stop; its ``summary`` counts what was stored.
     """
     from engine.device import autocast
@@ -193,8 +211,10 @@ def analyse_cohort(
         raise SalienceError(str(exc)) from None
     cases = [c if isinstance(c, CohortCase) else CohortCase(str(c)) for c in sources]
     autocast(bundle.device, half)  # checks the precision before any case is read
+    asked = _uncertainty_asked(bundle, uncertainty, samples)
     with store.sessions() as session:
-        stored = runs.explained_cases(session, weights_sha256=bundle.weights_sha256, methods=names)
+        stored = runs.explained_cases(session, weights_sha256=bundle.weights_sha256, methods=names,
+                                      measured=asked is not None)
     stored_sources, stored_hashes = {s for s, _ in stored}, {h for _, h in stored}
     tally = _Tally()
     for index, case in enumerate(cases):
@@ -209,7 +229,8 @@ def analyse_cohort(
             try:
                 outcome = _analyse_one(case, bundle, names, store, step, half=half, batch_size=batch_size,
                                        classes=classes, max_map_side=max_map_side, stored_hashes=stored_hashes,
-                                       compare=half is not None and tally.precision is None)
+                                       compare=half is not None and tally.precision is None,
+                                       uncertainty=asked, samples=samples)
                 stored_sources.add(case.source)
             except Cancelled:
                 raise
@@ -221,8 +242,24 @@ def analyse_cohort(
             _count(tally, outcome, time.perf_counter() - started, on_failure)
             step.report(1.0)
         except Cancelled:
-            raise CohortInterrupted(_summary(bundle, names, half, tally, interrupted=True)) from None
-    return _summary(bundle, names, half, tally)
+            raise CohortInterrupted(_summary(bundle, names, half, tally, asked, samples, interrupted=True)) from None
+    return _summary(bundle, names, half, tally, asked, samples)
+
+
+def _uncertainty_asked(bundle: "Bundle", uncertainty: str | None, samples: int) -> str | None:
+    """The uncertainty method as ``analyse_case`` takes it, checked before any case is read."""
+    from engine.analysis.uncertainty import resolve_method
+
+    if uncertainty is None:
+        return None
+    if samples < 1:
+        raise SalienceError(f"uncertainty samples must be at least 1, got {samples}")
+    word = uncertainty.replace("-", "_")
+    try:
+        resolve_method(bundle.network, word)
+    except ValueError as exc:
+        raise SalienceError(f"{bundle.name}: {exc}") from None
+    return word
 
 
 class _CaseProgress:
@@ -245,6 +282,7 @@ class _Stored:
     comparison_seconds: float = 0.0
     precision: "PrecisionDifference | None" = None
     skipped: bool = False
+    flagged: bool = False
 
 
 def _count(tally: _Tally, outcome, seconds: float, on_failure) -> None:
@@ -261,11 +299,13 @@ def _count(tally: _Tally, outcome, seconds: float, on_failure) -> None:
     tally.items += outcome.items
     tally.seconds += seconds - outcome.comparison_seconds
     tally.precision = tally.precision or outcome.precision
+    tally.flagged += outcome.flagged
 
 
 def _analyse_one(
     case: CohortCase, bundle: "Bundle", methods: tuple[str, ...], store: CohortStore, progress: Progress, *,
     half: str | None, batch_size: int, classes, max_map_side: int, stored_hashes: set[str], compare: bool,
+    uncertainty: str | None, samples: int,
 ) -> _Stored:
     """Read, analyse and store one case (one transaction); skip it when its content is stored."""
     from engine.analysis.precision import analyse_in_precision
@@ -277,6 +317,7 @@ def _analyse_one(
     analysis, difference = analyse_in_precision(
         volume, bundle, half, compare=compare, progress=ScaledProgress(progress, 0.1, 0.95), methods=methods,
         classes=classes, batch_size=batch_size, max_map_side=max_map_side, keep_capture=False,
+        uncertainty=uncertainty, uncertainty_samples=samples,
     )
     if not len(analysis.probabilities):
         raise SalienceError(f"nothing to classify ({'; '.join(analysis.notes) or 'no items'})")
@@ -285,15 +326,19 @@ def _analyse_one(
         case_id = store_case(session, volume, case.source, case.task or task_of(volume))
         store_analysis(session, store.blob_store, analysis, case_id, str(bundle.device), methods)
     stored_hashes.add(volume.content_hash)
+    found = analysis.uncertainty
     return _Stored(items=len(analysis.probabilities), precision=difference,
-                   comparison_seconds=0.0 if difference is None else difference.float32_seconds)
+                   comparison_seconds=0.0 if difference is None else difference.float32_seconds,
+                   flagged=found is not None and found.judgement.uncertain)
 
 
-def _summary(bundle: "Bundle", methods: tuple[str, ...], half: str | None, tally: _Tally, interrupted: bool = False):
+def _summary(bundle: "Bundle", methods: tuple[str, ...], half: str | None, tally: _Tally, uncertainty: str | None,
+             samples: int, interrupted: bool = False):
     return CohortSummary(
         bundle=f"{bundle.name} {bundle.version}", weights_sha256=bundle.weights_sha256, methods=methods,
         device=str(bundle.device), half=half, done=tally.done, skipped=tally.skipped, failures=tuple(tally.failures),
         items=tally.items, seconds=tally.seconds, precision=tally.precision, interrupted=interrupted,
+        uncertainty=uncertainty, samples=samples if uncertainty else 0, flagged=tally.flagged,
     )
 
 

@@ -127,6 +127,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="explain every class (default) or only the class a reviewer looks at first")
     add_device_options(parser)
     parser.add_argument("--batch", type=int, default=32, help="items (slices, frames, tiles) per forward pass (default 32)")
+    parser.add_argument(
+        "--uncertainty", choices=["none", "auto", "tta", "mc-dropout"], default="none",
+        help="also measure and store each case's uncertainty: Monte Carlo dropout, test-time augmentation, or auto "
+        "(MC dropout when the network has dropout); costs --samples forward passes per item more (default none)")
+    parser.add_argument("--samples", type=int, default=16, help="draws per item for the uncertainty (default 16)")
 
 
 def run(args: argparse.Namespace, stdout=None) -> tuple[dict, int]:
@@ -155,6 +160,7 @@ def run(args: argparse.Namespace, stdout=None) -> tuple[dict, int]:
                 cases, bundle, methods, store, progress, half=args.half, batch_size=args.batch,
                 classes="shown" if args.classes == "shown" else None,
                 on_failure=lambda failure: progress.print_line(f"salience: failed: {failure.line()}"),
+                uncertainty=None if args.uncertainty == "none" else args.uncertainty, samples=args.samples,
             )
     except CohortInterrupted as stopped:
         progress.clear()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app.outputs import uncertainty_payload
 from db import blobs, cases, runs
 from engine.explain.summary import map_summary
 from engine.imaging.volume import ImageVolume
@@ -43,8 +44,28 @@ def store_case(session: Session, volume: ImageVolume, source: str, task: str) ->
     return case.id
 
 
+def uncertainty_record(analysis: "CaseAnalysis") -> dict[str, Any] | None:
+    """The analysis's uncertainty as a Prediction keeps it (``db.uncertainty``), None when it was
+    not measured: ``salience predict``'s uncertainty (``app.outputs.uncertainty_payload``, every
+    row's numbers) with the rule's thresholds and, except for a slide's tiles, each row's
+    judgement in words, so that a reopened analysis says exactly what was said when it was made."""
+    from engine.analysis import uncertainty
+
+    found = analysis.uncertainty
+    if found is None:
+        return None
+    record = uncertainty_payload(analysis, per_item=True)["uncertainty"]
+    record["thresholds"] = {"margin": uncertainty.MARGIN, "aleatoric_share": uncertainty.ALEATORIC_SHARE,
+                            "epistemic_share": uncertainty.EPISTEMIC_SHARE, "std_limit": uncertainty.STD_LIMIT}
+    if analysis.slide is None:
+        judgements = found.item_judgements(analysis.probabilities, analysis.class_names)
+        record["items"]["words"] = [j.words for j in judgements]
+    return record
+
+
 def store_prediction(session: Session, analysis: "CaseAnalysis", case_id: int, device: str) -> int:
-    """Store the analysis's probabilities as one Prediction of its model run on ``device``.
+    """Store the analysis's probabilities, and its uncertainty when measured
+    (``uncertainty_record``), as one Prediction of its model run on ``device``.
 
     Args:
         session: the caller's session.
@@ -67,6 +88,7 @@ def store_prediction(session: Session, analysis: "CaseAnalysis", case_id: int, d
         class_names=list(analysis.class_names),
         item_axis=analysis.item_axis,
         calibrated=analysis.calibrated,
+        uncertainty=uncertainty_record(analysis),
     )
     return row.id
 

@@ -3,7 +3,8 @@
 A reading keeps the id of the prediction its reader saw. Reopening the reading rebuilds that
 analysis from the database (probabilities, classes, calibration, the model run) and the
 content-addressed map files (hash-checked, never unpickled): the reader sees the maps they saw,
-not a new run of a model that may have changed since, with the map checks made then. A clip's verdict is the mean of the stored
+not a new run of a model that may have changed since, with the map checks made then and the
+uncertainty measured then, in the words said then (or "not measured"). A clip's verdict is the mean of the stored
 frame probabilities (the rule it was made with) and its key frames are the ones stored with each
 map. A slide's stored rows are its tissue tiles: its score is their mean (the rule of
 ``engine.analysis.slide``), shown as the slide's one row, and its maps are the stitched heatmaps
@@ -19,7 +20,43 @@ import numpy as np
 from app.store import load_map
 from db import blobs
 from db.models import Explanation, Prediction
-from ui.backend import Analysis, Verdict
+from db.uncertainty import NUMBERS
+from ui.backend import Analysis, Uncertainty, Verdict
+
+
+def uncertainty_shown(record: dict | None, per_item: bool) -> Uncertainty | None:
+    """What the window shows of a stored uncertainty record (``db.uncertainty``); None when not
+    measured.
+
+    Args:
+        record: ``Prediction.uncertainty`` (or ``app.store.uncertainty_record`` of a fresh analysis).
+        per_item: each row is an item the window shows (slices, frames, patches) with its own
+            judgement; otherwise (a whole-volume model's answer, a slide's score) the case's
+            judgement stands for every item.
+    """
+    if record is None:
+        return None
+    case, items = record["case"], record["items"]
+    if per_item and "words" in items:
+        words, flags = tuple(items["words"]), items["uncertain"]
+        numbers = {k: items[k] for k in NUMBERS}
+    else:
+        words, flags = (case["words"],), [case["uncertain"]]
+        numbers = {k: [case[k]] for k in NUMBERS}
+    return Uncertainty(
+        label=record["label"],
+        words=case["words"],
+        uncertain=bool(case["uncertain"]),
+        case_answer=case["answer"],
+        case={k: float(case[k]) for k in NUMBERS},
+        item_words=words,
+        item_uncertain=np.array(flags, dtype=bool),
+        total=np.asarray(numbers["total_entropy"], dtype=np.float32),
+        aleatoric=np.asarray(numbers["aleatoric_entropy"], dtype=np.float32),
+        epistemic=np.asarray(numbers["epistemic_mutual_information"], dtype=np.float32),
+        top_std=np.asarray(numbers["top_class_std"], dtype=np.float32),
+        rule=record["rule"],
+    )
 
 
 def first_method(prediction: Prediction) -> str | None:
@@ -79,4 +116,5 @@ def stored_analysis(prediction: Prediction, blob_store: blobs.BlobStore,
         calibrated=bool(prediction.calibrated),
         map_checks=checks,
         device=run.device,
+        uncertainty=uncertainty_shown(prediction.uncertainty, prediction.item_axis != "volume"),
     )

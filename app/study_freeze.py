@@ -2,11 +2,13 @@
 
 Freezing: each case is read (``engine.imaging.read_image``), registered (``db.cases``) and
 analysed ONCE through ``engine.analysis.analyse_case`` with every CAM method the study's arms and
-pairwise questions show. The prediction and, per method, the map of the class the prediction
-names (the one a reviewer looks at first) are stored with the bundle's name, version and weights
-hash (``db.runs``, maps in the blob store), and the study links them to the case
-(``StudyCaseSpec``). Every reader in an arm then sees exactly the same output, whatever happens
-to the bundle later.
+pairwise questions show. The prediction with its uncertainty (``STUDY_UNCERTAINTY``: how much its
+answers move under Monte Carlo dropout or test-time augmentation, judged in words) and, per
+method, the map of the class the prediction names (the one a reviewer looks at first) are stored
+with the bundle's name, version and weights hash (``db.runs``, maps in the blob store), and the
+study links them to the case (``StudyCaseSpec``). Every reader in an arm then sees exactly the
+same output, whatever happens to the bundle later; a reader sees the uncertainty only where the
+arm and step show the AI (``db.study_reader.ai_output_for_reader``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.store import store_map
+from app.store import store_map, uncertainty_record
 from app.study_files import CaseEntry, StudyFile
 from db import blobs, cases, runs
 from db.errors import DbError
@@ -39,10 +41,16 @@ log = logging.getLogger(__name__)
 #: sees (the viewer stretches it), and a 90-frame clip's map takes 1.5 MB instead of 24 MB at 256.
 STUDY_MAP_SIDE = 64
 
+#: How a study's frozen predictions measure their uncertainty (``engine.analysis.uncertainty``):
+#: MC dropout when the network has dropout, else test-time augmentation. A reader sees it only
+#: where the arm shows the AI (``db.study_reader.ai_output_for_reader``).
+STUDY_UNCERTAINTY = "auto"
+
 
 @dataclass(frozen=True)
 class FrozenOutput:
-    """What one analysis froze: the model, the class shown, and its per-item probabilities."""
+    """What one analysis froze: the model, the class shown, its per-item probabilities and their
+    uncertainty record (``app.store.uncertainty_record``; None: not measured)."""
 
     bundle_name: str
     bundle_version: str
@@ -54,6 +62,7 @@ class FrozenOutput:
     probabilities: np.ndarray  # (N, K)
     class_index: int  # the class the prediction names and the maps explain
     maps: Mapping[str, tuple[np.ndarray, dict]]  # method -> ((N, h, w) map of class_index, params)
+    uncertainty: Mapping[str, Any] | None = None
 
 
 def store_frozen(
@@ -65,7 +74,7 @@ def store_frozen(
     prediction = runs.add_prediction(
         session, case_id=case_id, model_run_id=run.id, probabilities=np.asarray(frozen.probabilities).tolist(),
         class_names=list(frozen.class_names), item_axis=frozen.item_axis, calibrated=frozen.calibrated,
-        predicted_class=frozen.class_names[frozen.class_index],
+        predicted_class=frozen.class_names[frozen.class_index], uncertainty=frozen.uncertainty,
     )
     explanations = {
         method: store_map(session, blob_store, prediction_id=prediction.id, method=method,
@@ -77,8 +86,8 @@ def store_frozen(
 
 
 def analyse_for_study(volume: ImageVolume, bundle: Any, methods: Sequence[str], progress: Progress) -> FrozenOutput:
-    """Analyse ``volume`` once and keep what a study shows: the predictions and each method's map
-    of the class to show.
+    """Analyse ``volume`` once and keep what a study shows: the predictions with their uncertainty
+    and each method's map of the class to show.
 
     Raises:
         SalienceError: the model finds nothing to classify, or refuses the method.
@@ -87,7 +96,7 @@ def analyse_for_study(volume: ImageVolume, bundle: Any, methods: Sequence[str], 
 
     try:
         result = analyse_case(volume, bundle, tuple(methods), classes="shown", progress=progress,
-                              max_map_side=STUDY_MAP_SIDE, keep_capture=False)
+                              max_map_side=STUDY_MAP_SIDE, keep_capture=False, uncertainty=STUDY_UNCERTAINTY)
     except ValueError as exc:
         raise SalienceError(f"{volume.source}: {exc}") from None
     if not len(result.probabilities):
@@ -99,6 +108,7 @@ def analyse_for_study(volume: ImageVolume, bundle: Any, methods: Sequence[str], 
         calibrated=result.calibrated, probabilities=np.asarray(result.probabilities, dtype=np.float32),
         class_index=shown,
         maps={method: (result.maps[method].of(shown), dict(result.maps[method].params)) for method in methods},
+        uncertainty=uncertainty_record(result),
     )
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from app.errors import user_errors
 from app.store import load_map
+from app.stored_analysis import uncertainty_shown
 from app.tasks import vocabulary
 from db import study_progress, study_reader, study_reading, studies
 from db.study_pixels import CasePixels, pixels_for_token
@@ -142,6 +143,7 @@ class StudyDesk:
             map=None if output.map is None else one_class(output.map, output.map_method or "map"),
             pairwise={question: (one_class(left, "Map A", blind=True), one_class(right, "Map B", blind=True))
                       for question, (left, right) in output.pairwise.items()},
+            uncertainty=uncertainty_shown(output.uncertainty, output.item_axis != "volume"),
         )
 
     def save_study_answer(self, assignment_id: int, question_id: int, value: Any) -> study_reading.SavedAnswer:

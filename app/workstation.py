@@ -24,11 +24,12 @@ from app.demo import demo_cases
 from app.errors import engine_errors, user_errors
 from app.devices import checked_device, device_choices
 from app.settings import DEVICE_ENV, Settings
-from app.store import MAP_SIDE, store_case, store_maps, store_prediction
-from app.stored_analysis import stored_analysis
+from app.store import MAP_SIDE, store_case, store_maps, store_prediction, uncertainty_record
+from app.stored_analysis import stored_analysis, uncertainty_shown
 from app.study_workstation import StudyDesk
 from app.tasks import task_of, vocabulary  # noqa: F401 (task_of re-exported)
 from db import blobs, readers, readings, runs
+from db.models import Prediction
 from engine.errors import SalienceError
 from engine.imaging import read_image
 from engine.imaging.mask_rle import MaskRLE
@@ -63,34 +64,19 @@ CACHED_ANALYSES = 2
 UNCERTAINTY = "auto"
 
 
-def uncertainty_view(result: "CaseAnalysis") -> Uncertainty | None:
-    """What the window shows of an analysis's uncertainty, one entry per row of
-    ``CaseAnalysis.item_probabilities`` (a slide's one row is its score, and a whole-volume model's
-    one answer is repeated on every slice: both are judged as the case)."""
-    from engine.analysis.uncertainty import RULE
+def uncertainty_view(result: "CaseAnalysis", stored: dict | None = None) -> Uncertainty | None:
+    """What the window shows of an analysis's uncertainty: its stored record
+    (``app.store.uncertainty_record``) as a reopened reading shows it, so both say the same. One
+    entry per row of ``CaseAnalysis.item_probabilities``, except that a slide's one row (its score)
+    and a whole-volume model's answer repeated on every slice are judged as the case.
 
-    found = result.uncertainty
-    if found is None:
-        return None
-    rows = np.asarray(result.item_probabilities)
-    if result.slide is not None or result.item_axis == "volume":
-        estimate, judgements = found.case, [found.judgement]
-    else:
-        estimate, judgements = found.items, found.item_judgements(rows, result.class_names)
-    return Uncertainty(
-        label=found.label,
-        words=found.judgement.words,
-        uncertain=found.judgement.uncertain,
-        case_answer=found.case_from,
-        case=found.case.row(0),
-        item_words=tuple(j.words for j in judgements),
-        item_uncertain=np.array([j.uncertain for j in judgements], dtype=bool),
-        total=np.asarray(estimate.total, dtype=np.float32),
-        aleatoric=np.asarray(estimate.aleatoric, dtype=np.float32),
-        epistemic=np.asarray(estimate.epistemic, dtype=np.float32),
-        top_std=np.asarray(estimate.top_std, dtype=np.float32),
-        rule=RULE,
-    )
+    Args:
+        result: the analysis.
+        stored: the record its Prediction row keeps, shown when ``result`` measured none (a map
+            method added to a prediction after its analysis left memory).
+    """
+    per_item = result.slide is None and result.item_axis != "volume"
+    return uncertainty_shown(uncertainty_record(result) or stored, per_item)
 
 
 def demo_worklist(demo_data: Path) -> list[WorklistItem]:
@@ -292,6 +278,8 @@ class SalienceWorkstation(StudyDesk):
                 runs.stored_map_range(session, weights_sha256=result.weights_sha256, method=method, class_index=k)
                 for k in maps.classes
             )
+            stored_uncertainty = None if result.uncertainty is not None else session.get(
+                Prediction, prediction_id).uncertainty
         with self._cache_lock:
             self._analyses.pop(prediction_id, None)
             self._analyses[prediction_id] = result
@@ -313,7 +301,7 @@ class SalienceWorkstation(StudyDesk):
             verdict=verdict,
             probability_maps=result.probability_maps,
             study_ranges=study_ranges,
-            uncertainty=uncertainty_view(result),
+            uncertainty=uncertainty_view(result, stored_uncertainty),
             calibrated=result.calibrated,
             device=device,
         )

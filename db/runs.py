@@ -13,6 +13,7 @@ from db._checks import plain, require_finite, require_sha256, require_text
 from db._rows import fetch, insert_or_fetch
 from db.errors import InvalidInput
 from db.models import Case, Explanation, MapCheck, ModelRun, Prediction
+from db.uncertainty import check_uncertainty
 
 ITEM_AXES = ("slice", "frame", "patch", "tile", "image", "volume")
 PROBABILITY_TOLERANCE = 1e-6
@@ -77,6 +78,7 @@ def add_prediction(
     item_axis: str,
     calibrated: bool = False,
     predicted_class: str | None = None,
+    uncertainty: Mapping[str, Any] | None = None,
 ) -> Prediction:
     """Store a model's class probabilities on a case.
 
@@ -91,6 +93,9 @@ def add_prediction(
         calibrated: whether the probabilities were calibrated.
         predicted_class: the case-level answer; by default the class with the highest mean
             probability over the items.
+        uncertainty: how much the answers moved when the model was asked again, as
+            ``db.uncertainty.check_uncertainty`` checks it (one ``items`` entry per row); None:
+            not measured.
 
     Returns:
         The prediction, with an id.
@@ -108,6 +113,7 @@ def add_prediction(
     answer = predicted_class if predicted_class is not None else _mean_argmax(rows, names)
     if answer not in names:
         raise InvalidInput(f"predicted_class {answer!r} is not one of {names}")
+    measured = check_uncertainty(None if uncertainty is None else dict(uncertainty), len(rows))
     fetch(session, Case, case_id, "case")
     fetch(session, ModelRun, model_run_id, "model run")
     prediction = Prediction(
@@ -118,6 +124,7 @@ def add_prediction(
         item_axis=item_axis,
         calibrated=bool(calibrated),
         predicted_class=answer,
+        uncertainty=measured,
     )
     session.add(prediction)
     session.flush()
@@ -273,9 +280,12 @@ def predictions_for_case(session: Session, case_id: int) -> list[Prediction]:
     return list(session.scalars(query))
 
 
-def explained_cases(session: Session, *, weights_sha256: str, methods: Sequence[str]) -> list[tuple[str, str]]:
+def explained_cases(
+    session: Session, *, weights_sha256: str, methods: Sequence[str], measured: bool = False
+) -> list[tuple[str, str]]:
     """``(source, content hash)`` of every case with a Prediction by these weights whose
-    Explanations include every one of ``methods`` (any Prediction when ``methods`` is empty).
+    Explanations include every one of ``methods`` (any Prediction when ``methods`` is empty) and,
+    when ``measured``, whose uncertainty was measured.
 
     What a cohort run asks before it starts, to skip the cases an earlier run already stored.
 
@@ -290,6 +300,8 @@ def explained_cases(session: Session, *, weights_sha256: str, methods: Sequence[
         .join(ModelRun, Prediction.model_run_id == ModelRun.id)
         .where(ModelRun.weights_sha256 == weights_sha256)
     )
+    if measured:
+        query = query.where(Prediction.uncertainty.is_not(None))
     if wanted:
         query = (
             query.join(Explanation, Explanation.prediction_id == Prediction.id)

@@ -161,6 +161,8 @@ class AiOutput:
         class_names, probabilities, predicted_class, item_axis, calibrated: the prediction.
         map: the arm's map (its method named by ``map_method``), if the arm shows one.
         pairwise: ``{question_id: (left map, right map)}``; which method is which is not said.
+        uncertainty: the prediction's uncertainty record frozen with it (``db.uncertainty``);
+            None when it was not measured.
     """
 
     prediction_id: int
@@ -172,6 +174,7 @@ class AiOutput:
     map_method: str | None
     map: MapView | None
     pairwise: dict[int, tuple[MapView, MapView]]
+    uncertainty: dict | None = None
 
 
 def reader_studies(session: Session, reader_id: int) -> list[ReaderStudy]:
@@ -311,5 +314,6 @@ def ai_output_for_reader(session: Session, reader_id: int, assignment_id: int) -
         prediction_id=prediction.id, class_names=tuple(names), probabilities=[list(r) for r in prediction.probabilities],
         predicted_class=prediction.predicted_class, item_axis=prediction.item_axis, calibrated=prediction.calibrated,
         map_method=own, map=None if own is None else _map_view(session, maps[own], names), pairwise=pairwise,
+        uncertainty=None if prediction.uncertainty is None else dict(prediction.uncertainty),
     )
 

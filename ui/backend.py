@@ -239,6 +239,8 @@ class StudyAi:
         pairwise: per pairwise question id, the ``(left, right)`` maps as one-class analyses named
             "Map A" and "Map B", in the random order recorded for this reading; which method is
             which is not said.
+        uncertainty: how sure the model was of its answers, frozen with them; None when it was
+            not measured.
     """
 
     class_names: tuple[str, ...]
@@ -249,6 +251,7 @@ class StudyAi:
     item_axis: str
     map: Analysis | None = None
     pairwise: dict[int, tuple[Analysis, Analysis]] = field(default_factory=dict)
+    uncertainty: Uncertainty | None = None
 
 
 @dataclass(frozen=True)

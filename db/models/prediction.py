@@ -24,6 +24,10 @@ class Prediction(Base):
             row of a model that reads the whole volume at once).
         calibrated: whether the probabilities went through a calibration step.
         predicted_class: the case-level answer, one of ``class_names``.
+        uncertainty: how much the answers moved when the model was asked again (Monte Carlo
+            dropout or test-time augmentation): the method, samples, the rule and its
+            thresholds, the case answer's and each row's entropies (nats) and verdict in words
+            (``db.runs.check_uncertainty`` says the shape); None: not measured.
 
     A case deleted with no readings takes its predictions with it; a prediction shown to a
     reader cannot be deleted (``readings.prediction_id`` restricts it).
@@ -41,6 +45,7 @@ class Prediction(Base):
     item_axis: Mapped[str] = mapped_column(sa.String(16))
     calibrated: Mapped[bool] = mapped_column(default=False)
     predicted_class: Mapped[label_text]
+    uncertainty: Mapped[JsonDict | None] = mapped_column(sa.JSON(none_as_null=True), nullable=True)
     created_at: Mapped[created_at]
 
     case: Mapped[Case] = relationship(back_populates="predictions")

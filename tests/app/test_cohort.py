@@ -122,6 +122,35 @@ def test_a_run_interrupted_in_the_middle_of_a_case_keeps_whole_cases_and_the_rer
     assert counts(store) == (3, 3, 3 * len(METHODS) * 2)
 
 
+def test_a_cohort_asked_for_uncertainty_stores_it_with_every_prediction_and_counts_the_flagged(cohort, store):
+    """Without it the predictions say "not measured" (NULL); asked for, the rerun analyses those
+    cases again (they lack it), stores a record with each new prediction, reports the method,
+    samples and how many cases the rule flags, and a third run skips them all."""
+    from tests.engine.analysis.test_uncertainty import dropout_bundle
+
+    bundle = tiny_bundle()
+    sources = cohort_sources(str(cohort), Path("/nonexistent"))
+    plain = analyse_cohort(sources, bundle, ["gradcam"], store)
+    assert plain.to_dict()["uncertainty"] is None
+    measured = analyse_cohort(sources, bundle, ["gradcam"], store, uncertainty="auto", samples=3)
+    assert (measured.done, measured.skipped) == (3, 0)
+    with store.sessions() as session:
+        records = [p.uncertainty for p in session.scalars(sa.select(Prediction).order_by(Prediction.id))]
+    assert records[:3] == [None] * 3 and all(r is not None for r in records[3:]) and len(records) == 6
+    assert {r["method"] for r in records[3:]} == {"tta"} and {r["samples"] for r in records[3:]} == {3}
+    assert all(len(r["items"]["total_entropy"]) == 4 for r in records[3:])  # one per slice
+    flagged = sum(r["case"]["uncertain"] for r in records[3:])
+    assert measured.to_dict()["uncertainty"] == {"method": "auto", "samples": 3, "cases_flagged_uncertain": flagged}
+    again = analyse_cohort(sources, bundle, ["gradcam"], store, uncertainty="tta", samples=3)
+    assert (again.done, again.skipped) == (0, 3)
+    with pytest.raises(SalienceError, match="no dropout layer"):
+        analyse_cohort(sources, bundle, ["gradcam"], store, uncertainty="mc-dropout")
+    with_dropout = dropout_bundle()
+    with_dropout.metadata["weights_sha256"] = "1" * 64  # other weights: not stored before
+    mc = analyse_cohort(sources[1:2], with_dropout, [], store, uncertainty="mc-dropout", samples=2)
+    assert mc.done == 1 and mc.to_dict()["uncertainty"]["method"] == "mc_dropout"
+
+
 def test_bf16_maps_stay_within_tolerance_of_float32_and_the_difference_is_reported(cohort, store):
     bundle = tiny_bundle()
     cases = cohort_sources(str(cohort), Path("/nonexistent"))[1:3]
@@ -187,6 +216,28 @@ def test_the_command_prints_a_summary_names_the_failed_file_and_resumes(cohort, 
     assert json.loads(capsys.readouterr().out)["cases"] == {"done": 0, "skipped": 3, "failed": 1}
     assert main(["analyse-cohort", str(cohort), "--bundle", "glioma", "--methods", "nosuch"]) == 2
     assert "unknown CAM method 'nosuch'" in capsys.readouterr().err
+
+
+def test_the_command_passes_the_uncertainty_asked_for(cohort, tmp_path, monkeypatch, capsys):
+    """``--uncertainty mc-dropout --samples 5`` reaches ``analyse_cohort``; the default asks for none."""
+    import app.cohort
+    from app.cli import main
+
+    asked = []
+
+    def remember(cases, bundle, methods, store, progress=None, **options):
+        asked.append((options["uncertainty"], options["samples"]))
+        return app.cohort.CohortSummary("glioma", bundle.weights_sha256, tuple(methods), "cpu", None,
+                                        uncertainty=options["uncertainty"], samples=options["samples"])
+
+    monkeypatch.setattr(app.cohort, "analyse_cohort", remember)
+    monkeypatch.setenv("SALIENCE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SALIENCE_DB_URL", raising=False)
+    base = ["analyse-cohort", str(cohort), "--bundle", "glioma", "--device", "cpu"]
+    assert main(base + ["--uncertainty", "mc-dropout", "--samples", "5"]) == 0
+    assert json.loads(capsys.readouterr().out)["uncertainty"]["samples"] == 5
+    assert main(base) == 0
+    assert asked == [("mc-dropout", 5), (None, 16)]
 
 
 def test_commands_that_run_a_model_refuse_a_device_torch_does_not_see_in_one_line(glioma_case, capsys):

@@ -49,6 +49,7 @@ def read_everything(workstation: SalienceWorkstation, study_id: int) -> list[str
                 assert ai is None
             else:
                 assert ai is not None and len(ai.probabilities) == opened.volume.n_slices
+                assert ai.uncertainty.words.startswith(("Uncertain: ", "Not flagged as uncertain: "))  # frozen too
                 if ai.map is not None:  # the frozen map fits the image the reader sees
                     assert ai.map.maps.shape[:2] == (1, opened.volume.n_slices) and np.isfinite(ai.map.maps).all()
             for question in form.questions:

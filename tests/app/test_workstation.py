@@ -270,6 +270,9 @@ def test_compare_adds_a_method_to_the_same_prediction_with_no_forward_pass(setti
     finally:
         hook.remove()
     assert compared.method == "layercam" and compared.prediction_id == again.prediction_id == first.prediction_id
+    # The same prediction's uncertainty beside each method's maps, also when analysed again without it.
+    assert compared.uncertainty.words == again.uncertainty.words == first.uncertainty.words
+    assert again.uncertainty.item_words == first.uncertainty.item_words
     np.testing.assert_array_equal(compared.probabilities, first.probabilities)
     assert compared.maps.shape == first.maps.shape and not np.allclose(compared.maps, first.maps)
     store = blobs.BlobStore(settings.blob_root)
@@ -314,6 +317,10 @@ def test_a_reading_reopens_after_a_restart_with_its_marks_and_the_maps_it_was_ma
     np.testing.assert_allclose(shown.probabilities, analysis.probabilities, atol=1e-6)
     np.testing.assert_array_equal(shown.maps, analysis.maps)
     assert shown.explanation_ids == analysis.explanation_ids
+    # The uncertainty comes back as it was shown then: the same words per slice and for the case.
+    assert (shown.uncertainty.label, shown.uncertainty.words) == (analysis.uncertainty.label, analysis.uncertainty.words)
+    assert shown.uncertainty.item_words == analysis.uncertainty.item_words
+    np.testing.assert_array_equal(shown.uncertainty.epistemic, analysis.uncertainty.epistemic)
     with restarted._sessions() as session:  # the checks made of these maps come back with them
         stored_checks = [(k, c.item_index) for k, e in enumerate(shown.explanation_ids)
                          for c in runs.map_checks_for(session, e)]

@@ -78,6 +78,21 @@ def sequential_design(**changes) -> StudyDesign:
     return StudyDesign(**values)
 
 
+def study_uncertainty_record() -> dict:
+    """An uncertainty record of the world's frozen predictions (``db.uncertainty``), as a study
+    freezes it: test-time augmentation, the case judged on slice 2."""
+    words = [f"Not flagged as uncertain: slice {i + 1}." for i in range(SLICES)]
+    return {
+        "method": "tta", "label": "test-time augmentation, 16 samples", "samples": 16, "rule": "the rule",
+        "thresholds": {"margin": 0.15, "aleatoric_share": 0.75, "epistemic_share": 0.1, "std_limit": 0.1},
+        "case": {"answer": "item 1", "total_entropy": 0.61, "aleatoric_entropy": 0.6,
+                 "epistemic_mutual_information": 0.01, "top_class_std": 0.02, "uncertain": False,
+                 "words": f"Not flagged as uncertain: {CLASSES[1]} 70%, margin 0.40."},
+        "items": {k: [0.1] * SLICES for k in ("total_entropy", "aleatoric_entropy", "top_class_std")}
+        | {"epistemic_mutual_information": [0.0] * SLICES, "uncertain": [False] * SLICES, "words": words},
+    }
+
+
 def write_case(folder: Path, index: int) -> Path:
     """A NIfTI volume named like a TCGA patient: a bright block whose value depends on ``index``."""
     data = np.full((COLS, ROWS, SLICES), 10, dtype=np.int16)
@@ -97,9 +112,10 @@ def synthetic_maps(index: int) -> dict[str, tuple[np.ndarray, dict]]:
 
 
 def build_study_world(tmp_path: Path, design: StudyDesign, readers=("ann", "ben"), cases: int = 4,
-                      single_user: bool = False, open_it: bool = True) -> StudyWorld:
+                      single_user: bool = False, open_it: bool = True, uncertainty: dict | None = None) -> StudyWorld:
     """Accounts (coordinator "cora", the readers; password ``PASSWORD``), ``cases`` cases with
-    frozen AI output, and the study created (and opened) with every reader."""
+    frozen AI output (with ``uncertainty`` as its uncertainty record, None: not measured), and the
+    study created (and opened) with every reader."""
     home = tmp_path / "home"
     settings = Settings(home=home, db_url=f"sqlite:///{home / 'salience.db'}", demo_data=tmp_path,
                         reader="cora", single_user=single_user)
@@ -118,7 +134,7 @@ def build_study_world(tmp_path: Path, design: StudyDesign, readers=("ann", "ben"
         probabilities = np.tile(np.array([[0.3, 0.7]], dtype=np.float32), (SLICES, 1))
         probabilities[0] = (0.9, 0.1)
         frozen = FrozenOutput("synthetic", "1.0.0", "c" * 64, "features", CLASSES, "slice", True, probabilities, 1,
-                              synthetic_maps(index))
+                              synthetic_maps(index), uncertainty)
         with factory.begin() as session:
             case = get_or_create_case(session, content_hash=volume.content_hash, source=str(path),
                                       modality=volume.modality, kind=volume.kind, shape=list(volume.array.shape),

@@ -15,7 +15,8 @@ import yaml
 from db.models import Assignment, AuditEvent, StudyReading
 from db.study_reading import save_answer, submit_case
 from tests.ui.study_world import (
-    PASSWORD, build_study_world, every_kind_design, sequential_design, workstation_of, write_case,
+    PASSWORD, build_study_world, every_kind_design, sequential_design, study_uncertainty_record, workstation_of,
+    write_case,
 )
 
 IDENTIFYING = re.compile(r"TCGA|\.nii|/[A-Za-z_.]|\\|1999")  # names, files, paths, dates
@@ -186,6 +187,21 @@ def test_ai_is_hidden_in_the_unaided_arm_and_its_map_is_drawn_in_the_ai_arm(qtbo
     assert (overlay.analysis.method, overlay.compare_analysis.method) == ("Map A", "Map B")
     widget_of(mode, "better_map").show_button.click()
     assert not window.compare_view.isVisible() and overlay.analysis.method == "gradcam"
+
+
+def test_the_frozen_uncertainty_is_shown_with_the_ai_and_never_in_the_unaided_arm(qtbot, tmp_path, windows):
+    """The AI panel says how sure the model was (the words frozen with the prediction) in the AI
+    arm; in the unaided arm it shows no word of it."""
+    record = study_uncertainty_record()
+    world = build_study_world(tmp_path, every_kind_design(), uncertainty=record)
+    window = windows(world, "ann")
+    mode, _ = open_entry(qtbot, window, "unaided")
+    assert mode.ai_panel.uncertainty.text() == "" and "uncertain" not in mode.ai_panel.verdict.text().lower()
+    mode, _ = open_entry(qtbot, window, "ai+gradcam")
+    assert record["case"]["words"] in mode.ai_panel.uncertainty.text()
+    assert record["label"] in mode.ai_panel.uncertainty.text()
+    mode, _ = open_entry(qtbot, window, "unaided")
+    assert mode.ai_panel.uncertainty.text() == ""
 
 
 def test_sequential_shows_the_ai_only_after_the_unaided_answer_is_locked(qtbot, tmp_path, windows):

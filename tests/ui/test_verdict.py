@@ -111,3 +111,21 @@ def test_the_panel_says_how_sure_the_model_is_of_the_shown_slice(qtbot, opened, 
     opened.analysis_panel.analyse_button.click()
     finish(qtbot, opened._analysis_task)
     assert "Uncertain: the case." in opened.analysis_panel.summary_text()
+
+
+def test_an_analysis_whose_uncertainty_was_not_measured_says_so(qtbot, opened, workstation):
+    """A reopened prediction stored before uncertainty was kept (or made without it) says
+    "Uncertainty not measured." rather than nothing; a measured one replaces the words."""
+    workstation.uncertainty = None
+    opened.analysis_panel.analyse_button.click()
+    finish(qtbot, opened._analysis_task)
+    assert "Uncertainty not measured." in opened.analysis_panel.summary_text()
+    zeros = np.zeros(5, np.float32)
+    workstation.uncertainty = Uncertainty(
+        label="Monte Carlo dropout, 8 samples", words="Not flagged as uncertain: the case.", uncertain=False,
+        case_answer="item 0", case={}, item_words=("Not flagged as uncertain: slice 1.",) * 5,
+        item_uncertain=np.zeros(5, bool), total=zeros, aleatoric=zeros, epistemic=zeros, top_std=zeros)
+    opened.analysis_panel.analyse_button.click()
+    finish(qtbot, opened._analysis_task)
+    text = opened.analysis_panel.summary_text()
+    assert "not measured" not in text and "Not flagged as uncertain: slice 1. (Monte Carlo dropout, 8 samples)" in text

@@ -27,6 +27,8 @@ from ui.panels.task_progress import TaskProgress, duration_text
 
 #: A method estimated to take longer than this asks before it starts.
 CONFIRM_SECONDS = 30.0
+#: What the panel says of an analysis whose uncertainty was not measured.
+NOT_MEASURED = "Uncertainty not measured."
 _LEVEL_COLOURS = {"passes": "#7fd17f", "weak": "#ffcc66", "fails": "#ff8a80"}
 
 
@@ -251,10 +253,12 @@ class AnalysisPanel(QWidget):
         self._show_map_check()
 
     def _show_uncertainty(self, analysis, pooled: bool) -> None:
-        """The case's judgement when there is a pooled verdict, else the shown item's."""
+        """The case's judgement when there is a pooled verdict, else the shown item's; says so when
+        the uncertainty was not measured (a prediction stored before it was, or made without it)."""
         found = analysis.uncertainty
-        self.uncertainty.setVisible(found is not None)
+        self.uncertainty.setVisible(True)
         if found is None:
+            self.uncertainty.setText(f"<i>{NOT_MEASURED}</i>")
             return
         index = self.display.slice_index
         words = found.words if pooled or index >= len(found.item_words) else found.item_words[index]

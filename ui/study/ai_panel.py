@@ -1,11 +1,14 @@
 """``StudyAiPanel``: the frozen AI output of a study reading, where the arm and step show it.
 
 The prediction (the case-level answer and each class's probability, and the probability on the
-shown slice or frame); the map itself is drawn over the image by the viewer. Where the AI is not
+shown slice or frame) with how sure the model was of it (its uncertainty in words, frozen with
+it, or "not measured"); the map itself is drawn over the image by the viewer. Where the AI is not
 shown the panel says why, and shows nothing else.
 """
 
 from __future__ import annotations
+
+from html import escape
 
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -31,6 +34,15 @@ def case_summary(ai: StudyAi) -> str:
             f"{100 * ai.probabilities[peak, k]:.0f}% ({ai.item_axis} {peak + 1})")
 
 
+def uncertainty_summary(ai: StudyAi) -> str:
+    """How sure the model was of the case's answer, in the words frozen with it and how it was
+    measured; "Uncertainty not measured." when the study froze none."""
+    found = ai.uncertainty
+    if found is None:
+        return "<i>Uncertainty not measured.</i>"
+    return f"{escape(found.words)} <small>({escape(found.label)})</small>"
+
+
 class StudyAiPanel(QWidget):
     """Shows a ``StudyAi``, or why there is none.
 
@@ -47,11 +59,13 @@ class StudyAiPanel(QWidget):
         self.table = QLabel()
         self.table.setWordWrap(True)
         self.item = QLabel()
+        self.uncertainty = QLabel()
+        self.uncertainty.setWordWrap(True)
         self.map_note = QLabel()
         self.map_note.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        for widget in (self.verdict, self.table, self.item, self.map_note):
+        for widget in (self.verdict, self.table, self.item, self.uncertainty, self.map_note):
             layout.addWidget(widget)
         self.display.events.slice_index.connect(lambda _index: self._show_item())
         self.set_ai(None, "No case open.")
@@ -61,11 +75,12 @@ class StudyAiPanel(QWidget):
         self.ai = ai
         if ai is None:
             self.verdict.setText(why_not)
-            for widget in (self.table, self.item, self.map_note):
+            for widget in (self.table, self.item, self.uncertainty, self.map_note):
                 widget.clear()
             return
         self.verdict.setText(f"AI: <b>{ai.predicted_class}</b>")
         self.table.setText(case_summary(ai))
+        self.uncertainty.setText(uncertainty_summary(ai))
         if ai.map is not None:
             self.map_note.setText(f"Map over the image: {ai.map.method}, for \u201c{ai.map.class_names[0]}\u201d.")
         elif ai.pairwise:
