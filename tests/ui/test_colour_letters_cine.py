@@ -15,7 +15,7 @@ from tests.ui.fake_workstation import HOT, SQUARE, synthetic_volume
 from tests.ui.test_slice_view import pixel, shown
 from ui.backend import Analysis
 from ui.panels.display_bar import DisplayBar
-from engine.imaging.render import blend_overlay, inferno_lut, normalise_map
+from engine.imaging.render import blend_overlay, colormap, normalise_map
 from engine.explain.summary import map_range
 from ui.shortcuts import SHORTCUTS
 from ui.slice_view import SliceView, orientation_letters
@@ -75,8 +75,9 @@ def test_window_applies_to_each_colour_channel(qtbot):
 
 
 def test_cam_overlay_blends_over_the_colour_image(qtbot):
-    """With a map peaking at HOT, opacity 1 shows inferno's hottest colour there, 0.5 a blend of
-    that colour and the pink background, and zero saliency leaves the red square red."""
+    """With a map peaking at HOT, opacity 1 shows the colour map's hottest colour there (viridis,
+    the H&E default), 0.5 a blend of that colour and the pink background, and zero saliency leaves
+    the red square red."""
     volume = rgb_patch()
     state = ViewerState()
     state.display.set_volume(volume)
@@ -86,14 +87,16 @@ def test_cam_overlay_blends_over_the_colour_image(qtbot):
     state.overlay.set_analysis(Analysis("patch 1.0", ("benign", "tumour"), np.array([[0.2, 0.8]] * 2),
                                 "gradcam", maps, 1, (2, 3)))
     state.overlay.opacity = 1.0
-    assert pixel(view, 24, 24) == tuple(inferno_lut()[255])
+    assert state.overlay.colormap == "viridis"
+    lut = colormap("viridis")
+    assert pixel(view, 24, 24) == tuple(lut[255])
     assert pixel(view, 12, 12)[0] >= 250 and pixel(view, 12, 12)[1] <= 5
     state.overlay.opacity = 0.5
     colour = np.moveaxis(volume.array[:, state.display.slice_index], 0, -1).astype(np.uint8)
     saliency = normalise_map(maps[1, state.display.slice_index], map_range(maps[1], 0, "volume", False))
-    expected = blend_overlay(colour, saliency, inferno_lut(), 0.5)
+    expected = blend_overlay(colour, saliency, lut, 0.5)
     assert pixel(view, 24, 24) == tuple(expected[24, 24, :3])
-    assert pixel(view, 24, 24) not in (tuple(inferno_lut()[255]), tuple(round(v) for v in PINK))
+    assert pixel(view, 24, 24) not in (tuple(lut[255]), tuple(round(v) for v in PINK))
 
 
 # -- orientation letters -----------------------------------------------------------------------

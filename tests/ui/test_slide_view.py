@@ -200,7 +200,7 @@ def test_the_heatmap_of_the_shown_class_is_drawn_over_its_tile(qtbot, shown, mos
     view.set_view(1.0, QPointF(224.0, 150.0))  # level-0 x 24..424, y 0..300: the hot cell is x, y < 224
     settle(qtbot, view)
     screen = pixels(view)
-    hot = colormap("inferno")[255]
+    hot = colormap(state.overlay.colormap)[255]  # viridis: the H&E default
     assert (screen[60:150, 20:150] == hot).all()  # level-0 x 44..174, y 60..150: inside the hot cell
     np.testing.assert_array_equal(screen[60:150, 230:330], mosaic.level0[60:150, 254:354])  # the cold cell
     state.overlay.visible = False

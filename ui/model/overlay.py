@@ -37,6 +37,16 @@ MAX_METHODS = len(MAP_ROLES)
 NORMALISATION_SCOPES: tuple[NormalisationScope, ...] = ("volume", "slice", "study")
 
 
+def default_colormap(volume: ImageVolume) -> str:
+    """The colour map a case starts with until the reader picks one.
+
+    Over H&E microscopy (modality "SM": pink and purple stains) inferno's purples and reds vanish
+    into the tissue; viridis' teals, greens and yellows stand out on it. Grey images keep
+    inferno, whose dark-to-bright ramp reads as "more" on any grey level.
+    """
+    return "viridis" if volume.modality == "SM" else "inferno"
+
+
 class OverlayEvents(SignalGroup):
     """Signals of ``OverlayModel``, each with the new value."""
 
@@ -77,6 +87,7 @@ class OverlayModel:
         self._normalisation: NormalisationScope = "volume"
         self._show_negative = False
         self._colormap = "inferno"
+        self._colormap_chosen = False  # True once the reader picks a colour map: it then stays
         self._threshold = 0.0
         self._contour = False
         self._range_cache: dict[tuple, MapRange] = {}
@@ -204,9 +215,11 @@ class OverlayModel:
         index = MAP_ROLES.index(role) - 1
         return self._compared[index] if index < len(self._compared) else None
 
-    def _on_volume(self, _volume: ImageVolume | None) -> None:
+    def _on_volume(self, volume: ImageVolume | None) -> None:
         if self._analysis is not None or self._compared:
             self._replace(None)
+        if volume is not None and not self._colormap_chosen:
+            self._set("colormap", default_colormap(volume))
 
     def _replace(self, analysis: Analysis | None) -> None:
         """Swap the analysis, drop the comparison, then announce every value that changed."""
@@ -321,6 +334,7 @@ class OverlayModel:
     def colormap(self, name: str) -> None:
         if name not in COLORMAPS:
             raise ValueError(f"no colour map {name!r}; choose from {sorted(COLORMAPS)}")
+        self._colormap_chosen = True
         self._set("colormap", name)
 
     @property

@@ -115,3 +115,18 @@ def test_marks_carry_slice_and_label_and_boxes_are_ordered():
     assert [a.kind for a in state.annotation.drafts] == ["box"]
     state.display.set_volume(synthetic_volume())
     assert state.annotation.drafts == ()
+
+
+def test_hematoxylin_and_eosin_starts_with_a_colour_map_that_stands_out_on_pink_until_the_reader_picks_one():
+    from dataclasses import replace
+
+    state = ViewerState()
+    grey = synthetic_volume()
+    stain = replace(grey, modality="SM")
+    state.display.set_volume(stain)
+    assert state.overlay.colormap == "viridis"
+    state.display.set_volume(grey)
+    assert state.overlay.colormap == "inferno"
+    state.overlay.colormap = "jet"  # the reader's choice stays on every later case
+    state.display.set_volume(stain)
+    assert state.overlay.colormap == "jet"
