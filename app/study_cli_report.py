@@ -20,7 +20,7 @@ from app.settings import Settings
 from engine.errors import SalienceError
 
 #: ``app.study_exports.EXPORT_FORMATS``, named here so that building the parser imports nothing heavy.
-EXPORT_CHOICES = ("csv", "json", "imrmc", "nifti", "geojson", "seg")
+EXPORT_CHOICES = ("csv", "json", "imrmc", "ai", "nifti", "geojson", "seg")
 
 
 def add_report_parsers(study_subparsers) -> None:
@@ -36,6 +36,7 @@ def add_report_parsers(study_subparsers) -> None:
     export.add_argument("study_id", type=int, metavar="ID", help="the study's id")
     export.add_argument("--format", required=True, choices=EXPORT_CHOICES,
                         help="csv/json: long-format records; imrmc: scores for `salience mrmc`, iMRMC and RJafroc; "
+                             "ai: the frozen AI output per case with its uncertainty (CSV); "
                              "nifti/geojson/seg: region answers as label maps, QuPath annotations or DICOM SEG")
     export.add_argument("-o", "--output", required=True, help="the folder to write into (created if missing)")
     _common(export)

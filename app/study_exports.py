@@ -1,5 +1,6 @@
-"""Exports of a closed study into a folder: long-format CSV and JSON, iMRMC, and annotations
-(NIfTI label maps, QuPath GeoJSON, DICOM SEG; ``app.study_annotation_exports``).
+"""Exports of a closed study into a folder: long-format CSV and JSON, iMRMC, the frozen AI output
+per case with its uncertainty (``ai``), and annotations (NIfTI label maps, QuPath GeoJSON, DICOM
+SEG; ``app.study_annotation_exports``).
 
 Every export is de-identified: cases appear under their study pseudonyms, and no source path,
 file name or patient identifier is written; each file says so (a ``#`` comment line in CSV, a
@@ -23,11 +24,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.study_report import DEIDENTIFIED, StudyData, audit_written, load_study_data, software_version
 from app.errors import user_errors
+from db.uncertainty import case_columns
 from engine.errors import SalienceError
 from engine.stats.imrmc import format_imrmc
 from engine.stats.study_reads import mrmc_ratings, positive_class, reads_from_records, score_of
 
-RECORD_FORMATS = ("csv", "json", "imrmc")
+RECORD_FORMATS = ("csv", "json", "imrmc", "ai")
 ANNOTATION_FORMATS = ("nifti", "geojson", "seg")
 EXPORT_FORMATS = RECORD_FORMATS + ANNOTATION_FORMATS
 _UNSAFE = re.compile(r"[\x00-\x1f/\\]")
@@ -69,6 +71,39 @@ def safe_target(folder: str | Path, *parts: str, suffix: str = "") -> Path:
     return target
 
 
+#: The columns of the ``ai`` export, one row per study case.
+AI_CASE_COLUMNS = (
+    "study_id", "case", "ground_truth", "prediction_id", "bundle_name", "bundle_version", "bundle_sha256",
+    "item_axis", "calibrated", "predicted_class", "ai_correct", "uncertainty_method", "uncertainty_samples",
+    "uncertainty_answer", "total_entropy", "aleatoric_entropy", "epistemic_mutual_information", "top_class_std",
+    "flagged_uncertain", "uncertainty_words",
+)
+
+
+def ai_case_rows(data: StudyData) -> list[dict[str, Any]]:
+    """One row per study case with the AI output frozen for it (``AI_CASE_COLUMNS``): the model,
+    the class it named, whether that is the ground truth, and the uncertainty of the case answer
+    (method, samples, total / aleatoric entropy and epistemic mutual information in nats, the top
+    class's standard deviation, flagged uncertain or not, the words shown); the uncertainty
+    columns are empty where it was not measured, every AI column where no arm shows the AI."""
+    rows = []
+    for case in data.materials:
+        ai = case.ai
+        row: dict[str, Any] = dict.fromkeys(AI_CASE_COLUMNS)
+        row.update(study_id=data.facts.study_id, case=case.pseudonym, ground_truth=case.ground_truth)
+        if ai is not None:
+            row.update(
+                prediction_id=ai.prediction_id, bundle_name=ai.bundle_name, bundle_version=ai.bundle_version,
+                bundle_sha256=ai.bundle_sha256, item_axis=ai.item_axis, calibrated=ai.calibrated,
+                predicted_class=ai.predicted_class,
+                ai_correct=None if case.ground_truth is None else ai.predicted_class == case.ground_truth,
+                **case_columns(ai.uncertainty),
+                uncertainty_words=None if ai.uncertainty is None else ai.uncertainty["case"]["words"],
+            )
+        rows.append(row)
+    return rows
+
+
 def _header(data: StudyData, what: str) -> dict[str, Any]:
     facts = data.facts
     return {"study_id": facts.study_id, "study": facts.name, "design": facts.design, "export": what,
@@ -84,21 +119,31 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _csv(data: StudyData, what: str, rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str) -> str:
+    buffer = io.StringIO()
+    head = _header(data, what)
+    buffer.write(f"# {title}: study {head['study_id']} ({head['study']}), {head['software']}, "
+                 f"{head['generated_at']}. {DEIDENTIFIED}\n")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(column)) for column in columns])
+    return buffer.getvalue()
+
+
 def records_csv(data: StudyData) -> str:
     """The records as CSV: one comment line (study, software, de-identification), the header, rows.
 
     Lists and mappings (region answers, multiple choices, the maps shown) are JSON in their cell.
     """
     columns = list(dict.fromkeys(key for row in data.records for key in row)) or ["study_id"]
-    buffer = io.StringIO()
-    head = _header(data, "long-format records")
-    buffer.write(f"# Salience study export: study {head['study_id']} ({head['study']}), {head['software']}, "
-                 f"{head['generated_at']}. {DEIDENTIFIED}\n")
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in data.records:
-        writer.writerow([_cell(row.get(column)) for column in columns])
-    return buffer.getvalue()
+    return _csv(data, "long-format records", data.records, columns, "Salience study export")
+
+
+def ai_cases_csv(data: StudyData) -> str:
+    """``ai_case_rows`` as CSV: one comment line, the header (``AI_CASE_COLUMNS``), one row per case."""
+    return _csv(data, "frozen AI output per case", ai_case_rows(data), AI_CASE_COLUMNS,
+                "Salience study export of the frozen AI output per case")
 
 
 def records_json(data: StudyData) -> str:
@@ -137,9 +182,11 @@ def records_imrmc(data: StudyData, positive: str | None = None) -> str:
 
 
 def export_records(data: StudyData, fmt: str, folder: Path, positive: str | None = None) -> ExportResult:
-    """Write the CSV, JSON or iMRMC export of loaded study data into ``folder``."""
+    """Write the CSV, JSON, iMRMC or per-case AI export of loaded study data into ``folder``."""
     name = f"study-{data.facts.study_id}"
-    if fmt == "csv":
+    if fmt == "ai":
+        target, text = safe_target(folder, f"{name}-ai-cases", suffix=".csv"), ai_cases_csv(data)
+    elif fmt == "csv":
         target, text = safe_target(folder, f"{name}-records", suffix=".csv"), records_csv(data)
     elif fmt == "json":
         target, text = safe_target(folder, f"{name}-records", suffix=".json"), records_json(data)

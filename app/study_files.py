@@ -1,7 +1,8 @@
 """Study files: a study's design, its cases and readers in one YAML or JSON file.
 
     name, description, task, design, arms, questions, washout_days, repeat_fraction,
-    order_seed, allow_revisions     the design (``db.study_spec.design_from_mapping``)
+    order_seed, allow_revisions     the design (``db.study_spec.design_from_mapping``); an arm is
+                                    {name, shows_prediction, cam_method, show_uncertainty}
     bundle                          the model whose output is frozen (default: the task's own)
     cases                           [{source: PATH, ground_truth: ANSWER}, ...]; a path may be
                                     relative to the file's folder; ground_truth is optional

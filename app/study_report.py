@@ -75,7 +75,7 @@ def study_facts(study: Study) -> StudyFacts:
     """The design facts of a study row (arms, questions, readers, cases, frozen model, version)."""
     return StudyFacts(
         study_id=study.id, name=study.name, design=study.design, task=study.task,
-        arms=tuple(ArmFacts(a.name, a.shows_prediction, a.cam_method) for a in study.arms),
+        arms=tuple(ArmFacts(a.name, a.shows_prediction, a.cam_method, a.show_uncertainty) for a in study.arms),
         questions=tuple(
             QuestionFacts(q.key, q.prompt, q.kind, tuple(q.options), q.required,
                           None if q.arms is None else tuple(q.arms), None if q.phases is None else tuple(int(p) for p in q.phases))

@@ -144,6 +144,7 @@ class StudyDesk:
             pairwise={question: (one_class(left, "Map A", blind=True), one_class(right, "Map B", blind=True))
                       for question, (left, right) in output.pairwise.items()},
             uncertainty=uncertainty_shown(output.uncertainty, output.item_axis != "volume"),
+            uncertainty_hidden=output.uncertainty_hidden,
         )
 
     def save_study_answer(self, assignment_id: int, question_id: int, value: Any) -> study_reading.SavedAnswer:

@@ -129,7 +129,8 @@ def _write_design(study: Study, design: StudyDesign) -> None:
     if design.order_seed is not None:
         study.order_seed = design.order_seed
     study.arms = [
-        StudyArm(position=i, name=arm.name, shows_prediction=bool(arm.shows_prediction), cam_method=arm.cam_method)
+        StudyArm(position=i, name=arm.name, shows_prediction=bool(arm.shows_prediction), cam_method=arm.cam_method,
+                 show_uncertainty=bool(arm.show_uncertainty))
         for i, arm in enumerate(design.arms)
     ]
     study.questions = [
@@ -157,7 +158,7 @@ def design_of(study: Study) -> StudyDesign:
         name=study.name,
         task=study.task,
         design=study.design,
-        arms=tuple(ArmSpec(a.name, a.shows_prediction, a.cam_method) for a in study.arms),
+        arms=tuple(ArmSpec(a.name, a.shows_prediction, a.cam_method, a.show_uncertainty) for a in study.arms),
         questions=tuple(
             QuestionSpec(q.key, q.prompt, q.kind, tuple(q.options), q.required,
                          None if q.arms is None else tuple(q.arms), None if q.phases is None else tuple(q.phases))

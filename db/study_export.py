@@ -4,7 +4,10 @@ and admins only; a study still open only by an admin; every export audited).
 One record per reader x assignment x phase x question asked there, for every phase the reader
 opened: the first answer (version 1) and the final one (latest version), their timestamps, the
 time on the case, and exactly which prediction and maps were shown (and on which side a
-pairwise comparison put each method). Cases appear under their pseudonyms with the ground
+pairwise comparison put each method), whether the prediction's uncertainty was shown with it
+(``shown_uncertainty``: measured, and the arm does not hide it) and whether the rule frozen with it flagged the case answer uncertain
+(``shown_ai_uncertain``); both are None where the reading showed no AI output, and the flag is
+None too where the uncertainty was not measured. Cases appear under their pseudonyms with the ground
 truth; the key to real cases is ``db.study_progress.study_key``.
 """
 
@@ -21,6 +24,7 @@ from db.models import Assignment, Study, StudyCase, StudyReading
 from db.permissions import allowed, require_permission
 from db.study_spec import question_visible
 from db.studies import get_study
+from db.uncertainty import case_columns
 
 
 def _iso(moment: Any) -> str | None:
@@ -33,6 +37,14 @@ def _pairwise(question: Any, order: dict[str, list[str]], final: Any) -> dict[st
     left, right = order[question.key]
     preferred = {"left": left, "right": right, "equal": "equal"}.get(final) if final is not None else None
     return {"pairwise_left": left, "pairwise_right": right, "pairwise_preferred": preferred}
+
+
+def _uncertainty(arm: Any, reading: StudyReading) -> dict[str, Any]:
+    if reading.shown_prediction is None:
+        return {"shown_uncertainty": None, "shown_ai_uncertain": None}
+    record = reading.shown_prediction.uncertainty
+    return {"shown_uncertainty": bool(arm.show_uncertainty) and record is not None,
+            "shown_ai_uncertain": case_columns(record)["flagged_uncertain"]}
 
 
 def _records(
@@ -71,6 +83,7 @@ def _records(
                 "shown_prediction_id": final.shown_prediction_id,
                 "shown_predicted_class": predicted.get(final.shown_prediction_id) if final.shown_prediction_id else None,
                 "shown_explanation_ids": dict(final.shown_explanation_ids),
+                **_uncertainty(assignment.arm, final),
                 **_pairwise(question, final.pairwise_order, None if kept is None else kept.value),
                 "bundle_name": case.bundle_name if final.shown_prediction_id else None,
                 "bundle_version": case.bundle_version if final.shown_prediction_id else None,

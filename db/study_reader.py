@@ -11,7 +11,8 @@ readers' answers or the ground truth):
   comes as an opaque ``token``: the app turns it into pixels with ``db.study_pixels``, and
   hands the screen the pixels, never a path.
 * ``ai_output_for_reader``: the frozen prediction and maps, only in arms that show them and, in
-  a sequential design, only once the unaided answer is locked.
+  a sequential design, only once the unaided answer is locked; the prediction's uncertainty
+  with them unless the arm hides it (``show_uncertainty: false``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from db._study_access import (
 from db.base import utcnow
 from db.errors import NotAllowed, StudyStateError
 from db.models import Assignment, Explanation, Prediction, Study, StudyReader
-from db.study_spec import PAIRWISE_CHOICES, question_visible, shows_ai
+from db.study_spec import PAIRWISE_CHOICES, question_visible, shows_ai, shows_uncertainty
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,9 @@ class AiOutput:
         map: the arm's map (its method named by ``map_method``), if the arm shows one.
         pairwise: ``{question_id: (left map, right map)}``; which method is which is not said.
         uncertainty: the prediction's uncertainty record frozen with it (``db.uncertainty``);
-            None when it was not measured.
+            None when it was not measured or the arm hides it.
+        uncertainty_hidden: whether the arm hides the uncertainty (``show_uncertainty: false``),
+            so the screen says nothing of it rather than "not measured".
     """
 
     prediction_id: int
@@ -175,6 +178,7 @@ class AiOutput:
     map: MapView | None
     pairwise: dict[int, tuple[MapView, MapView]]
     uncertainty: dict | None = None
+    uncertainty_hidden: bool = False
 
 
 def reader_studies(session: Session, reader_id: int) -> list[ReaderStudy]:
@@ -302,6 +306,7 @@ def ai_output_for_reader(session: Session, reader_id: int, assignment_id: int) -
         )
     prediction = session.get(Prediction, reading.shown_prediction_id)
     assert prediction is not None
+    shown = shows_uncertainty(arm, reading.phase, study.design)
     names = list(prediction.class_names)
     maps = reading.shown_explanation_ids
     own = arm.cam_method if arm.cam_method in maps else None
@@ -314,6 +319,7 @@ def ai_output_for_reader(session: Session, reader_id: int, assignment_id: int) -
         prediction_id=prediction.id, class_names=tuple(names), probabilities=[list(r) for r in prediction.probabilities],
         predicted_class=prediction.predicted_class, item_axis=prediction.item_axis, calibrated=prediction.calibrated,
         map_method=own, map=None if own is None else _map_view(session, maps[own], names), pairwise=pairwise,
-        uncertainty=None if prediction.uncertainty is None else dict(prediction.uncertainty),
+        uncertainty=None if prediction.uncertainty is None or not shown else dict(prediction.uncertainty),
+        uncertainty_hidden=not shown,
     )
 

@@ -28,11 +28,17 @@ REGION_FIELDS = ("kind", "slice_index", "points", "label", "coordinate_space", "
 
 @dataclass(frozen=True)
 class ArmSpec:
-    """A reading condition: e.g. ``ArmSpec("ai+gradcam", shows_prediction=True, cam_method="gradcam")``."""
+    """A reading condition: e.g. ``ArmSpec("ai+gradcam", shows_prediction=True, cam_method="gradcam")``.
+
+    Attributes:
+        show_uncertainty: whether readers who see the prediction also see its frozen uncertainty
+            (default true; it has no effect in an arm that shows no prediction).
+    """
 
     name: str
     shows_prediction: bool = False
     cam_method: str | None = None
+    show_uncertainty: bool = True
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,12 @@ def question_visible(question: Visible, arm: str, phase: int) -> bool:
 def phases_of(design: str) -> tuple[int, ...]:
     """The phases of one reading: (1, 2) in sequential designs, else (1,)."""
     return (1, 2) if design == "sequential" else (1,)
+
+
+def shows_uncertainty(arm: ArmSpec | Any, phase: int, design: str) -> bool:
+    """Whether a reader in ``arm`` sees the AI's frozen uncertainty at ``phase``: where the AI is
+    shown (``shows_ai``) and the arm does not hide it (``show_uncertainty: false``)."""
+    return shows_ai(arm, phase, design) and bool(getattr(arm, "show_uncertainty", True))
 
 
 def shows_ai(arm: ArmSpec | Any, phase: int, design: str) -> bool:
@@ -228,7 +240,8 @@ def _fields(data: Any, allowed: Sequence[str], what: str) -> dict[str, Any]:
 def design_from_mapping(data: Mapping[str, Any], *, ignore: Sequence[str] = ()) -> StudyDesign:
     """A checked ``StudyDesign`` from a study file's mapping (JSON or YAML).
 
-    Keys: name, task, design, arms (list of {name, shows_prediction, cam_method}), questions
+    Keys: name, task, design, arms (list of {name, shows_prediction, cam_method, show_uncertainty
+    (true or false, default true: whether the prediction's uncertainty is shown with it)}), questions
     (list of {key, prompt, kind, options, required, arms, phases}), washout_days,
     repeat_fraction, order_seed, allow_revisions, description.
 
@@ -247,8 +260,12 @@ def design_from_mapping(data: Mapping[str, Any], *, ignore: Sequence[str] = ()) 
         raise InvalidInput(f"study file: missing {missing}")
     arms = []
     for index, item in enumerate(fields.pop("arms") or ()):
-        arm = _fields(item, ("name", "shows_prediction", "cam_method"), f"study file arm {index}")
-        arms.append(ArmSpec(str(arm.get("name", "")), bool(arm.get("shows_prediction", False)), arm.get("cam_method")))
+        what = f"study file arm {index}"
+        arm = _fields(item, ("name", "shows_prediction", "cam_method", "show_uncertainty"), what)
+        show = arm.get("show_uncertainty", True)
+        if not isinstance(show, bool):
+            raise InvalidInput(f"{what}: show_uncertainty {show!r} must be true or false")
+        arms.append(ArmSpec(str(arm.get("name", "")), bool(arm.get("shows_prediction", False)), arm.get("cam_method"), show))
     questions = []
     for index, item in enumerate(fields.pop("questions") or ()):
         what = f"study file question {index}"

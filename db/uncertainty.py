@@ -109,3 +109,23 @@ def check_uncertainty(record: Any, rows: int) -> dict[str, Any] | None:
         record["items"]["words"] = [require_text(v, f"item uncertainty words [{i}]", 4000)
                                     for i, v in enumerate(items["words"])]
     return record
+
+
+#: The columns ``case_columns`` gives, in order (exports name them so).
+CASE_COLUMNS = ("uncertainty_method", "uncertainty_samples", "uncertainty_answer", "total_entropy",
+                "aleatoric_entropy", "epistemic_mutual_information", "top_class_std", "flagged_uncertain")
+
+
+def case_columns(record: dict[str, Any] | None) -> dict[str, Any]:
+    """The case answer's uncertainty of a stored record as flat export columns (``CASE_COLUMNS``):
+    how it was measured (method, samples), which answer it judges, its entropies in nats and
+    whether the rule flagged it uncertain; every column None when it was not measured."""
+    if record is None:
+        return dict.fromkeys(CASE_COLUMNS)
+    case = record["case"]
+    return {
+        "uncertainty_method": record["method"], "uncertainty_samples": int(record["samples"]),
+        "uncertainty_answer": case["answer"], **{k: float(case[k]) for k in NUMBERS},
+        "flagged_uncertain": bool(case["uncertain"]),
+    }
+

@@ -240,7 +240,9 @@ class StudyAi:
             "Map A" and "Map B", in the random order recorded for this reading; which method is
             which is not said.
         uncertainty: how sure the model was of its answers, frozen with them; None when it was
-            not measured.
+            not measured or the arm hides it.
+        uncertainty_hidden: the study's arm hides the uncertainty (``show_uncertainty: false``):
+            the panel says nothing of it.
     """
 
     class_names: tuple[str, ...]
@@ -252,6 +254,7 @@ class StudyAi:
     map: Analysis | None = None
     pairwise: dict[int, tuple[Analysis, Analysis]] = field(default_factory=dict)
     uncertainty: Uncertainty | None = None
+    uncertainty_hidden: bool = False
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,8 @@ class StudyArm(Base):
         position: the arm's place in the study's list (its index in the Latin square).
         shows_prediction: whether readers in this arm see the frozen prediction.
         cam_method: the map shown with it (a CAM method name), or None for none.
+        show_uncertainty: whether readers who see the prediction also see its frozen uncertainty
+            (``db.study_reader.ai_output_for_reader``); meaningless where no prediction is shown.
     """
 
     __tablename__ = "study_arms"
@@ -132,6 +134,7 @@ class StudyArm(Base):
     name: Mapped[short_text]
     shows_prediction: Mapped[bool]
     cam_method: Mapped[str | None] = mapped_column(sa.String(64))
+    show_uncertainty: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
 
     study: Mapped[Study] = relationship(back_populates="arms")
 

@@ -18,11 +18,13 @@ module                 what
 ``mrmc``               Obuchowski-Rockette MRMC comparison (RRRC, FRRC, RRFC)
 ``ratings``/``imrmc``  fully crossed rating arrays; the iMRMC file format
 ``ai_effect``          answer changes after the AI was shown; reading times by arm
+``ai_reliance``        agreement with the AI and accuracy where it was sure vs flagged uncertain
 =====================  ===================================================================
 """
 
 from engine.stats.agreement import cohen_kappa, fleiss_kappa, gwet_ac1, kappa_from_table, percent_agreement
 from engine.stats.ai_effect import ai_effect, reading_times
+from engine.stats.ai_reliance import ai_reliance
 from engine.stats.alpha import krippendorff_alpha
 from engine.stats.diagnostic import diagnostic_performance, wilson_interval
 from engine.stats.icc import icc
@@ -39,6 +41,7 @@ __all__ = [
     "RatingArray",
     "StatsInputError",
     "ai_effect",
+    "ai_reliance",
     "auc_covariance",
     "cam_vs_reader_agreement",
     "cohen_kappa",

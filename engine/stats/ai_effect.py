@@ -55,7 +55,8 @@ class AIEffect:
         return asdict(self)
 
 
-def _text(value) -> str:
+def answer_text(value) -> str:
+    """An answer as text for comparing answers: ``1``, ``1.0`` and ``"1"`` are one answer."""
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value).strip()
 
 
@@ -76,7 +77,7 @@ def ai_effect(records: Iterable[tuple], level: float = 0.95) -> AIEffect:
         _, _, first, final, ai, truth = record
         if any(is_missing(v) for v in (first, final, ai, truth)):
             continue
-        rows.append(tuple(_text(v) for v in (first, final, ai, truth)))
+        rows.append(tuple(answer_text(v) for v in (first, final, ai, truth)))
     if not rows:
         raise StatsInputError("AI effect: no reads with a first answer, a final answer, the AI's answer and the truth")
     first, final, ai, truth = (np.array(column) for column in zip(*rows))

@@ -30,11 +30,13 @@ _NORMAL = re.compile(r"(no|not|non|normal|healthy|negative|absent|benign)\b", re
 
 @dataclass(frozen=True)
 class ArmFacts:
-    """An arm: its name, whether it shows the AI's prediction, and the map it shows (or None)."""
+    """An arm: its name, whether it shows the AI's prediction, the map it shows (or None), and
+    whether the prediction's uncertainty is shown with it."""
 
     name: str
     shows_prediction: bool = False
     cam_method: str | None = None
+    show_uncertainty: bool = True
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class Read:
         answers: ``{question key: final answer}`` of the questions asked there.
         seconds: time the case was open in this phase, over all versions.
         ai: the class the shown prediction gave, None where no prediction was shown.
+        ai_uncertain: whether the uncertainty rule frozen with the shown prediction flagged its
+            case answer uncertain; None where no prediction was shown or it was not measured.
         pairwise: ``{question key: (left method, right method)}`` as drawn for the reader.
     """
 
@@ -135,6 +139,7 @@ class Read:
     answers: Mapping[str, Any] = field(default_factory=dict)
     ai: str | None = None
     pairwise: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    ai_uncertain: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,7 @@ def reads_from_records(records: Iterable[Mapping[str, Any]], sequential: bool) -
             ai=head.get("shown_predicted_class"),
             pairwise={row["question"]: (row["pairwise_left"], row["pairwise_right"])
                       for row in rows if row.get("pairwise_left") is not None},
+            ai_uncertain=head.get("shown_ai_uncertain"),
         )
         (repeats if read.repeat else primary).append(read)
     return ReadSet(tuple(primary), tuple(repeats), drafts)

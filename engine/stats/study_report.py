@@ -4,7 +4,8 @@
 (``db.study_export``) into a ``StudyReport``: per reader and condition the confusion matrix,
 accuracy, sensitivity and specificity with Wilson CIs; per-reader ROC curves and AUCs; the
 agreement between readers; where readers and maps point; the MRMC comparison of conditions;
-answer changes after the AI was shown; test-retest agreement; reading times; helpfulness
+answer changes after the AI was shown; whether readers followed the AI more when it was sure
+(its frozen uncertainty); test-retest agreement; reading times; helpfulness
 ratings and pairwise explanation preferences. The window's dashboard, the HTML and the PDF
 report all show this one object, so they cannot disagree.
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from engine.stats.agreement import cohen_kappa, fleiss_kappa, gwet_ac1, percent_agreement
 from engine.stats.ai_effect import AIEffect, ReadingTime, ai_effect, reading_times
+from engine.stats.ai_reliance import AIReliance, ai_reliance
 from engine.stats.alpha import krippendorff_alpha
 from engine.stats.diagnostic import diagnostic_performance, wilson_interval
 from engine.stats.mrmc import MRMCResult, or_analysis
@@ -156,6 +158,27 @@ class AIEffectSection:
 
 
 @dataclass(frozen=True)
+class ConditionReliance:
+    """Reliance on the AI in one condition that showed it (``engine.stats.ai_reliance``).
+
+    Attributes:
+        uncertainty_shown: whether readers saw the uncertainty (the arm's ``show_uncertainty``);
+            where they did not, the split is by what the AI knew, not by what readers were told.
+    """
+
+    condition: str
+    uncertainty_shown: bool
+    result: AIReliance
+
+
+@dataclass(frozen=True)
+class AIRelianceSection:
+    question: str
+    conditions: tuple[ConditionReliance, ...]
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RetestSection:
     question: str
     conditions: tuple[tuple[str, tuple[ReaderRetest, ...]], ...]
@@ -221,6 +244,7 @@ class StudyReport:
     spatial: SpatialSection | NotApplicable
     mrmc: MRMCSection | NotApplicable
     ai_effect: AIEffectSection | NotApplicable
+    ai_reliance: AIRelianceSection | NotApplicable
     retest: RetestSection | NotApplicable
     reading_times: ReadingTimesSection | NotApplicable
     helpfulness: tuple[HelpfulnessSummary, ...] | NotApplicable
@@ -236,6 +260,7 @@ class StudyReport:
             ("spatial", "Map vs reader against reader vs reader (regions)", self.spatial),
             ("mrmc", "MRMC comparison of conditions (Obuchowski-Rockette)", self.mrmc),
             ("ai_effect", "Answer changes after the AI was shown", self.ai_effect),
+            ("ai_reliance", "Did readers follow the AI more when it was sure?", self.ai_reliance),
             ("retest", "Test-retest agreement (repeat reads)", self.retest),
             ("reading_times", "Reading times", self.reading_times),
             ("helpfulness", "Helpfulness of the explanation", self.helpfulness),
@@ -442,6 +467,27 @@ def ai_effect_section(facts: StudyFacts, reads: Sequence[Read], level: float) ->
     return AIEffectSection(question.key, tuple(arms))
 
 
+def ai_reliance_section(facts: StudyFacts, reads: Sequence[Read], level: float) -> AIRelianceSection:
+    """Per condition that showed the AI, readers' agreement with it and accuracy on the cases it
+    was sure of against those it flagged uncertain (its frozen uncertainty)."""
+    question = diagnosis_question(facts, reads)
+    shown = {arm.name: arm.show_uncertainty for arm in facts.arms}
+    out, skipped = [], []
+    for condition, group in _by_condition(facts, reads):
+        aided = [r for r in group if r.ai is not None]
+        if not aided:
+            continue
+        records = [(r.reader, r.case, r.answers.get(question.key), r.ai, r.truth, r.ai_uncertain) for r in aided]
+        try:
+            out.append(ConditionReliance(condition, shown.get(aided[0].arm, True), ai_reliance(records, level)))
+        except StatsInputError as exc:
+            skipped.append(f"{condition}: {exc}")
+    if not out:
+        raise StatsInputError("no condition showed the AI with its uncertainty measured" +
+                              (f" ({skipped[0]})" if skipped else ""))
+    return AIRelianceSection(question.key, tuple(out), tuple(skipped))
+
+
 def retest_section(facts: StudyFacts, reads: Sequence[Read], repeats: Sequence[Read], level: float) -> RetestSection:
     """Each reader's repeat reads against their first reads of the same cases (Cohen's kappa)."""
     if not repeats:
@@ -568,6 +614,7 @@ def study_report(
         spatial=_guard(lambda: spatial_section(facts, reads, maps or {}, grids or {}, map_threshold, measure, level)),
         mrmc=needs_positive(lambda p: mrmc_section(facts, reads, p, level)),
         ai_effect=_guard(lambda: ai_effect_section(facts, reads, level)),
+        ai_reliance=_guard(lambda: ai_reliance_section(facts, reads, level)),
         retest=_guard(lambda: retest_section(facts, reads, read_set.repeats, level)),
         reading_times=_guard(lambda: reading_times_section(facts, reads)),
         helpfulness=_guard(lambda: helpfulness_section(facts, reads, level)),

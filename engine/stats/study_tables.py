@@ -72,14 +72,15 @@ def design_tables(report: StudyReport) -> tuple[Table, ...]:
         ("confidence level", f"{report.level:.0%}"),
         ("software", f"Salience {f.software_version}"), ("generated at", f.generated_at or "-"),
     ]
-    arms = [(a.name, "yes" if a.shows_prediction else "no", a.cam_method or "-") for a in f.arms]
+    arms = [(a.name, "yes" if a.shows_prediction else "no", a.cam_method or "-",
+             ("yes" if a.show_uncertainty else "no") if a.shows_prediction else "-") for a in f.arms]
     questions = [(q.key, q.kind, q.prompt, ", ".join(q.options) or "-", "yes" if q.required else "no",
                   ", ".join(q.arms) if q.arms else "all", ", ".join(map(str, q.phases)) if q.phases else "all")
                  for q in f.questions]
     bundles = [(b.name, b.version, b.sha256, str(b.cases)) for b in f.bundles] or [("-", "-", "no frozen AI output", "0")]
     return (
         _table("Study", ("", "value"), facts),
-        _table("Arms", ("arm", "shows the AI's prediction", "map shown"), arms),
+        _table("Arms", ("arm", "shows the AI's prediction", "map shown", "uncertainty shown"), arms),
         _table("Questions", ("key", "kind", "prompt", "options", "required", "arms", "phases"), questions),
         _table("Frozen AI output (bundle)", ("bundle", "version", "sha256", "cases"), bundles),
     )
@@ -164,6 +165,24 @@ def _ai_effect(report: StudyReport) -> tuple[Table, ...]:
                    f"{report.level:.0%} Wilson intervals, reads treated as independent", ("", *(arm for arm, _ in arms)), rows),)
 
 
+def _ai_reliance(report: StudyReport) -> tuple[Table, ...]:
+    section = report.ai_reliance
+    rows = []
+    for entry in section.conditions:
+        for split in (entry.result.sure, entry.result.unsure):
+            rows.append((entry.condition, "yes" if entry.uncertainty_shown else "no (hidden from readers)",
+                         "uncertain" if split.flagged else "sure", split.n_cases, split.n_reads, split.n_readers,
+                         interval(split.agreement), interval(split.accuracy), interval(split.ai_accuracy),
+                         split.too_few or "-"))
+    unmeasured = [f"{e.condition}: {e.result.unmeasured}" for e in section.conditions if e.result.unmeasured]
+    caption = (f"Answers to {section.question!r} where the AI was shown, split by whether its frozen uncertainty "
+               f"flagged the case answer uncertain; {report.level:.0%} Wilson intervals, reads treated as independent")
+    if unmeasured:
+        caption += f"; reads left out because the AI's uncertainty was not measured: {', '.join(unmeasured)}"
+    return (_table(caption, ("condition", "uncertainty shown", "AI was", "cases", "reads", "readers",
+                             "agreement with the AI", "reader accuracy", "AI accuracy (cases)", "note"), rows),)
+
+
 def _retest(report: StudyReport) -> tuple[Table, ...]:
     rows = [(condition, r.reader, r.n_cases, interval(r.agreement)) for condition, readers in report.retest.conditions for r in readers]
     return (_table(f"Each reader's repeat read of {report.retest.question!r} against their first (Cohen's kappa, "
@@ -192,8 +211,8 @@ def _pairwise(report: StudyReport) -> tuple[Table, ...]:
 
 _TABLES = {
     "performance": _performance, "roc": _roc, "agreement": _agreement, "spatial": _spatial, "mrmc": _mrmc,
-    "ai_effect": _ai_effect, "retest": _retest, "reading_times": _reading_times, "helpfulness": _helpfulness,
-    "pairwise": _pairwise,
+    "ai_effect": _ai_effect, "ai_reliance": _ai_reliance, "retest": _retest, "reading_times": _reading_times,
+    "helpfulness": _helpfulness, "pairwise": _pairwise,
 }
 
 

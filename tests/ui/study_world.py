@@ -78,16 +78,20 @@ def sequential_design(**changes) -> StudyDesign:
     return StudyDesign(**values)
 
 
-def study_uncertainty_record() -> dict:
+def study_uncertainty_record(uncertain: bool = False) -> dict:
     """An uncertainty record of the world's frozen predictions (``db.uncertainty``), as a study
-    freezes it: test-time augmentation, the case judged on slice 2."""
+    freezes it: test-time augmentation, the case judged on slice 2; with ``uncertain`` the case
+    answer is flagged uncertain (higher entropies)."""
     words = [f"Not flagged as uncertain: slice {i + 1}." for i in range(SLICES)]
+    case = ({"total_entropy": 0.68, "aleatoric_entropy": 0.5, "epistemic_mutual_information": 0.18,
+             "top_class_std": 0.2, "uncertain": True, "words": f"Uncertain: {CLASSES[1]} 55%, margin 0.10."}
+            if uncertain else
+            {"total_entropy": 0.61, "aleatoric_entropy": 0.6, "epistemic_mutual_information": 0.01,
+             "top_class_std": 0.02, "uncertain": False, "words": f"Not flagged as uncertain: {CLASSES[1]} 70%, margin 0.40."})
     return {
         "method": "tta", "label": "test-time augmentation, 16 samples", "samples": 16, "rule": "the rule",
         "thresholds": {"margin": 0.15, "aleatoric_share": 0.75, "epistemic_share": 0.1, "std_limit": 0.1},
-        "case": {"answer": "item 1", "total_entropy": 0.61, "aleatoric_entropy": 0.6,
-                 "epistemic_mutual_information": 0.01, "top_class_std": 0.02, "uncertain": False,
-                 "words": f"Not flagged as uncertain: {CLASSES[1]} 70%, margin 0.40."},
+        "case": {"answer": "item 1", **case},
         "items": {k: [0.1] * SLICES for k in ("total_entropy", "aleatoric_entropy", "top_class_std")}
         | {"epistemic_mutual_information": [0.0] * SLICES, "uncertain": [False] * SLICES, "words": words},
     }
@@ -112,10 +116,11 @@ def synthetic_maps(index: int) -> dict[str, tuple[np.ndarray, dict]]:
 
 
 def build_study_world(tmp_path: Path, design: StudyDesign, readers=("ann", "ben"), cases: int = 4,
-                      single_user: bool = False, open_it: bool = True, uncertainty: dict | None = None) -> StudyWorld:
+                      single_user: bool = False, open_it: bool = True,
+                      uncertainty: dict | list[dict | None] | None = None) -> StudyWorld:
     """Accounts (coordinator "cora", the readers; password ``PASSWORD``), ``cases`` cases with
-    frozen AI output (with ``uncertainty`` as its uncertainty record, None: not measured), and the
-    study created (and opened) with every reader."""
+    frozen AI output (with ``uncertainty`` as its uncertainty record, or a list of one record per
+    case; None: not measured), and the study created (and opened) with every reader."""
     home = tmp_path / "home"
     settings = Settings(home=home, db_url=f"sqlite:///{home / 'salience.db'}", demo_data=tmp_path,
                         reader="cora", single_user=single_user)
@@ -133,8 +138,9 @@ def build_study_world(tmp_path: Path, design: StudyDesign, readers=("ann", "ben"
         volume = read_image(path)
         probabilities = np.tile(np.array([[0.3, 0.7]], dtype=np.float32), (SLICES, 1))
         probabilities[0] = (0.9, 0.1)
+        record = uncertainty[index] if isinstance(uncertainty, list) else uncertainty
         frozen = FrozenOutput("synthetic", "1.0.0", "c" * 64, "features", CLASSES, "slice", True, probabilities, 1,
-                              synthetic_maps(index), uncertainty)
+                              synthetic_maps(index), record)
         with factory.begin() as session:
             case = get_or_create_case(session, content_hash=volume.content_hash, source=str(path),
                                       modality=volume.modality, kind=volume.kind, shape=list(volume.array.shape),

@@ -36,7 +36,9 @@ def case_summary(ai: StudyAi) -> str:
 
 def uncertainty_summary(ai: StudyAi) -> str:
     """How sure the model was of the case's answer, in the words frozen with it and how it was
-    measured; "Uncertainty not measured." when the study froze none."""
+    measured; "Uncertainty not measured." when the study froze none; nothing in an arm that hides it."""
+    if ai.uncertainty_hidden:
+        return ""
     found = ai.uncertainty
     if found is None:
         return "<i>Uncertainty not measured.</i>"
