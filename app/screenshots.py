@@ -92,7 +92,54 @@ def shots(window, app, out: Path) -> list[Path]:
     open_demo(window, app, "lung_aca")
     wait_for(app, window.analyse("histopathology", "gradcam"))
     step("histopathology")
+    # A whole slide: a pyramid built from held-back patches, tile probabilities over the tissue.
+    slide = build_demo_slide(out.parent / f"{out.name}-slide.tif")
+    try:
+        wait_for(app, window.open_path(str(slide)))
+        wait_for(app, window.analyse("histopathology", "gradcam"))
+        window.state.overlay.map_source = "probability"
+        window.slide_view.fit()
+        step("slide")
+        window.slide_view.zoom_by(6.0)
+        step("slide-zoomed")
+    finally:
+        slide.unlink(missing_ok=True)
+    # Annotation: a lesion painted with the brush and a box, saved, reopened after the case is closed.
+    open_demo(window, app, "TCGA_CS_4941")
+    window.state.display.slice_index = 12
+    wait_for(app, window.analyse("glioma", "gradcam"))
+    paint_lesion(window)
+    step("glioma-brush")
     return taken
+
+
+def paint_lesion(window) -> None:
+    """Paint a stroke across the lesion of TCGA_CS_4941 slice 13 with the brush, as a drag does."""
+    annotation = window.state.annotation
+    annotation.tool = "brush"
+    annotation.brush_radius = 4
+    annotation.label = annotation.label or "lesion"
+    annotation.begin_stroke(38.0, 40.0)
+    for step in range(1, 15):
+        annotation.extend_stroke(38.0 + step * 0.8, 40.0 + step * 1.6)
+    annotation.end_stroke()
+    annotation.tool = "navigate"
+
+
+def build_demo_slide(path: Path) -> Path:
+    """A 6 x 8-cell pyramid of the histopathology bundle's held-back patches: a rectangle of tumour
+    inside benign tissue (``engine.tasks.histopathology.mosaic``)."""
+    import numpy as np
+
+    from app.settings import Settings
+    from engine.models.metadata import read_json, resolve_bundle
+    from engine.tasks.histopathology.mosaic import build_mosaic, patch_pool, tumour_layout
+
+    held_back = read_json(resolve_bundle("histopathology"), "configs/metadata.json")["split"]["test"]
+    pool = patch_pool(Settings.from_env().demo_data / "histopathology-lc25000", list(held_back))
+    rng = np.random.default_rng(3)
+    build_mosaic(path, tumour_layout(6, 8, rng), pool, rng)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

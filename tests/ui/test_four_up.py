@@ -249,3 +249,19 @@ def test_the_common_four_replace_a_first_method_outside_them(qtbot, opened, work
     assert opened.analysis_menu.compare_common() is not None  # shown already: nothing to compute
     finish(qtbot, opened._analysis_task)
     assert len(workstation.compare_calls) == 4 and shown_methods(opened) == list(COMMON_METHODS)
+
+
+def test_the_colour_bar_labels_never_overlap_with_four_methods(four):
+    """Four methods' ends joined ("0 | 0 | 0 | 0", "0.425 | 53.3 | ...") ran into the middle word
+    at the review column's width; the bar now falls back to "low" / "high" when they do not fit,
+    and each text stays within its own third of the bar."""
+    bar = four.overlay_panel.colour_bar
+    bar.resize(260, bar.height())
+    low, middle, high = bar.end_labels()
+    metrics = bar.fontMetrics()
+    half = bar.width() / 2.0
+    assert metrics.horizontalAdvance(low) + metrics.horizontalAdvance(middle) / 2.0 < half
+    assert metrics.horizontalAdvance(high) + metrics.horizontalAdvance(middle) / 2.0 < half
+    four.state.overlay.set_compared(())  # one method again: its raw values at the ends
+    low, middle, high = bar.end_labels()
+    assert middle == "raw CAM value" and low != "low"

@@ -29,6 +29,33 @@ class ColourBar(QWidget):
     def _repaint(self, *_args: object) -> None:
         self.update()
 
+    def end_labels(self) -> tuple[str, str, str]:
+        """The texts under the bar's left end, middle and right end.
+
+        One method: its raw values at the ends. Several: each method's ends, left to right in view
+        order, when they fit beside the middle word; otherwise "low" and "high", and the middle
+        says that each view's caption gives its own range (the texts never overlap).
+        """
+        spec = self.overlay.spec()
+        if spec is None:
+            return "", "", ""
+        ends = [spec.value_range]
+        compared = (self.overlay.value_range(role) for role in MAP_ROLES[1:])
+        ends += [end for end in compared if end is not None]  # each method spans its own raw values
+        if len(ends) == 1:
+            middle = "tile probability" if self.overlay.map_source == "probability" else "raw CAM value"
+            return f"{spec.value_range.low:.3g}", middle, f"{spec.value_range.high:.3g}"
+        low = " | ".join(f"{end.low:.3g}" for end in ends)
+        high = " | ".join(f"{end.high:.3g}" for end in ends)
+        middle = "raw: left | right" if len(ends) == 2 else "raw"
+        metrics = self.fontMetrics()
+        gap = metrics.horizontalAdvance("  ")
+        # The middle text is centred: each end must stay clear of its half.
+        half_middle = metrics.horizontalAdvance(middle) / 2.0
+        if max(metrics.horizontalAdvance(low), metrics.horizontalAdvance(high)) + half_middle + gap <= self.width() / 2.0:
+            return low, middle, high
+        return "low", "each view's own raw range", "high"
+
     def paintEvent(self, _event: object) -> None:  # noqa: N802
         painter = QPainter(self)
         lut = colormap(self.overlay.colormap)
@@ -42,17 +69,9 @@ class ColourBar(QWidget):
         if spec is not None:
             painter.setPen(QColor(200, 200, 200))
             text_area = QRectF(0, 13, self.width(), 16)
-            ends = [spec.value_range]
-            compared = (self.overlay.value_range(role) for role in MAP_ROLES[1:])
-            ends += [end for end in compared if end is not None]  # each method spans its own raw values
-            low = " | ".join(f"{end.low:.3g}" for end in ends)
-            high = " | ".join(f"{end.high:.3g}" for end in ends)
+            low, middle, high = self.end_labels()
             painter.drawText(text_area, Qt.AlignmentFlag.AlignLeft, low)
             painter.drawText(text_area, Qt.AlignmentFlag.AlignRight, high)
-            if len(ends) > 1:
-                middle = "raw: left | right" if len(ends) == 2 else "raw"  # short: the ends are wide
-            else:
-                middle = "tile probability" if self.overlay.map_source == "probability" else "raw CAM value"
             painter.drawText(text_area, Qt.AlignmentFlag.AlignHCenter, middle)
             scope = self.overlay.scope_text()
             if self.overlay.threshold > 0:
