@@ -109,6 +109,8 @@ class MainWindow(QMainWindow):
         self.view_modes.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self.slide_view = SlideView(self.state)  # instead of the views while a whole slide is open
         self.slide_view.hide()
+        self.slide_view.cursor_moved.connect(  # where the pointer is on the slide, and its colour
+            lambda text: self.statusBar().showMessage(text) if text else self.statusBar().clearMessage())
         self.navigator = SliceNavigator(self.state)
         centre = QWidget()
         layout = QVBoxLayout(centre)

@@ -49,6 +49,7 @@ class SlideReader:
         downsamples: level-0 pixels per pixel of each level.
         mpp: microns per level-0 pixel ``(x, y)``, or None when the file does not say.
         backend: "tiffslide" or "openslide".
+        closed: True once ``close`` has released the file.
 
     Raises:
         ImageReadError: neither backend can open the file as a slide.
@@ -61,6 +62,7 @@ class SlideReader:
         self.dimensions = tuple((int(w), int(h)) for w, h in self._slide.level_dimensions)
         self.downsamples = tuple(float(d) for d in self._slide.level_downsamples)
         self.mpp = _slide_mpp(self._slide.properties, self.backend)
+        self.closed = False
 
     def read_region(self, level: int, location: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
         """Read an RGB region; parts outside the slide are white.
@@ -126,7 +128,10 @@ class SlideReader:
         return rgb, width0 / out_w
 
     def close(self) -> None:
-        self._slide.close()
+        """Close the file (a second call does nothing); ``closed`` says whether it is."""
+        if not self.closed:
+            self._slide.close()
+            self.closed = True
 
     def __enter__(self) -> "SlideReader":
         return self
