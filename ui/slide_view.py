@@ -15,7 +15,7 @@ pixel) and the level-0 point at its centre; each paint draws, bottom to top:
 
 The display's window and inversion apply per channel to the slide's colours, as
 ``engine.imaging.render.render_slice`` does for an RGB patch in ``SliceView`` (the map stays on
-top, unwindowed). While methods are compared the view shows one of them at a time: the selector
+top, unwindowed); picking channel R, G or B shows that channel as grey, as it does there. While methods are compared the view shows one of them at a time: the selector
 at the top right picks which (side-by-side slide views are not built).
 
 Missing tiles are asked of ``ui.slide_loader.TileLoader`` after every move; they are read on its
@@ -90,6 +90,7 @@ class SlideView(MarkEditing, QWidget):
         self.cursor_text = ""
         self._polygon: list[Point] = []
         self._lut: np.ndarray | None = None  # the window and inversion as a 256-entry table; None: as stored
+        self._channel: int | None = None  # the one channel shown as grey (R, G or B), None for colour
         self._windowed: dict[TileKey, QImage] = {}  # tiles through _lut, for the present window
         self._windowed_thumbnail: QImage | None = None
         self._roi_colour: tuple[Segment, RegionColour | None] | None = None
@@ -115,7 +116,7 @@ class SlideView(MarkEditing, QWidget):
         self.display.events.volume.connect(self._on_volume)
         self.overlay.events.all.connect(self._on_overlay)
         self.overlay.events.compared.connect(self._on_compared)
-        for signal in (self.display.events.window, self.display.events.invert):
+        for signal in (self.display.events.window, self.display.events.invert, self.display.events.channel):
             signal.connect(self._on_window)
         for signal in (self.annotation.events.drafts, self.annotation.events.selected,
                        self.annotation.events.saved_marks, self.measure.events.ruler, self.measure.events.roi):
@@ -217,12 +218,16 @@ class SlideView(MarkEditing, QWidget):
     # -- window and inversion ------------------------------------------------------------------
     def _on_window(self, *_args: object) -> None:
         """Turn the display's window and inversion into one table for all three channels (the
-        levels ``render_slice`` gives an RGB patch); None when it leaves the colours as stored."""
+        levels ``render_slice`` gives an RGB patch), and a picked channel (R, G or B) into grey as
+        the slice view shows it; no table when the colours show as stored."""
         centre, width = self.display.window
         lut = window_to_uint8(np.arange(256, dtype=np.float32), centre, width)
         if self.display.invert:
             lut = 255 - lut
-        self._lut = None if np.array_equal(lut, np.arange(256)) else lut
+        names = getattr(self.display.volume, "channel_names", ())
+        self._channel = names.index(self.display.channel) if self.display.channel in names else None
+        identity = np.array_equal(lut, np.arange(256)) and self._channel is None
+        self._lut = None if identity else lut
         self._windowed, self._windowed_thumbnail = {}, None
         self.update()
 
@@ -232,7 +237,7 @@ class SlideView(MarkEditing, QWidget):
             return image
         cached = self._windowed.get(key) if key is not None else self._windowed_thumbnail
         if cached is None:
-            cached = windowed_image(image, self._lut)
+            cached = windowed_image(image, self._lut, self._channel)
             if key is None:
                 self._windowed_thumbnail = cached
             else:
@@ -608,11 +613,15 @@ class SlideView(MarkEditing, QWidget):
 WINDOWED_TILES = 512
 
 
-def windowed_image(image: QImage, lut: np.ndarray) -> QImage:
+def windowed_image(image: QImage, lut: np.ndarray, channel: int | None = None) -> QImage:
     """An RGB image with every channel passed through ``lut`` (``(256,)`` uint8: a window and
-    perhaps an inversion, the same for red, green and blue as ``render_slice`` windows colour)."""
+    perhaps an inversion, the same for red, green and blue as ``render_slice`` windows colour);
+    with ``channel`` (0, 1, 2) that channel alone, as grey."""
     rgb = image.convertToFormat(QImage.Format.Format_RGB888)
     width, height, stride = rgb.width(), rgb.height(), rgb.bytesPerLine()
     rows = np.frombuffer(rgb.constBits(), np.uint8, count=stride * height).reshape(height, stride)
-    out = np.ascontiguousarray(lut[rows[:, : 3 * width]])
+    values = rows[:, : 3 * width].reshape(height, width, 3)
+    if channel is not None:
+        values = np.repeat(values[..., channel : channel + 1], 3, axis=2)
+    out = np.ascontiguousarray(lut[values])
     return QImage(out.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()

@@ -182,6 +182,8 @@ def test_window_and_invert_apply_to_the_slide_colours_as_to_an_rgb_patch(qtbot, 
     state.display.window = (200.0, 100.0)
     expected = np.clip(np.rint((truth - 150.0) * 255.0 / 100.0), 0, 255)
     np.testing.assert_array_equal(pixels(view)[40:200, 0:180], expected)
+    state.display.channel = "G"  # one channel, as grey, windowed
+    np.testing.assert_array_equal(pixels(view)[40:200, 0:180], np.repeat(expected[..., 1:2], 3, axis=2))
 
 
 def open_paths() -> set[str]:
