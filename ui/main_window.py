@@ -225,6 +225,16 @@ class MainWindow(QMainWindow):
         help_menu = self.menuBar().addMenu("&Help")
         action(help_menu, "Keyboard &shortcuts", "F1", lambda: ShortcutsDialog(self).exec())
 
+    def centre_for(self, volume) -> bool:
+        """Make the centre the slide view for an open whole slide, else the view modes (before
+        the volume is shown); returns True for a slide. Study mode shows its cases through it too."""
+        slide = volume.kind == "slide" and "slide" in volume.extras
+        if slide and self.state.planes.three_planes:
+            self.state.planes.three_planes = False
+        self.view_modes.setVisible(not slide)
+        self.slide_view.setVisible(slide)
+        return slide
+
     def showing_slide(self) -> bool:
         """True while a whole slide is open: the centre is the slide view, not the slice views."""
         return self.slide_view.isVisibleTo(self)
@@ -403,11 +413,7 @@ class MainWindow(QMainWindow):
         channel = case.display_channel if case.display_channel in volume.channel_names else None
         if volume.is_rgb:
             channel = None  # colour by default; R, G and B stay in the channel box
-        slide = volume.kind == "slide" and "slide" in volume.extras
-        if slide and self.state.planes.three_planes:
-            self.state.planes.three_planes = False
-        self.view_modes.setVisible(not slide)
-        self.slide_view.setVisible(slide)
+        slide = self.centre_for(volume)
         self.state.display.set_volume(volume, channel)
         self.reading_form.reset()
         self.close_saved_reading()

@@ -188,7 +188,7 @@ class SlideView(MarkEditing, QWidget):
             self.role = "main"
         self.method_picker.clear()
         for role, analysis in zip(MAP_ROLES, shown):
-            self.method_picker.addItem(f"Map: {display_name(analysis.method)}", role)
+            self.method_picker.addItem(display_name(analysis.method), role)
         if shown:
             self.method_picker.setCurrentIndex(MAP_ROLES.index(self.role))
             self.method_picker.adjustSize()

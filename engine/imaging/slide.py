@@ -143,6 +143,34 @@ class SlideReader:
         return f"SlideReader({str(self.path)!r}, levels={self.levels}, dimensions={self.dimensions[0]})"
 
 
+class SlidePixels:
+    """An open slide's pyramid pixels and pixel size, and nothing else: no path, no file
+    properties, no label or macro image (what a blinded study reader's viewer may be handed).
+
+    Args:
+        reader: the open ``SlideReader``; ``close`` closes it.
+    """
+
+    def __init__(self, reader: SlideReader) -> None:
+        self._reader = reader
+        self.levels, self.dimensions, self.downsamples = reader.levels, reader.dimensions, reader.downsamples
+        self.mpp = reader.mpp
+
+    @property
+    def closed(self) -> bool:
+        return self._reader.closed
+
+    def read_region(self, level: int, location: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+        """As ``SlideReader.read_region``."""
+        return self._reader.read_region(level, location, size)
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __repr__(self) -> str:
+        return f"SlidePixels(levels={self.levels}, dimensions={self.dimensions[0]})"
+
+
 def _open_backend(path: Path) -> tuple[Any, str]:
     reasons = []
     try:

@@ -156,7 +156,7 @@ def test_while_comparing_the_slide_says_which_method_it_draws_and_the_selector_s
     assert view.method_picker.isHidden()
     state.overlay.set_compared([analysis("scorecam", (slice(56, 112), slice(0, 56)))])
     assert view.method_picker.isVisible() and view.method_picker.count() == 2
-    assert [view.method_picker.itemText(i) for i in range(2)] == ["Map: Grad-CAM", "Map: Score-CAM"]
+    assert [view.method_picker.itemText(i) for i in range(2)] == ["Grad-CAM", "Score-CAM"]
     assert view.method_picker.currentIndex() == 0
     hot = colormap("inferno")[255]
     screen = pixels(view)
