@@ -241,8 +241,8 @@ class SlideView(MarkEditing, QWidget):
             if key is None:
                 self._windowed_thumbnail = cached
             else:
-                if len(self._windowed) > WINDOWED_TILES:
-                    self._windowed.clear()
+                if len(self._windowed) >= WINDOWED_TILES:
+                    del self._windowed[next(iter(self._windowed))]  # the oldest made
                 self._windowed[key] = cached
         return cached
 
@@ -609,8 +609,9 @@ class SlideView(MarkEditing, QWidget):
             super().keyPressEvent(event)
 
 
-#: Windowed tiles kept for the present window (they are made again after a window change).
-WINDOWED_TILES = 512
+#: Windowed tiles kept for the present window, oldest dropped first (384 RGB tiles of 256 x 256
+#: are about 75 MB); all are made again after a window change.
+WINDOWED_TILES = 384
 
 
 def windowed_image(image: QImage, lut: np.ndarray, channel: int | None = None) -> QImage:
