@@ -15,8 +15,9 @@ pixel) and the level-0 point at its centre; each paint draws, bottom to top:
 
 The display's window and inversion apply per channel to the slide's colours, as
 ``engine.imaging.render.render_slice`` does for an RGB patch in ``SliceView`` (the map stays on
-top, unwindowed); picking channel R, G or B shows that channel as grey, as it does there. While methods are compared the view shows one of them at a time: the selector
-at the top right picks which (side-by-side slide views are not built).
+top, unwindowed); picking channel R, G or B shows that channel as grey, as it does there.
+While methods are compared the view shows one of them at a time: the selector at the top right
+picks which (side-by-side slide views are not built).
 
 Missing tiles are asked of ``ui.slide_loader.TileLoader`` after every move; they are read on its
 thread pool and repainted when they arrive. Mouse: the wheel zooms about the cursor (smoothly,
