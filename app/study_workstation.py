@@ -29,6 +29,7 @@ from db.study_pixels import CasePixels, pixels_for_token
 from db.study_reader import AiOutput, MapView
 from engine.errors import SalienceError
 from engine.imaging import ImageVolume, read_image
+from engine.imaging.slide import SlidePixels, SlideReader
 from engine.progress import Progress, ScaledProgress
 from ui.backend import Analysis, OpenedStudyCase, StudyAi, StudyCaseView
 
@@ -46,9 +47,12 @@ KEPT_EXTRAS = ("frame_times_ms",)
 def deidentified(volume: ImageVolume, pseudonym: str) -> ImageVolume:
     """The volume as a study reader may have it: ``source`` is the pseudonym, the header keeps
     only ``TECHNICAL_HEADER_FIELDS``, and the label layer (a mask may be the reference answer)
-    and reader-specific extras are gone."""
+    and reader-specific extras are gone; an open whole slide stays as its pyramid pixels only
+    (``SlidePixels``: no path, no file properties), which the slide view reads and closes."""
     header = {key: volume.header[key] for key in TECHNICAL_HEADER_FIELDS if key in volume.header}
     extras = {key: volume.extras[key] for key in KEPT_EXTRAS if key in volume.extras}
+    if isinstance(volume.extras.get("slide"), SlideReader):  # a whole slide: its pixels, not its file
+        extras["slide"] = SlidePixels(volume.extras["slide"])
     return volume.with_(source=pseudonym, header=header, labels=None, label_names={}, extras=extras)
 
 
@@ -65,6 +69,8 @@ def read_study_pixels(pixels: CasePixels, progress: Progress) -> ImageVolume:
         log.warning("study case %s could not be read: %s", pixels.pseudonym, exc)
         raise SalienceError(f"{pixels.pseudonym}: its image cannot be read; please tell the study's coordinator") from None
     if volume.content_hash != pixels.content_hash:
+        if isinstance(volume.extras.get("slide"), SlideReader):
+            volume.extras["slide"].close()  # not shown: nothing else would close it
         log.warning("study case %s: %s no longer holds the image the study froze", pixels.pseudonym, pixels.source)
         raise SalienceError(f"{pixels.pseudonym}: its image has changed since the study was created; "
                             "please tell the study's coordinator")

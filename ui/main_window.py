@@ -109,6 +109,8 @@ class MainWindow(QMainWindow):
         self.view_modes.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self.slide_view = SlideView(self.state)  # instead of the views while a whole slide is open
         self.slide_view.hide()
+        self.slide_view.cursor_moved.connect(  # where the pointer is on the slide, and its colour
+            lambda text: self.statusBar().showMessage(text) if text else self.statusBar().clearMessage())
         self.navigator = SliceNavigator(self.state)
         centre = QWidget()
         layout = QVBoxLayout(centre)
@@ -222,6 +224,16 @@ class MainWindow(QMainWindow):
             action(tools_menu, "&Clear the painted masks of this slice", None, lambda: annotation.clear_masks()))
         help_menu = self.menuBar().addMenu("&Help")
         action(help_menu, "Keyboard &shortcuts", "F1", lambda: ShortcutsDialog(self).exec())
+
+    def centre_for(self, volume) -> bool:
+        """Make the centre the slide view for an open whole slide, else the view modes (before
+        the volume is shown); returns True for a slide. Study mode shows its cases through it too."""
+        slide = volume.kind == "slide" and "slide" in volume.extras
+        if slide and self.state.planes.three_planes:
+            self.state.planes.three_planes = False
+        self.view_modes.setVisible(not slide)
+        self.slide_view.setVisible(slide)
+        return slide
 
     def showing_slide(self) -> bool:
         """True while a whole slide is open: the centre is the slide view, not the slice views."""
@@ -401,11 +413,7 @@ class MainWindow(QMainWindow):
         channel = case.display_channel if case.display_channel in volume.channel_names else None
         if volume.is_rgb:
             channel = None  # colour by default; R, G and B stay in the channel box
-        slide = volume.kind == "slide" and "slide" in volume.extras
-        if slide and self.state.planes.three_planes:
-            self.state.planes.three_planes = False
-        self.view_modes.setVisible(not slide)
-        self.slide_view.setVisible(slide)
+        slide = self.centre_for(volume)
         self.state.display.set_volume(volume, channel)
         self.reading_form.reset()
         self.close_saved_reading()

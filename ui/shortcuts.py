@@ -23,7 +23,8 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("Middle-drag", "pan (left-drag too, with Navigate, away from a mark)"),
     ("F", "fit the image (or the whole slide) to the view"),
     ("+ / = / -", "zoom in / in / out about the middle of the view"),
-    ("Wheel (slide) / Drag (slide)", "zoom a whole slide about the cursor / pan it"),
+    ("Wheel (slide) / Drag (slide)", "zoom a whole slide about the cursor / pan it (with Navigate, off a mark); "
+                                     "marks, ruler (µm) and ROI (mm², mean colour) as on slices"),
     ("Click (minimap) / Drag (minimap)", "move the slide view there"),
     ("V", "three linked planes (axial, coronal, sagittal) / back to one view"),
     ("Click or drag in a plane (Navigate)", "three planes: move the crosshair there, the other planes follow; "

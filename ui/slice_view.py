@@ -20,29 +20,24 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
-    QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QPolygonF, QWheelEvent,
+    QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QWheelEvent,
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from engine.imaging.render import OverlaySpec, render_slice
 from engine.imaging.volume import ImageVolume
-from ui.backend import AnnotationDraft
+from ui.mark_editing import (  # noqa: F401 (the mark colours and draw_mark are also used from here)
+    MARK_COLOUR, MEASURE_COLOUR, SAVED_MARK_COLOUR, SELECTED_COLOUR, MarkEditing, draw_mark,
+)
 from ui.mask_painter import draw_brush_cursor, draw_label_masks
 from ui.model import PAINT_TOOLS, MapRole, ViewerState
-from ui.model.geometry import distance_mm, point_in_polygon
 
 PAGE_STEP = 5
-MARK_COLOUR = QColor(64, 224, 208)  # turquoise: visible on grey and on the inferno/jet maps
-SELECTED_COLOUR = QColor(255, 255, 255)
-SAVED_MARK_COLOUR = QColor(255, 209, 102)  # a saved reading's marks: amber, dashed
-MEASURE_COLOUR = QColor(140, 255, 140)
 TEXT_COLOUR = QColor(230, 230, 230)
 CAPTION_COLOUR = QColor(255, 214, 102)  # the method name of a compared view: amber, stands out
 _OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "S": "I", "I": "S", "?": "?"}
 _WL_PIXELS_PER_WIDTH = 256.0  # dragging this many pixels changes the window by one default width
 _MIN_ZOOM, _MAX_ZOOM = 0.25, 16.0
-_HIT_PIXELS = 8.0  # how close (screen pixels) a click must come to a point mark to pick it
-_DRAG_TOOLS = ("box", "ellipse", "ruler", "roi")
 
 
 def orientation_letters(volume: ImageVolume) -> tuple[str, str, str, str] | None:
@@ -65,7 +60,7 @@ def orientation_letters(volume: ImageVolume) -> tuple[str, str, str, str] | None
     return _OPPOSITE[orientation[2]], _OPPOSITE[orientation[1]], orientation[2], orientation[1]
 
 
-class SliceView(QWidget):
+class SliceView(MarkEditing, QWidget):
     """Draws ``state``'s current slice and writes slice, window, marks and measures back to it.
 
     Args:
@@ -160,14 +155,6 @@ class SliceView(QWidget):
         row = (point.y() - rect.top()) * rows / rect.height() - 0.5
         return row, col
 
-    def _inside(self, row: float, col: float) -> bool:
-        rows, cols, _, _ = self.plane_grid()
-        return -0.5 <= row <= rows - 0.5 and -0.5 <= col <= cols - 0.5
-
-    def _clamp_inside(self, row: float, col: float) -> tuple[float, float]:
-        rows, cols, _, _ = self.plane_grid()
-        return min(max(row, -0.5), rows - 0.5), min(max(col, -0.5), cols - 0.5)
-
     def viewport(self) -> tuple[float, QPointF]:
         """``(zoom, pan)``: how far the image is magnified and shifted from centred."""
         return self._zoom, QPointF(self._pan)
@@ -200,12 +187,6 @@ class SliceView(QWidget):
         self._cancel_drawing()
         self.setCursor(Qt.CursorShape.OpenHandCursor if tool == "navigate" else Qt.CursorShape.CrossCursor)
         self.update()
-
-    def _cancel_drawing(self) -> None:
-        self._shape_start = self._shape_end = None
-        self._polygon = []
-        self._moving = None
-        self._move_offset = (0.0, 0.0)
 
     def _rerender(self, *_args: object) -> None:
         """Render the shown slice with its overlay into the image the next paint draws. A hidden
@@ -263,96 +244,9 @@ class SliceView(QWidget):
 
     # -- marks -------------------------------------------------------------------------------
     def _draw_marks(self, painter: QPainter) -> None:
-        painter.setFont(QFont(self.font().family(), 9))
-        here = self.display.slice_index
-        for mark in self.annotation.saved_marks:
-            if mark.slice_index == here and mark.kind != "mask":  # masks: draw_label_masks
-                self._draw_mark(painter, mark, mark.label, QPen(SAVED_MARK_COLOUR, 2.0, Qt.PenStyle.DashLine))
-        for number, mark in enumerate(self.annotation.drafts, start=1):
-            if mark.slice_index == here and mark.kind != "mask":
-                selected = number - 1 == self.annotation.selected
-                pen = QPen(SELECTED_COLOUR if selected else MARK_COLOUR, 3.0 if selected else 2.0)
-                offset = self._move_offset if self._moving is not None and self._moving[0] == number - 1 else (0, 0)
-                self._draw_mark(painter, mark, f"{number} {mark.label}".strip(), pen, offset)
-        painter.setPen(QPen(MARK_COLOUR, 1.5, Qt.PenStyle.DashLine))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        if self._shape_start is not None and self._shape_end is not None and self.annotation.tool in ("box", "ellipse"):
-            rect = QRectF(self.image_to_widget(*self._shape_start), self.image_to_widget(*self._shape_end)).normalized()
-            painter.drawEllipse(rect) if self.annotation.tool == "ellipse" else painter.drawRect(rect)
-        if self._polygon:
-            points = [self.image_to_widget(*vertex) for vertex in self._polygon]
-            if self._hover is not None:
-                points.append(self.image_to_widget(*self._hover))
-            painter.drawPolyline(QPolygonF(points))
-            for point in points[: len(self._polygon)]:
-                painter.drawEllipse(point, 3.0, 3.0)
+        super()._draw_marks(painter)
         if self.annotation.tool in PAINT_TOOLS and self._hover is not None:
             draw_brush_cursor(painter, self, self._hover)
-
-    def _draw_mark(self, painter: QPainter, mark: AnnotationDraft, caption: str, pen: QPen,
-                   offset: tuple[float, float] = (0.0, 0.0)) -> None:
-        points = [self.image_to_widget(r + offset[0], c + offset[1]) for r, c in mark.points]
-        draw_mark(painter, mark.kind, points, caption, pen)
-
-    def mark_at(self, position: QPointF) -> int:
-        """Index of the topmost draft mark on the shown slice under a widget position, else -1."""
-        row, col = self.widget_to_image(position)
-        for index in range(len(self.annotation.drafts) - 1, -1, -1):
-            mark = self.annotation.drafts[index]
-            if mark.slice_index != self.display.slice_index or mark.kind == "mask":
-                continue
-            if mark.kind == "point":
-                if _distance(self.image_to_widget(*mark.points[0]), position) <= _HIT_PIXELS:
-                    return index
-            elif mark.kind == "box":
-                (top, left), (bottom, right) = mark.points
-                if top <= row <= bottom and left <= col <= right:
-                    return index
-            elif mark.kind == "ellipse":
-                (top, left), (bottom, right) = mark.points
-                centre_r, centre_c = (top + bottom) / 2, (left + right) / 2
-                half_r, half_c = max((bottom - top) / 2, 1e-6), max((right - left) / 2, 1e-6)
-                if ((row - centre_r) / half_r) ** 2 + ((col - centre_c) / half_c) ** 2 <= 1.0:
-                    return index
-            elif point_in_polygon((row, col), mark.points):
-                return index
-        return -1
-
-    # -- measures ----------------------------------------------------------------------------
-    def _draw_measures(self, painter: QPainter) -> None:
-        painter.setFont(QFont(self.font().family(), 10, QFont.Weight.Bold))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        here = self.display.slice_index
-        ruler = self.measure.ruler
-        drawing = self._shape_start is not None and self._shape_end is not None
-        if drawing and self.annotation.tool == "ruler":
-            self._draw_ruler(painter, self._shape_start, self._shape_end, dashed=True)
-        elif ruler is not None and ruler.slice_index == here:
-            self._draw_ruler(painter, ruler.start, ruler.end)
-        roi = self.measure.roi
-        if drawing and self.annotation.tool == "roi":
-            painter.setPen(QPen(MEASURE_COLOUR, 1.5, Qt.PenStyle.DashLine))
-            painter.drawRect(QRectF(self.image_to_widget(*self._shape_start),
-                                    self.image_to_widget(*self._shape_end)).normalized())
-        elif roi is not None and roi.slice_index == here:
-            box = QRectF(self.image_to_widget(*roi.start), self.image_to_widget(*roi.end)).normalized()
-            painter.setPen(QPen(MEASURE_COLOUR, 2.0))
-            painter.drawRect(box)
-            stats = self.measure.roi_stats()
-            if stats is not None:
-                text = (f"mean {stats.mean:.4g}  SD {stats.sd:.3g}\n"
-                        f"{stats.area_mm2:.4g} mm\u00b2 ({stats.pixels} px)")
-                painter.drawText(QRectF(box.left(), box.bottom() + 2, 260, 40),
-                                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, text)
-
-    def _draw_ruler(self, painter: QPainter, start, end, dashed: bool = False) -> None:
-        a, b = self.image_to_widget(*start), self.image_to_widget(*end)
-        painter.setPen(QPen(MEASURE_COLOUR, 2.0, Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine))
-        painter.drawLine(a, b)
-        for point in (a, b):
-            painter.drawEllipse(point, 3.0, 3.0)
-        _, dy, dx = self.display.volume.spacing
-        painter.drawText(b + QPointF(8, -6), f"{distance_mm(start, end, (dy, dx)):.1f} mm")
 
     # -- text --------------------------------------------------------------------------------
     def _draw_text(self, painter: QPainter) -> None:
@@ -422,36 +316,15 @@ class SliceView(QWidget):
             return
         self.setFocus(Qt.FocusReason.MouseFocusReason)
         button, position = event.button(), event.position()
-        tool = self.annotation.tool
-        row, col = self.widget_to_image(position)
-        if button == Qt.MouseButton.LeftButton and tool != "navigate":
-            if not self._inside(row, col):
-                return
-            if tool in PAINT_TOOLS:
+        if button == Qt.MouseButton.LeftButton and self.annotation.tool in PAINT_TOOLS:
+            row, col = self.widget_to_image(position)
+            if self._inside(row, col):
                 self.annotation.begin_stroke(row, col)
-            elif tool == "point":
-                self.annotation.add_point(row, col)
-            elif tool == "polygon":
-                self._polygon.append((row, col))
-                self.update()
-            else:
-                self._shape_start = self._shape_end = (row, col)
             return
-        if button == Qt.MouseButton.LeftButton:
-            index = self.mark_at(position)
-            self.annotation.select(index)
-            if index >= 0:
-                self._moving = (index, (row, col))
-                self._move_offset = (0.0, 0.0)
-                return
+        if self._press_marks(button, position):
+            return
         self._drag_button, self._drag_start = button, position
         self._drag_window, self._drag_pan = self.display.window, QPointF(self._pan)
-
-    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self.annotation.tool == "polygon" and self._polygon:
-            self._close_polygon()
-        else:
-            super().mouseDoubleClickEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self.display.volume is None:
@@ -463,20 +336,13 @@ class SliceView(QWidget):
             self.cursor_text = text
             self.cursor_moved.emit(text)
             self.update()
-        if self._polygon or self.annotation.tool in PAINT_TOOLS:
+        if self.annotation.tool in PAINT_TOOLS:
             self._hover = self._clamp_inside(row, col)
             self.update()
-        if self.annotation.painting:
-            self.annotation.extend_stroke(*self._hover)
-            return
-        if self._shape_start is not None:
-            self._shape_end = self._clamp_inside(row, col)
-            self.update()
-            return
-        if self._moving is not None:
-            grab = self._moving[1]
-            self._move_offset = (row - grab[0], col - grab[1])
-            self.update()
+            if self.annotation.painting:
+                self.annotation.extend_stroke(*self._hover)
+                return
+        if self._drag_marks(row, col):
             return
         delta = position - self._drag_start
         if self._drag_button == Qt.MouseButton.RightButton:
@@ -504,46 +370,10 @@ class SliceView(QWidget):
         if self.annotation.painting and event.button() == Qt.MouseButton.LeftButton:
             self.annotation.end_stroke()  # one undo step for the whole stroke
             return
-        if self._shape_start is not None and event.button() == Qt.MouseButton.LeftButton:
-            start = self._shape_start
-            end = self._clamp_inside(*self.widget_to_image(event.position()))
-            self._shape_start = self._shape_end = None
-            self._finish_shape(start, end)
-            self.update()
-            return
-        if self._moving is not None and event.button() == Qt.MouseButton.LeftButton:
-            index, _ = self._moving
-            d_row, d_col = self._move_offset
-            self._moving, self._move_offset = None, (0.0, 0.0)
-            if abs(d_row) > 0.05 or abs(d_col) > 0.05:
-                self.annotation.move(index, d_row, d_col)  # one undo step for the whole drag
-            self.update()
+        if self._release_marks(event):
             return
         if event.button() == self._drag_button:
             self._drag_button = Qt.MouseButton.NoButton
-
-    def _finish_shape(self, start: tuple[float, float], end: tuple[float, float]) -> None:
-        tool = self.annotation.tool
-        if tool == "ruler":
-            if start != end:
-                self.measure.set_ruler(start, end)
-            return
-        if abs(end[0] - start[0]) < 0.5 or abs(end[1] - start[1]) < 0.5:
-            return  # a click, not a drag: nothing drawn
-        if tool == "roi":
-            self.measure.set_roi(start, end)
-        elif tool == "ellipse":
-            self.annotation.add_ellipse(start, end)
-        else:
-            self.annotation.add_box(start, end)
-
-    def _close_polygon(self) -> None:
-        vertices, self._polygon, self._hover = self._polygon, [], None
-        try:
-            self.annotation.add_polygon(_without_repeats(vertices))
-        except ValueError:
-            pass  # fewer than three distinct vertices: nothing drawn
-        self.update()
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
         if self.display.volume is None:
@@ -573,57 +403,9 @@ class SliceView(QWidget):
             self.display.slice_index = 0
         elif key == Qt.Key.Key_End:
             self.display.slice_index = self.display.volume.n_slices - 1 if self.display.volume else 0
-        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._polygon:
-            self._close_polygon()
-        elif key == Qt.Key.Key_Backspace and self._polygon:
-            self._polygon.pop()
-            self.update()
-        elif key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self.annotation.selected >= 0:
-            self.annotation.remove(self.annotation.selected)
-        elif key == Qt.Key.Key_Escape:
-            if self._shape_start is not None or self._polygon or self._moving is not None or self.annotation.painting:
-                self.annotation.cancel_stroke()
-                self._cancel_drawing()
-                self.update()
-            elif self.annotation.selected >= 0:
-                self.annotation.select(-1)
-            else:
-                self.annotation.tool = "navigate"
+        elif self._mark_key(key):
+            pass
         elif key == Qt.Key.Key_F:
             self.fit()
         else:
             super().keyPressEvent(event)
-
-
-def draw_mark(painter: QPainter, kind: str, points: list[QPointF], caption: str, pen: QPen) -> None:
-    """Draw one mark (``AnnotationDraft.kind``) at widget ``points`` with its caption beside it:
-    a point as a ring with a cross, a box or an ellipse from two corners, else a polygon."""
-    painter.setPen(pen)
-    painter.setBrush(Qt.BrushStyle.NoBrush)
-    first = points[0]
-    if kind == "point":
-        painter.drawEllipse(first, 6.0, 6.0)
-        for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-            painter.drawLine(first + QPointF(4 * dx, 4 * dy), first + QPointF(10 * dx, 10 * dy))
-        anchor = first + QPointF(10, -8)
-    elif kind in ("box", "ellipse"):
-        box = QRectF(first, points[1]).normalized()
-        painter.drawEllipse(box) if kind == "ellipse" else painter.drawRect(box)
-        anchor = box.topLeft() + QPointF(0, -4)
-    else:
-        painter.drawPolygon(QPolygonF(points))
-        anchor = min(points, key=lambda p: p.y()) + QPointF(0, -4)
-    painter.drawText(anchor, caption)
-
-
-def _distance(a: QPointF, b: QPointF) -> float:
-    return float(np.hypot(a.x() - b.x(), a.y() - b.y()))
-
-
-def _without_repeats(vertices: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Drop a vertex equal to the one before it (a double-click adds its point twice)."""
-    kept: list[tuple[float, float]] = []
-    for vertex in vertices:
-        if not kept or np.hypot(vertex[0] - kept[-1][0], vertex[1] - kept[-1][1]) > 0.25:
-            kept.append(vertex)
-    return kept

@@ -74,6 +74,16 @@ class TileLoader(QObject):
             self.pool.start(_TileRead(self, key))
         return len(started)
 
+    @property
+    def downsamples(self) -> tuple[float, ...]:
+        """The slide's downsample per level (as ``SlideReader.downsamples``)."""
+        return self.reader.downsamples
+
+    def read_region(self, level: int, location: tuple[int, int], size: tuple[int, int]):
+        """Read a region now, on the calling thread, between the tile reads (``SlideReader.read_region``)."""
+        with self._read_lock:
+            return self.reader.read_region(level, location, size)
+
     def pending(self) -> int:
         """Reads queued or running."""
         with self._lock:
@@ -86,6 +96,13 @@ class TileLoader(QObject):
             self._wanted = set()
         self.pool.clear()
         self.pool.waitForDone(wait_ms)
+
+    def close_reader(self) -> None:
+        """Shut down, then close the slide file once no read holds it (a read still running after
+        ``shutdown``'s wait finishes first; any read after it finds the loader closed)."""
+        self.shutdown()
+        with self._read_lock:
+            self.reader.close()
 
     # -- called on the worker threads ----------------------------------------------------------
     def _still_wanted(self, key: TileKey) -> bool:

@@ -49,6 +49,7 @@ class SlideReader:
         downsamples: level-0 pixels per pixel of each level.
         mpp: microns per level-0 pixel ``(x, y)``, or None when the file does not say.
         backend: "tiffslide" or "openslide".
+        closed: True once ``close`` has released the file.
 
     Raises:
         ImageReadError: neither backend can open the file as a slide.
@@ -61,6 +62,7 @@ class SlideReader:
         self.dimensions = tuple((int(w), int(h)) for w, h in self._slide.level_dimensions)
         self.downsamples = tuple(float(d) for d in self._slide.level_downsamples)
         self.mpp = _slide_mpp(self._slide.properties, self.backend)
+        self.closed = False
 
     def read_region(self, level: int, location: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
         """Read an RGB region; parts outside the slide are white.
@@ -126,7 +128,10 @@ class SlideReader:
         return rgb, width0 / out_w
 
     def close(self) -> None:
-        self._slide.close()
+        """Close the file (a second call does nothing); ``closed`` says whether it is."""
+        if not self.closed:
+            self._slide.close()
+            self.closed = True
 
     def __enter__(self) -> "SlideReader":
         return self
@@ -136,6 +141,34 @@ class SlideReader:
 
     def __repr__(self) -> str:
         return f"SlideReader({str(self.path)!r}, levels={self.levels}, dimensions={self.dimensions[0]})"
+
+
+class SlidePixels:
+    """An open slide's pyramid pixels and pixel size, and nothing else: no path, no file
+    properties, no label or macro image (what a blinded study reader's viewer may be handed).
+
+    Args:
+        reader: the open ``SlideReader``; ``close`` closes it.
+    """
+
+    def __init__(self, reader: SlideReader) -> None:
+        self._reader = reader
+        self.levels, self.dimensions, self.downsamples = reader.levels, reader.dimensions, reader.downsamples
+        self.mpp = reader.mpp
+
+    @property
+    def closed(self) -> bool:
+        return self._reader.closed
+
+    def read_region(self, level: int, location: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+        """As ``SlideReader.read_region``."""
+        return self._reader.read_region(level, location, size)
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __repr__(self) -> str:
+        return f"SlidePixels(levels={self.levels}, dimensions={self.dimensions[0]})"
 
 
 def _open_backend(path: Path) -> tuple[Any, str]:

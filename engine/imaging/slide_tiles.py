@@ -17,6 +17,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
+
 #: Side of a viewer tile in pixels of its level (the tile size of most pyramidal files).
 TILE_SIZE = 256
 #: A level is sharp enough when its downsample is at most this much above the wanted one (a
@@ -231,3 +233,49 @@ def scale_bar(mpp: float, scale: float, longest: float = 150.0) -> ScaleBar:
     microns = max(step * power for step in _BAR_STEPS if step * power <= most * (1 + 1e-9))
     label = f"{microns / 1000:g} mm" if microns >= 1000 else f"{microns:g} \u00b5m"
     return ScaleBar(microns, microns / microns_per_screen_pixel, label)
+
+
+def microns_label(microns: float) -> str:
+    """A length for the reader: "850 µm" below a millimetre, "1.25 mm" from one on."""
+    return f"{microns / 1000:.3g} mm" if microns >= 1000 else f"{microns:.3g} \u00b5m"
+
+
+@dataclass(frozen=True)
+class RegionColour:
+    """The mean colour of a slide region, read at a level coarse enough to be quick.
+
+    Attributes:
+        rgb: mean red, green and blue (0-255) of the pixels read.
+        level: the pyramid level read.
+        pixels: how many pixels of that level were averaged.
+    """
+
+    rgb: tuple[float, float, float]
+    level: int
+    pixels: int
+
+
+def region_colour(reader: Any, rect0: tuple[float, float, float, float], max_side: int = 512) -> RegionColour:
+    """Mean colour of the level-0 rectangle ``(x, y, w, h)``, read at the sharpest level on which
+    its longer side spans at most ``max_side`` pixels (so a box over the whole slide reads a
+    small level, a box over a few cells reads level 0).
+
+    Args:
+        reader: an open ``SlideReader`` (its ``levels``, ``downsamples`` and ``read_region``).
+        rect0: the region in level-0 pixels, clipped to the slide by the caller.
+        max_side: the most pixels read along either side.
+
+    Raises:
+        ValueError: the rectangle is empty.
+    """
+    x, y, w, h = rect0
+    if not (w > 0 and h > 0):
+        raise ValueError(f"region {rect0} is empty")
+    wanted = max(w, h) / max_side
+    coarse_enough = [i for i, d in enumerate(reader.downsamples) if d * _SHARP_SLACK >= wanted]
+    level = min(coarse_enough, key=lambda i: reader.downsamples[i]) if coarse_enough else len(reader.downsamples) - 1
+    step = reader.downsamples[level]
+    size = (max(1, round(w / step)), max(1, round(h / step)))
+    pixels = reader.read_region(level, (int(round(x)), int(round(y))), size).reshape(-1, 3)
+    mean = pixels.mean(axis=0, dtype=np.float64)
+    return RegionColour((float(mean[0]), float(mean[1]), float(mean[2])), level, int(pixels.shape[0]))

@@ -10,7 +10,7 @@ import pytest
 
 from engine.explain.summary import MapRange
 from engine.imaging.render import OverlaySpec, colormap, overlay_rgba, render_slice
-from engine.imaging.slide_tiles import TileCache, TileGrid, TileKey, scale_bar
+from engine.imaging.slide_tiles import TileCache, TileGrid, TileKey, microns_label, region_colour, scale_bar
 
 #: The 3-level mosaic of tests/engine/test_slide.py: 896 x 672 at level 0, halved twice.
 GRID = TileGrid(((896, 672), (448, 336), (224, 168)), (1.0, 2.0, 4.0), 256)
@@ -108,3 +108,34 @@ def test_the_overlay_layer_drawn_over_an_image_is_the_blended_slice(threshold, c
     assert np.abs(composited - expected).max() <= (0.1 * 255 if contour else 1.0)
     assert ((layer[..., 3] > 0) == (np.abs(expected - image).max(axis=2) > 0.5)).mean() > 0.97
     assert (layer[:3, :, 3] == 0).all()  # no map (NaN): nothing drawn
+
+
+class LevelReader:
+    """Level k of a 1024 x 1024 slide is uniform grey 10 * (k + 1), downsamples 1, 4, 16."""
+
+    downsamples = (1.0, 4.0, 16.0)
+
+    def __init__(self) -> None:
+        self.reads: list[tuple[int, tuple[int, int], tuple[int, int]]] = []
+
+    def read_region(self, level, location, size):
+        self.reads.append((level, tuple(location), tuple(size)))
+        return np.full((size[1], size[0], 3), 10 * (level + 1), np.uint8)
+
+
+def test_a_region_colour_is_read_at_the_sharpest_level_that_keeps_it_small():
+    reader = LevelReader()
+    small = region_colour(reader, (100.0, 200.0, 300.0, 100.0))
+    assert (small.level, small.pixels, small.rgb) == (0, 300 * 100, (10.0, 10.0, 10.0))
+    assert reader.reads[-1] == (0, (100, 200), (300, 100))
+    middle = region_colour(reader, (0.0, 0.0, 1024.0, 600.0), max_side=512)  # level 1: 256 x 150
+    assert (middle.level, middle.pixels) == (1, 256 * 150)
+    whole = region_colour(reader, (0.0, 0.0, 1024.0, 1024.0), max_side=32)  # no level that coarse: the coarsest
+    assert whole.level == 2 and whole.rgb == (30.0, 30.0, 30.0)
+    with pytest.raises(ValueError, match="empty"):
+        region_colour(reader, (5.0, 5.0, 0.0, 10.0))
+
+
+def test_lengths_read_in_micrometres_below_a_millimetre():
+    assert [microns_label(v) for v in (0.5, 150.0, 999.0, 1000.0, 1234.0)] == [
+        "0.5 \u00b5m", "150 \u00b5m", "999 \u00b5m", "1 mm", "1.23 mm"]

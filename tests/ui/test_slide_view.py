@@ -242,9 +242,13 @@ def test_the_window_shows_a_slide_in_the_slide_view_and_f_plus_minus_drive_it(qt
         assert view.view()[0] == pytest.approx(2 * fitted)
         qtbot.keyClick(view, Qt.Key.Key_F)
         assert view.view()[0] == pytest.approx(fitted)
+        qtbot.mouseMove(view, QPoint(view.width() // 2, view.height() // 2))  # the read-out goes to the status bar
+        qtbot.waitUntil(lambda: window.statusBar().currentMessage() == view.cursor_text != "")
+        assert view.cursor_text.startswith("x 448, y 336 px")
         with qtbot.waitSignal(window.open_item(window.worklist.items()[0]).done, timeout=5000):
             pass
         assert not window.showing_slide() and window.views.isVisible() and view.loader is None
+        assert volume.extras["slide"].closed  # the slide no longer shown keeps no file open
         window.slice_view.setFocus()
         qtbot.keyClick(window.slice_view, Qt.Key.Key_Plus)
         assert window.slice_view.viewport()[0] == pytest.approx(2.0)

@@ -199,6 +199,7 @@ class StudyReaderMode(QObject):
         self.assignment_id = opened.view.form.assignment_id
         volume = opened.volume
         channel = None if volume.is_rgb else opened.display_channel
+        slide = self.window.centre_for(volume)  # a whole slide in the slide view, as in free review
         self.state.display.set_volume(volume, channel if channel in volume.channel_names else None)
         try:
             self.marks_panel.set_labels(self.workstation.annotation_labels(opened.task))
@@ -207,7 +208,7 @@ class StudyReaderMode(QObject):
         self.show_view(opened.view)
         self._follow_worklist()
         self.window.setWindowTitle(f"Salience \u2014 {opened.view.form.pseudonym} \u00b7 {self.study_name}")
-        self.window.slice_view.setFocus()
+        (self.window.slide_view if slide else self.window.slice_view).setFocus()
 
     def show_view(self, view: StudyCaseView) -> None:
         """Show a reading: its form with the drafts, and the AI where it may be shown."""
