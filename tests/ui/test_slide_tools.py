@@ -158,7 +158,7 @@ def test_while_comparing_the_slide_says_which_method_it_draws_and_the_selector_s
     assert view.method_picker.isVisible() and view.method_picker.count() == 2
     assert [view.method_picker.itemText(i) for i in range(2)] == ["Grad-CAM", "Score-CAM"]
     assert view.method_picker.currentIndex() == 0
-    hot = colormap("inferno")[255]
+    hot = colormap(state.overlay.colormap)[255]  # viridis: the H&E default
     screen = pixels(view)
     assert (screen[60:100, 20:100] == hot).all()  # Grad-CAM's hot cell: level-0 y 160..200 (< 224)
     assert not (screen[150:200, 20:100] == hot).all(axis=2).any()  # Score-CAM's cell (y 250..300) is not hot
@@ -210,5 +210,46 @@ def test_when_another_case_is_shown_the_slide_file_is_closed(qtbot, mosaic):
     view.set_view(1.0, QPointF(500.0, 400.0))  # reads under way when the case changes
     assert str(mosaic.path) in open_paths()
     state.display.set_volume(rgb_volume("other.png", thumbnail))
-    assert reader.closed and view.loader is None
+    assert view.loader is None
+    qtbot.waitUntil(lambda: reader.closed)  # at once, or when the read in flight lets the file go
     assert str(mosaic.path) not in open_paths()
+
+
+class _ReaderThatNeedsTheGui(SlideReader):
+    """A slide whose reads wait for the GUI thread's event loop, as a tile thread does when
+    Python's garbage collector runs there and destroys a dropped widget (seen hanging the suite:
+    the widget's destructor waited for the GUI while the GUI waited for the file's lock)."""
+
+    def __init__(self, path, entered, release):
+        super().__init__(path)
+        self.entered, self.release = entered, release
+
+    def read_region(self, level, location, size):
+        self.entered.set()
+        self.release.wait(10)  # set by a timer on the GUI thread: only runs if the GUI is not blocked
+        return super().read_region(level, location, size)
+
+
+def test_closing_a_slide_never_waits_for_a_tile_thread(qtbot, mosaic):
+    import threading
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    entered, release = threading.Event(), threading.Event()
+    reader = _ReaderThatNeedsTheGui(mosaic.path, entered, release)
+    thumbnail, _ = reader.thumbnail(224)
+    state = ViewerState()
+    view = SlideView(state)
+    view.resize(WIDTH, HEIGHT)
+    view.show()
+    qtbot.waitExposed(view)
+    state.display.set_volume(rgb_volume(mosaic.path, thumbnail, (1.0, 0.002, 0.002), "slide", {},
+                                        extras={"slide": reader}))
+    view.set_view(1.0, QPointF(500.0, 400.0))
+    qtbot.waitUntil(entered.is_set)  # a tile thread holds the file and needs the GUI
+    QTimer.singleShot(50, release.set)
+    start = time.monotonic()
+    state.display.set_volume(rgb_volume("other.png", thumbnail))
+    assert time.monotonic() - start < 1.0  # the GUI thread went straight back to its event loop
+    qtbot.waitUntil(lambda: reader.closed, timeout=5000)  # closed by the read when it let go
