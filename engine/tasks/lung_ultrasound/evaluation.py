@@ -232,7 +232,9 @@ def map_summary(clips: list[dict[str, Any]], frames: dict[str, Any], keep, seed:
     def figure(key: str) -> dict[str, Any]:
         values = [e[key] for e in per_clip]
         estimate = float(np.mean(values)) if values else math.nan
-        low, high = group_bootstrap(groups, lambda drawn: float(np.mean([e[key] for g in drawn for e in g])), seed=seed)
+        low, high = (math.nan, math.nan)
+        if len(groups) > 1:
+            low, high = group_bootstrap(groups, lambda drawn: float(np.mean([e[key] for g in drawn for e in g])), seed=seed)
         return interval(estimate, low, high, "mean over clips; " + BOOTSTRAP)
 
     return {
@@ -316,6 +318,13 @@ def headline(scheme: dict[str, Any], prefix: str) -> dict[str, float]:
     return out
 
 
+def _right_on(result: dict[str, Any], paths: set[str]) -> list[int]:
+    """``[right, n]``: out-of-fold clip verdicts that are right among the clips ``paths``."""
+    oof = out_of_fold(result)
+    chosen = [i for i, clip in enumerate(result["clips"]) if clip["path"] in paths]
+    return [int(sum(oof["clip_probs"][i].argmax() == oof["clip_labels"][i] for i in chosen)), len(chosen)]
+
+
 def _bundle_schemes(bundle_dir: Path, seed: int) -> dict[str, dict[str, Any]]:
     """Both schemes' reports of a bundle's cross-validation files (each required)."""
     return {scheme: scheme_report(read_cross_validation(bundle_dir / cv_file(scheme)), seed) for scheme in SCHEMES}
@@ -334,7 +343,7 @@ def _shipped(metrics: dict[str, Any], seed: int) -> dict[str, Any]:
     records = metrics.get("val_records")
     return {
         "temperature": metrics["temperature"], "best_epoch": metrics["best_epoch"],
-        "val_clip_accuracy": metrics["val_clips"]["accuracy"],
+        "val_clip_accuracy": metrics["val_clips"]["accuracy"], "val_clips": metrics["val_clips"]["n"],
         "maps": maps_report(records["clips"], records, seed) if records else None,
     }
 
@@ -365,6 +374,30 @@ def seed_ranges(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"seeds": [run["seed"] for run in runs], "runs": runs, "ranges": ranges, "runs_per_figure": counts}
 
 
+def lever_row(label: str, bundle, metrics: dict[str, Any]) -> dict[str, Any]:
+    """A bundle's settings and its figures on its inner-validation clips (the card's table of levers)."""
+    clips = metrics["val_clips"]
+    training = bundle.metadata.get("training", {})
+    return {
+        "label": label, "bundle": str(bundle.path), "seed": training.get("seed"), "keep_epoch": training.get("keep_epoch"),
+        "kept_epoch": metrics["best_epoch"], "temperature": metrics["temperature"],
+        "val_clip_accuracy": _proportion(clips["correct"], clips["n"]), "val_macro_auc": clips["macro_auc"],
+        "val_frame_ece_before": metrics["val_frame_ece_uncalibrated"], "val_frame_ece_after": metrics["val_frame_ece"],
+    }
+
+
+def _lever(spec: str, reference) -> dict[str, Any]:
+    from engine.models.bundle import load_bundle
+
+    label, sep, path = spec.partition("=")
+    if not sep or not label or not path:
+        raise SalienceError(f"--lever {spec!r}: expected LABEL=BUNDLE_FOLDER")
+    bundle = load_bundle(Path(path))
+    if bundle.metadata.get("split", {}).get("val") != reference.metadata.get("split", {}).get("val"):
+        raise SalienceError(f"--lever {spec!r}: bundle {bundle.path} was validated on other clips than {reference.path}")
+    return lever_row(label, bundle, _training_metrics(bundle.path))
+
+
 def evaluation_parser() -> argparse.ArgumentParser:
     """``salience evaluate lung-ultrasound`` options."""
     parser = argparse.ArgumentParser(
@@ -378,6 +411,9 @@ def evaluation_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compare", type=Path, nargs="*", default=[], metavar="BUNDLE",
                         help="bundles of the same recipe run with other seeds (with their cross-validation files): figures as ranges")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws")
+    parser.add_argument("--lever", action="append", default=[], metavar="LABEL=BUNDLE",
+                        help="a bundle of the same recipe with one setting changed, compared on the same inner-validation "
+                        "clips (repeatable)")
     return parser
 
 
@@ -405,10 +441,17 @@ def main(argv: list[str]) -> dict[str, Any]:
         "measured_edge_band": None, "schemes": _bundle_schemes(bundle.path, args.seed),
         "shipped": _shipped(metrics, args.seed),
     }
+    report["shipped"]["keep_epoch"] = bundle.metadata.get("training", {}).get("keep_epoch")
+    val_paths = set(bundle.metadata.get("split", {}).get("val", []))
+    report["shipped"]["val_clips_out_of_fold"] = {
+        scheme: _right_on(read_cross_validation(bundle.path / cv_file(scheme)), val_paths) for scheme in SCHEMES
+    }
     report["measured_edge_band"] = read_cross_validation(bundle.path / cv_file(SCHEMES[0])).get("measured_edge_band")
     if len(bundles) > 1:
         report["seed_runs"] = seed_ranges([_seed_run(bundle, report["schemes"], report["shipped"])]
                                           + [_seed_run(other, None, None, args.seed) for other in bundles[1:]])
+    if args.lever:
+        report["levers"] = [lever_row("this bundle", bundle, metrics)] + [_lever(spec, bundle) for spec in args.lever]
     items, _ = list_items(args.data or DEFAULT_DATA)
     network_def = json.loads((bundle.path / INFERENCE_FILE).read_text(encoding="utf-8"))["network_def"]
     target = args.out or bundle.path / MODEL_CARD_FILE

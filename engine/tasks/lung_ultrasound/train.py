@@ -25,6 +25,7 @@ Reproduce the shipped weights and the cross-validation (same library versions) w
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.errors import SalienceError
 from engine.training.bundle_writer import BundleSpec
 from engine.training.evaluation import expected_calibration_error, fit_temperature, nll
 from engine.tasks.lung_ultrasound.data import CLASS_NAMES, FrameSet, Item, findings, list_items, load_frames, split_items
@@ -159,6 +161,22 @@ class FittedModel:
     best_epoch: int
 
 
+def fixed_epoch_judge(val: FrameSet, keep_epoch: int):
+    """An epoch judge that keeps epoch ``keep_epoch`` whatever the validation says (it still records it).
+
+    The shipped run uses it with the epoch the cross-validation folds kept (their median): five
+    inner-validation parts choose more steadily than the shipped run's one dozen clips.
+    """
+    calls = iter(range(1, 10**9))
+
+    def judge(network: nn.Module) -> EpochScore:
+        judged = epoch_score(network, val)
+        score = 0.0 if next(calls) == keep_epoch else math.inf
+        return EpochScore(score, judged.record, judged.summary)
+
+    return judge
+
+
 def fit_model(
     train: FrameSet, val: FrameSet, settings: FitSettings, network_def: dict[str, Any], progress: Progress | None = None
 ) -> FittedModel:
@@ -256,6 +274,7 @@ def train_lung_ultrasound(
     learning_rate: float = 3e-3,
     limit_items: int | None = None,
     edge_band: float = EDGE_BAND,
+    keep_epoch: int | None = None,
 ) -> dict[str, Any]:
     """Train on every group but an inner validation part, calibrate, and write the bundle to ``out_dir``.
 
@@ -275,6 +294,8 @@ def train_lung_ultrasound(
         learning_rate: peak learning rate of the one-cycle schedule (AdamW).
         limit_items: keep only this many of the smallest clips of each class, for smoke tests.
         edge_band: width of the blanked boundary band, a fraction of the crop window's side.
+        keep_epoch: keep this epoch (``fixed_epoch_judge``) instead of the one with the lowest
+            calibrated inner-validation NLL; the inner validation then only fits the temperature.
 
     Returns:
         Metrics: inner-validation frame (every frame) and clip metrics (optimistic: the same clips
@@ -282,8 +303,11 @@ def train_lung_ultrasound(
         frames), temperature, chosen epoch, history, timings, split.
 
     Raises:
-        SalienceError: the data folder is missing or unreadable, or the split leaves a class out.
+        SalienceError: the data folder is missing or unreadable, the split leaves a class out, or
+            ``keep_epoch`` is not one of the epochs.
     """
+    if keep_epoch is not None and not 1 <= keep_epoch <= epochs:
+        raise SalienceError(f"--keep-epoch {keep_epoch}: not one of the {epochs} epochs")
     run = RecipeRun(SPEC, network_def or NETWORK_DEF, FitSettings(epochs, seed, batch_size, learning_rate), split_seed, progress)
     data_dir = Path(data_dir)
     items, excluded = usable_items(data_dir, limit_items)
@@ -298,13 +322,14 @@ def train_lung_ultrasound(
     val_full = load_frames(data_dir, val_items, INPUT_SIZE, params, None)  # every frame, as the clip verdict takes them
     run.data_read()
 
-    run.train(train.inputs, train.labels, lambda net: epoch_score(net, val), augment=augment, class_weights=class_weights(train.labels))
+    judge = (lambda net: epoch_score(net, val)) if keep_epoch is None else fixed_epoch_judge(val, keep_epoch)
+    run.train(train.inputs, train.labels, judge, augment=augment, class_weights=class_weights(train.labels))
     calibration = run.calibrate(val.inputs, val.labels.numpy(), val_full.inputs)
     labels = val_full.labels.numpy()
     probs = calibration.test_probabilities()
     verdicts = clip_verdicts(probs, val_full.owners.numpy(), len(val_items))
     details = {"frames_per_clip": frames_per_clip, "eval_frames_per_clip": eval_frames, "val_fraction": val_fraction,
-               "torch_threads": torch.get_num_threads()}
+               "keep_epoch": keep_epoch, "torch_threads": torch.get_num_threads()}
     metadata = run.metadata(params, details, split={"train": [i.path for i in train_items], "val": [i.path for i in val_items]})
     metrics = {
         "val_frames": multiclass_metrics(labels, probs, CLASS_NAMES),
@@ -353,6 +378,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--edge-band", type=float, default=EDGE_BAND, help="blanked band along the scan region's edge, fraction of the window side"
     )
+    parser.add_argument("--keep-epoch", type=int, default=None,
+                        help="keep this epoch (e.g. the median the cross-validation folds kept) instead of the inner validation's choice")
     parser.add_argument("--folds", type=int, default=None, help="run a K-fold cross-validation instead of the shipped run")
     parser.add_argument("--fold-by", choices=["clip", "patient"], default="patient",
                         help="cross-validation unit: each clip (the POCOVID-Net paper) or each patient group (stricter)")
@@ -363,7 +390,7 @@ def main(argv: list[str]) -> int:
         from engine.tasks.lung_ultrasound.cross_validation import cross_validate, summary_line
 
         return run_training(args, cross_validate, summary_line, folds=args.folds, fold_by=args.fold_by, **options)
-    return run_training(args, train_lung_ultrasound, _summary, **options)
+    return run_training(args, train_lung_ultrasound, _summary, keep_epoch=args.keep_epoch, **options)
 
 
 def _summary(metrics: dict[str, Any]) -> str:

@@ -23,7 +23,8 @@ from engine.tasks.lung_ultrasound.evaluation import main as evaluate_main
 from engine.tasks.lung_ultrasound.evaluation import out_of_fold, scheme_report, sensitivity_specificity
 from engine.tasks.lung_ultrasound.frame_cache import select
 from engine.tasks.lung_ultrasound.map_regions import depth_fraction, map_shares
-from engine.tasks.lung_ultrasound.train import SPEC
+from engine.tasks.lung_ultrasound.train import SPEC, fixed_epoch_judge
+from engine.tasks.lung_ultrasound.train import main as train_main
 from engine.training.bundle_writer import bundle_metadata, write_bundle
 from engine.training.loop import FitSettings, seeded_network, training_record
 
@@ -115,6 +116,18 @@ def test_select_takes_evenly_spaced_frames_and_renumbers_owners():
     assert chosen.inputs.flatten().tolist() == [7.0, 9.0, 0.0, 3.0]
     assert chosen.owners.tolist() == [0, 0, 1, 1] and chosen.items == (items[2], items[0])
     assert chosen.regions.shape == (2, 2, 2)
+
+
+def test_a_fixed_epoch_is_kept_whatever_the_validation_says(tmp_path, capsys):
+    network_def = {"_target_": "monai.networks.nets.DenseNet", "spatial_dims": 2, "in_channels": 1, "out_channels": 3,
+                   "init_features": 2, "growth_rate": 2, "block_config": [2], "bn_size": 2}
+    network = seeded_network(network_def, 0)
+    val = FrameSet(torch.rand(6, 1, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2]), torch.arange(6), ())
+    judge = fixed_epoch_judge(val, 2)
+    scores = [judge(network).score for _ in range(3)]
+    assert scores == [math.inf, 0.0, math.inf]
+    assert train_main(["--data", str(tmp_path), "--out", str(tmp_path / "b"), "--keep-epoch", "13"]) == 1
+    assert "--keep-epoch 13: not one of the 12 epochs" in capsys.readouterr().err
 
 
 # ---- salience evaluate lung-ultrasound on a synthetic bundle ----------------------------------------
