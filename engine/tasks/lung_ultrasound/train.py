@@ -17,10 +17,12 @@ does on clips it never saw is measured by 5-fold cross-validation (``--folds 5 -
 
 Reproduce the shipped weights and the cross-validation (same library versions) with::
 
-    salience train lung-ultrasound --out engine/bundles/lung-ultrasound --threads 1 --cache /tmp/lus/frames.pt
     salience train lung-ultrasound --out engine/bundles/lung-ultrasound --folds 5 --fold-by clip --cache /tmp/lus/frames.pt
     salience train lung-ultrasound --out engine/bundles/lung-ultrasound --folds 5 --fold-by patient --cache /tmp/lus/frames.pt
-    salience evaluate lung-ultrasound
+    salience train lung-ultrasound --out engine/bundles/lung-ultrasound --keep-epoch 10 --cache /tmp/lus/frames.pt
+    salience evaluate lung-ultrasound --compare SEED1_BUNDLE   (the same three runs with --seed 1 --out SEED1_BUNDLE)
+
+Epoch 10 is the median of the epochs the ten cross-validation folds kept (by their inner validation).
 """
 
 from __future__ import annotations
