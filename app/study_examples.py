@@ -3,7 +3,8 @@
 The designs are ``db.study_examples``'; the cases are chosen here, by a rule, from the demo data:
 
 * pocovid: lung-ultrasound clips the shipped model never trained on (its bundle's held-out test
-  split), ``PER_CLASS`` of each class, the shortest first (freezing the AI output of a clip costs
+  split, or, for a bundle trained on every group but an inner validation part, that part, which
+  only chose its epoch and temperature), ``PER_CLASS`` of each class, the shortest first (freezing the AI output of a clip costs
   about a second per 30 frames on a laptop CPU). The reference answer is the class the file name
   carries (``Cov`` COVID-19, ``Pneu`` bacterial pneumonia, ``Reg`` healthy).
 * glioma-sequential: glioma patients of the glioma bundle's held-out split, ``PER_CLASS`` of
@@ -49,10 +50,12 @@ def clip_frames(path: Path) -> int:
         return 0
 
 
-def _held_out(bundle: str) -> list[str]:
+def held_out(bundle: str) -> list[str]:
+    """The items of a bundle's split it never trained on: its ``test`` part, else its ``val`` part."""
     from engine.models.metadata import read_metadata
 
-    return list(read_metadata(bundle).get("split", {}).get("test", []))
+    split = read_metadata(bundle).get("split", {})
+    return list(split.get("test") or split.get("val", []))
 
 
 def _pick(candidates: list[tuple[str, Path]], size: Callable[[Path], int], classes: list[str]) -> list[dict[str, Any]]:
@@ -68,7 +71,7 @@ def pocovid_cases(demo_data: Path) -> list[dict[str, Any]]:
     """The held-out lung-ultrasound clips of the example, with their file-name class."""
     root = demo_data / "lung-ultrasound"
     candidates = []
-    for relative in _held_out("lung-ultrasound"):
+    for relative in held_out("lung-ultrasound"):
         path = root / relative
         truth = lung_class(path.name)
         if path.is_file() and relative.startswith("pocus_videos/") and truth is not None:
@@ -87,7 +90,7 @@ def glioma_cases(demo_data: Path) -> list[dict[str, Any]]:
     except (OSError, KeyError):
         return []
     candidates = []
-    for folder in _held_out("glioma"):
+    for folder in held_out("glioma"):
         grade = TCGA_GRADES.get(grades.get(folder[:12], ""))
         if (root / folder).is_dir() and grade is not None:
             candidates.append((grade, root / folder))

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from app.cli import EXIT_BAD_INPUT, main
-from app.study_examples import PER_CLASS, lung_class
+from app.study_examples import PER_CLASS, held_out, lung_class
 from app.study_files import read_study_file
 from tests.ui.study_world import write_case
 
@@ -185,12 +185,14 @@ def test_examples_are_complete_study_files_over_the_held_out_demo_data(home, sha
         path.write_text(text if isinstance(text, str) else json.dumps(text))
         study = read_study_file(path)
         bundle = "lung-ultrasound" if name == "pocovid" else "glioma"
-        held_out = {str(shared_data / ("lung-ultrasound" if name == "pocovid" else "glioma-lgg") / p)
-                    for p in read_metadata(bundle)["split"]["test"]}
-        assert study.bundle == bundle and {c.source for c in study.cases} <= held_out
+        held_back = {str(shared_data / ("lung-ultrasound" if name == "pocovid" else "glioma-lgg") / p)
+                     for p in held_out(bundle)}
+        assert study.bundle == bundle and {c.source for c in study.cases} <= held_back
         truths = [c.ground_truth for c in study.cases]
         assert len(truths) == len(set(truths)) * PER_CLASS
         if name == "pocovid":
+            trained = {str(shared_data / "lung-ultrasound" / p) for p in read_metadata(bundle)["split"]["train"]}
+            assert trained.isdisjoint(c.source for c in study.cases)
             assert truths == sorted(truths, key=["COVID-19", "Bacterial pneumonia", "Healthy"].index)
             assert all(lung_class(Path(c.source).name) == c.ground_truth for c in study.cases)
             assert {q.kind for q in study.design.questions} >= {"helpfulness", "pairwise_explanation", "free_text"}

@@ -11,6 +11,13 @@ def _train(argv: list[str]) -> int:
     return main(argv)
 
 
+def _evaluation():
+    from engine.tasks.lung_ultrasound.evaluation import main
+    from engine.training.evaluate import OwnEvaluation
+
+    return OwnEvaluation(main=main)
+
+
 TASK = TaskSpec(
     name="lung-ultrasound",
     prepare=preprocess.prepare,
@@ -19,4 +26,5 @@ TASK = TaskSpec(
     missing_channels=preprocess.missing_channels,
     crop_box=preprocess.crop_box,
     train=_train,
+    evaluation=_evaluation,
 )

@@ -20,7 +20,7 @@ import torch
 
 from engine.errors import SalienceError
 from engine.imaging import read_image
-from engine.tasks.lung_ultrasound.preprocess import evenly_spaced, prepare_frames
+from engine.tasks.lung_ultrasound.preprocess import evenly_spaced, prepare_frames, region_on_input
 
 CLASS_NAMES = ("COVID-19", "Bacterial pneumonia", "Healthy")
 #: File-name prefix -> class name; ``Vir`` is deliberately absent (too few clips).
@@ -64,12 +64,15 @@ class FrameSet:
         labels: ``(N,)`` int64 class of each frame (its clip's class).
         owners: ``(N,)`` int64 index into ``items`` of each frame's clip.
         items: the items the frames come from.
+        regions: ``(len(items), h, w)`` bool, each item's scan region on the network's input grid
+            (before the boundary band is blanked); None unless asked for.
     """
 
     inputs: torch.Tensor
     labels: torch.Tensor
     owners: torch.Tensor
     items: tuple[Item, ...]
+    regions: torch.Tensor | None = None
 
 
 def class_of(filename: str) -> int | None:
@@ -157,20 +160,16 @@ def _group_ids(entries: list[tuple[str, dict[str, str]]]) -> dict[str, str]:
     return {relative: find(relative) for relative, _ in entries}
 
 
-def split_items(
-    items: list[Item], fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0
-) -> dict[str, tuple[Item, ...]]:
-    """Split by group, stratified by class: each part gets about its fraction of each class's clips.
+def assign_groups(items: list[Item], fractions: tuple[float, ...], seed: int = 0) -> tuple[dict[str, int], np.ndarray]:
+    """Assign whole groups to parts, stratified by class: part ``p`` gets about ``fractions[p]`` of each class's clips.
 
     Groups are visited in a seeded random order and each goes to the part whose clip counts fall
     furthest short of their targets (counted per class, relative to the class's size). Still
     frames follow their group; only clips count toward the targets.
 
     Returns:
-        ``{"train": ..., "val": ..., "test": ...}``, items sorted by path.
-
-    Raises:
-        SalienceError: some part ends without a clip of some class.
+        ``(assignment, counts)``: the part index of each group id, and ``counts[p, k]``, the clips
+        of class ``k`` in part ``p``.
     """
     groups: dict[str, list[Item]] = {}
     for item in items:
@@ -180,7 +179,7 @@ def split_items(
     totals = np.zeros(len(CLASS_NAMES))
     for item in items:
         totals[item.label] += item.is_clip
-    targets = np.outer(np.asarray(fractions) / sum(fractions), totals)
+    targets = np.outer(np.asarray(fractions, dtype=np.float64) / sum(fractions), totals)
     counts = np.zeros_like(targets)
     assignment: dict[str, int] = {}
     for name in order:
@@ -191,10 +190,25 @@ def split_items(
         part = int(np.argmax(shortfall)) if clips.any() else 0
         assignment[name] = part
         counts[part] += clips
-    empty = [(PARTS[p], CLASS_NAMES[k]) for p in range(3) for k in range(len(CLASS_NAMES)) if counts[p, k] == 0]
+    return assignment, counts
+
+
+def split_items(
+    items: list[Item], fractions: tuple[float, ...] = (0.6, 0.2, 0.2), seed: int = 0, parts: tuple[str, ...] = PARTS
+) -> dict[str, tuple[Item, ...]]:
+    """Split by group, stratified by class (``assign_groups``) into ``parts`` (train, val, test by default).
+
+    Returns:
+        ``{part: items}``, items sorted by path as given.
+
+    Raises:
+        SalienceError: some part ends without a clip of some class.
+    """
+    assignment, counts = assign_groups(items, fractions, seed)
+    empty = [(parts[p], CLASS_NAMES[k]) for p in range(len(parts)) for k in range(len(CLASS_NAMES)) if counts[p, k] == 0]
     if empty:
         raise SalienceError(f"split seed {seed} leaves parts without clips of a class: {empty}; try another seed")
-    return {part: tuple(item for item in items if assignment[item.group] == p) for p, part in enumerate(PARTS)}
+    return {part: tuple(item for item in items if assignment[item.group] == p) for p, part in enumerate(parts)}
 
 
 def load_frames(
@@ -203,6 +217,7 @@ def load_frames(
     input_size: tuple[int, int],
     preprocessing: dict,
     frames_per_clip: int | None,
+    with_regions: bool = False,
 ) -> FrameSet:
     """Read and preprocess frames of ``items`` with the bundle's preprocessing.
 
@@ -212,11 +227,12 @@ def load_frames(
         input_size: the network's ``(h, w)``.
         preprocessing: ``upper_percentile`` and ``clip_max``.
         frames_per_clip: up to this many evenly spaced frames per clip; None keeps every frame.
+        with_regions: also keep each item's scan region on the input grid (``region_on_input``).
 
     Raises:
         SalienceError: a file cannot be read (``ImageReadError`` is one).
     """
-    inputs, labels, owners = [], [], []
+    inputs, labels, owners, regions = [], [], [], []
     for index, item in enumerate(items):
         volume = read_image(Path(data_dir) / item.path)
         count = volume.n_slices
@@ -224,5 +240,26 @@ def load_frames(
         inputs.append(prepare_frames(volume, frames, input_size, **preprocessing))
         labels.append(torch.full((len(frames),), item.label, dtype=torch.int64))
         owners.append(torch.full((len(frames),), index, dtype=torch.int64))
+        if with_regions:
+            regions.append(torch.from_numpy(region_on_input(volume, input_size)))
         del volume
-    return FrameSet(torch.cat(inputs), torch.cat(labels), torch.cat(owners), tuple(items))
+    stacked = torch.stack(regions) if with_regions else None
+    return FrameSet(torch.cat(inputs), torch.cat(labels), torch.cat(owners), tuple(items), stacked)
+
+
+#: Metadata columns of the findings the map check looks for (a "1" marks the finding).
+FINDINGS = {"b_lines": "B-lines", "consolidations": "Consolidations"}
+
+
+def findings(data_dir: str | Path, items: tuple[Item, ...] | list[Item]) -> dict[str, dict[str, bool]]:
+    """Each item's findings from ``dataset_metadata.csv`` (B-lines, consolidations), by path.
+
+    Raises:
+        SalienceError: the metadata is missing.
+    """
+    metadata = read_metadata(Path(data_dir))
+    out = {}
+    for item in items:
+        row = metadata.get(Path(item.path).stem, {})
+        out[item.path] = {key: (row.get(column) or "").strip() == "1" for key, column in FINDINGS.items()}
+    return out

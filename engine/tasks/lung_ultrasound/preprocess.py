@@ -187,6 +187,19 @@ def prepare_frames(
     return out
 
 
+def region_on_input(volume: ImageVolume, input_size: Sequence[int]) -> np.ndarray:
+    """The clip's scan region on the network's input grid: ``(h, w)`` bool, the whole region (no band).
+
+    The region mask is cut out through ``crop_box`` like the frames and resized (nearest pixel),
+    so it lies exactly under the pixels ``prepare_frames`` fills (before any band is blanked).
+    """
+    box = crop_box(volume)
+    mask = box.mask if box.mask is not None else np.ones(box.frame_shape, bool)
+    window = torch.from_numpy(box.crop(mask[None].astype(np.float32)))[:, None]
+    size = (int(input_size[0]), int(input_size[1]))
+    return (F.interpolate(window, size=size, mode="nearest")[0, 0] > 0.5).numpy()
+
+
 def prepare(
     volume: ImageVolume, input_channels: Sequence[str], input_size: Sequence[int], **parameters: float
 ) -> torch.Tensor:

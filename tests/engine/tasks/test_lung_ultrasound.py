@@ -185,25 +185,35 @@ def test_split_keeps_groups_together_and_every_class_in_every_part(lus_dir):
 
 
 def test_training_recipe_runs_one_epoch_on_a_tiny_subset(lus_dir, tmp_path):
-    """The recipe end to end on one small clip per class and part: a bundle that loads and a card
-    whose per-clip verdicts are probabilities."""
-    out = tmp_path / "bundle"
-    code = train_main(
-        ["--data", str(lus_dir), "--out", str(out), "--epochs", "1", "--limit", "1", "--frames-per-clip", "2", "--edge-band", "0.08"]
-    )
-    assert code == 0
+    """The shipped recipe end to end on the 8 smallest clips per class: a bundle that loads, whose
+    inner-validation verdicts are probabilities over every frame, and whose frames come from the cache."""
+    out, cache = tmp_path / "bundle", tmp_path / "frames.pt"
+    args = ["--data", str(lus_dir), "--out", str(out), "--epochs", "1", "--limit", "8", "--frames-per-clip", "2",
+            "--eval-frames", "3", "--edge-band", "0.08", "--val-fraction", "0.4", "--cache", str(cache)]
+    assert train_main(args) == 0
     bundle = load_bundle(out)
+    assert bundle.version == "1.2.0"
     assert bundle.metadata["preprocessing"]["edge_band"] == 0.08  # the band round-trips through metadata
     clip = read_image(lus_dir / SMALL_CLIP)
     assert torch.equal(bundle.preprocess(clip), prepare_frames(clip, None, (128, 128), edge_band=0.08))
     assert bundle.task == "lung-ultrasound" and bundle.class_names == CLASS_NAMES
-    verdicts = bundle.metadata["eval_metrics"]["test_clip_verdicts"]
-    assert len(verdicts) == 3 and {v["class"] for v in verdicts} == set(CLASS_NAMES)
+    split = bundle.metadata["split"]
+    assert set(split) == {"train", "val"} and set(split["train"]).isdisjoint(split["val"])
+    verdicts = bundle.metadata["eval_metrics"]["val_clip_verdicts"]
+    assert {v["class"] for v in verdicts} == set(CLASS_NAMES) and {v["path"] for v in verdicts} == set(split["val"])
     for v in verdicts:
         assert abs(sum(v["verdict"]) - 1) < 1e-4
     metrics = json.loads((out / "docs" / "training_metrics.json").read_text())
-    assert metrics["frames"]["train"] == 2 * 3
-    assert "tiny" in (out / "docs" / "README.md").read_text()
+    assert metrics["frames"]["train"] == 2 * len(split["train"])
+    assert metrics["frames"]["val_every_frame"] > metrics["frames"]["val_map_checked"] == 3 * len(split["val"])
+    assert "salience evaluate lung-ultrasound" in (out / "docs" / "README.md").read_text()
+    # The cross-validation reads the same cache (no clip is read again) and holds every clip out once.
+    cache_time = cache.stat().st_mtime_ns
+    assert train_main(args + ["--folds", "2", "--fold-by", "clip"]) == 0
+    assert cache.stat().st_mtime_ns == cache_time
+    result = json.loads((out / "docs" / "cross_validation_clip.json").read_text())
+    assert sorted(result["frames"]["clip"]) == sorted(c["path"] for c in result["clips"]) and len(result["clips"]) == 24
+    assert len(result["frames"]["logits"]) == 3 * 24 and len(result["frames"]["map_shares"]["edge_energy"]) == 3 * 24
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +226,8 @@ def test_shipped_bundle_is_small_with_a_usable_cam_grid(shipped):
     grid = shipped.metadata["target_layer_grid"]
     assert min(grid) >= 8
     assert shipped.input_channels == ("intensity",)
-    assert set(shipped.metadata["split"]["test"]).isdisjoint(shipped.metadata["split"]["train"])
+    assert set(shipped.metadata["split"]["val"]).isdisjoint(shipped.metadata["split"]["train"])
+    assert shipped.version == "1.2.0"
 
 
 def test_shipped_bundle_blanks_the_scan_regions_edge(shipped, small_clip):
