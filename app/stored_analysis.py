@@ -6,8 +6,9 @@ content-addressed map files (hash-checked, never unpickled): the reader sees the
 not a new run of a model that may have changed since, with the map checks made then and the
 uncertainty measured then, in the words said then (or "not measured"). A clip's verdict is the mean of the stored
 frame probabilities (the rule it was made with) and its key frames are the ones stored with each
-map. A slide's stored rows are its tissue tiles: its score is their mean (the rule of
-``engine.analysis.slide``), shown as the slide's one row, and its maps are the stitched heatmaps
+map. A slide's stored rows are its tissue tiles: its verdict is called from them by the rule it
+was made with (``engine.analysis.slide_verdict``: a finding present in enough tiles, the tile
+shares as its probabilities), shown as the slide's one row, and its maps are the stitched heatmaps
 stored on the thumbnail's grid; its tile-probability heatmap is drawn again from the tile places
 kept with the maps (maps stored before they were kept come back with the CAM only).
 """
@@ -86,12 +87,14 @@ def stored_analysis(prediction: Prediction, blob_store: blobs.BlobStore,
     probabilities = np.asarray(prediction.probabilities, dtype=np.float32).reshape(-1, len(class_names))
     verdict, probability_maps = None, None
     tiles = prediction.item_axis == "tile"
-    if tiles:  # the slide score, as analyse_slide pooled it; the window shows it as the one row
+    if tiles:  # the slide's verdict, as analyse_slide called it; the window shows it as the one row
         from engine.analysis.slide import tile_probability_maps
+        from engine.analysis.slide_verdict import slide_verdict
 
         probability_maps = tile_probability_maps(next(iter(chosen.values())).params, probabilities, shape[-2:])
-        verdict = Verdict(label=f"Slide score: mean of {len(probabilities)} tissue tiles",
-                          probabilities=probabilities.mean(axis=0))
+        called = slide_verdict(class_names, probabilities)
+        verdict = Verdict(label=called.label, probabilities=np.asarray(called.probabilities, dtype=np.float32),
+                          class_index=called.class_index, notes=called.details)
         probabilities = verdict.probabilities[None, :]
     elif prediction.item_axis == "frame":
         key_items = {int(k): tuple(int(i) for i in items)
