@@ -209,7 +209,7 @@ class CaseAnalysis:
     def item_probabilities(self) -> np.ndarray:
         """``(n, K)`` probabilities per item of the analysed volume, as a viewer shows them beside
         the maps: the rows themselves, for a slide (whose rows are tiles and whose volume is
-        its thumbnail) the slide score as its one row, and for a whole-volume model its one row
+        its thumbnail) the slide verdict's tile shares as its one row, and for a whole-volume model its one row
         on every slice."""
         if self.slide is not None and self.verdict is not None:
             return np.asarray(self.verdict.probabilities, dtype=np.float32)[None, :]

@@ -1,4 +1,4 @@
-"""A whole-slide image through a patch classifier: tissue tiles, tile probabilities, a slide score
+"""A whole-slide image through a patch classifier: tissue tiles, tile probabilities, a slide verdict
 and stitched class-activation maps on the thumbnail grid the viewer shows.
 
 Tiles are cut where ``engine.imaging.tissue`` finds tissue, at the magnification the bundle was

@@ -88,3 +88,20 @@ def test_a_study_freezes_the_slides_verdict_and_its_uncertainty(focal_reading):
     counts = tile_counts(frozen.probabilities)
     assert case["probability"] == pytest.approx(counts[ACA] / counts.sum(), abs=1e-6)  # its tile share
     assert frozen.uncertainty["case"]["words"].startswith("Slide answer over ")
+
+
+def test_a_slide_stored_under_the_mean_rule_says_so_when_reopened(focal_reading):
+    """A prediction stored before the verdict rule (its answer the mean tile probability's:
+    Benign) reopens with the verdict called again and a note naming the stored answer."""
+    from app.stored_analysis import stored_analysis
+
+    settings, _, analysis, _ = focal_reading
+    workstation = open_workstation(settings)
+    with workstation._sessions.begin() as session:
+        prediction = session.get(Prediction, analysis.prediction_id)
+        prediction.predicted_class = "Benign"
+        shown = stored_analysis(prediction, workstation._blobs)
+        prediction.predicted_class = "Adenocarcinoma"  # as it was stored
+    assert shown.verdict.winner == ACA
+    assert shown.verdict.notes[-1] == ("Stored as Benign by an earlier rule; the verdict above is called again "
+                                       "from the stored tiles.")
