@@ -97,6 +97,25 @@ def test_each_sample_is_called_by_the_same_rule():
     np.testing.assert_array_equal(tile_counts(focal), [10, 0, 38])
 
 
+def test_a_slide_answer_that_changes_in_one_sample_of_four_is_uncertain():
+    """The case's numbers are those of the samples' slide answers: all four agreeing is certain
+    (no entropy at all); one of four changing makes the answer uncertain in the rule's words."""
+    from engine.analysis.uncertainty import case_uncertainty
+
+    focal = tiles([ACA] * 10 + [BENIGN] * 38)
+    benign = tiles([ACA] * 1 + [BENIGN] * 47)
+
+    def judged(draws):
+        return case_uncertainty(np.stack(draws), (), "tta", None, NAMES, pooled=True,
+                                pool=lambda d: sample_calls(NAMES, d))
+
+    steady, shaky = judged([focal] * 4), judged([focal] * 3 + [benign])
+    assert not steady.judgement.uncertain and float(steady.case.total[0]) == 0.0
+    np.testing.assert_allclose(shaky.case.mean_probabilities[0], [0.75, 0, 0.25])
+    assert shaky.judgement.uncertain and float(shaky.case.aleatoric[0]) == pytest.approx(0.0, abs=1e-12)
+    assert "epistemic uncertainty high" in shaky.judgement.words  # the samples disagree on the answer
+
+
 # -- the real model on mosaics of held-back patches ----------------------------------------------
 
 
