@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--score",
         choices=["logit", "probability"],
         help="what the map explains: the class logit (default for gradient methods) or its probability "
-        "(default for Score-CAM and occlusion; what a clip verdict or slide score averages)",
+        "(default for Score-CAM and occlusion; what a clip verdict or a slide's mean tile probability averages)",
     )
     explain.add_argument("--list", action=_ListMethods, help="list the CAM methods with their papers and exit")
     explain.add_argument("--class", dest="target_class", help="class name or index (default: the most likely)")

@@ -29,6 +29,9 @@ from engine.explain.summary import map_range, map_summary
 from engine.imaging import ImageVolume, nifti
 from engine.imaging.render import OverlaySpec, blend_overlay, colormap, render_slice
 
+#: What a slide's ``slide_score(s)`` are: a second figure beside its verdict (``verdict_payload``).
+MEAN_TILE_RULE = "mean tile probability over tissue tiles"
+
 if TYPE_CHECKING:
     from engine.analysis.result import CaseAnalysis
 
@@ -285,8 +288,9 @@ def _write_slide(analysis: "CaseAnalysis", volume: ImageVolume, k: int, output: 
         write_overlay_png(_thumbnail_rgb(volume), map_set.of(k)[0], output)
     return {
         **_head(analysis, volume, str(output), None if all_classes else k),
-        "slide_score": {name: float(s) for name, s in zip(analysis.class_names, analysis.verdict.probabilities)},
-        "slide_score_rule": analysis.verdict.rule,
+        **verdict_payload(analysis),
+        "slide_score": {name: float(s) for name, s in zip(analysis.class_names, analysis.probabilities.mean(axis=0))},
+        "slide_score_rule": MEAN_TILE_RULE,
         "tiles": len(details.tiles),
         "tile_level": details.level,
         "tile_size_level0": details.tile_size0,
@@ -317,16 +321,27 @@ def _write_patch_png(analysis: "CaseAnalysis", volume: ImageVolume, k: int, outp
 
 
 def verdict_payload(analysis: "CaseAnalysis") -> dict:
-    """A clip's or a slide's pooled answer: per-class probability, the winning class and the rule
-    (empty for item-wise images)."""
+    """A clip's or a slide's pooled answer: per-class probability (a slide's: share of its tissue
+    tiles called each class), the verdict's class, its label and rule, and for a slide the tile
+    counts it was called from (empty for item-wise images)."""
     verdict = analysis.verdict
     if verdict is None:
         return {}
-    return {
+    payload = {
         "verdict": {name: float(p) for name, p in zip(analysis.class_names, verdict.probabilities)},
         "verdict_class": analysis.class_names[verdict.class_index],
+        "verdict_label": verdict.label,
         "verdict_rule": verdict.rule,
     }
+    if analysis.slide is not None:
+        from engine.analysis.slide_verdict import call_slide
+
+        call = call_slide(analysis.class_names, analysis.probabilities)
+        payload["verdict_tiles"] = {
+            "tissue_tiles": call.tiles, "minimum_for_a_finding": call.minimum, "finding_present": call.finding,
+            "called": {name: int(c) for name, c in zip(analysis.class_names, call.tile_counts)},
+        }
+    return payload
 
 
 def uncertainty_payload(analysis: "CaseAnalysis", per_item: bool) -> dict:
@@ -340,9 +355,10 @@ def uncertainty_payload(analysis: "CaseAnalysis", per_item: bool) -> dict:
         return {}
     if found.case_item is None:
         shown = np.asarray(analysis.verdict.probabilities, dtype=np.float64)
+        k = analysis.verdict.class_index
     else:
         shown = np.asarray(analysis.probabilities[found.case_item], dtype=np.float64)
-    k = int(np.argmax(shown))
+        k = int(np.argmax(shown))
     payload = {
         "method": found.method,
         "label": found.label,
@@ -374,7 +390,7 @@ def uncertainty_payload(analysis: "CaseAnalysis", per_item: bool) -> dict:
 
 def prediction_payload(analysis: "CaseAnalysis", volume: ImageVolume, per_item: bool) -> dict:
     """``salience predict``'s JSON: per-item probabilities, a per-class summary, a clip's verdict
-    or a slide's score and tiling beside them, and the uncertainty when it was asked for."""
+    or a slide's verdict with its mean tile probability and tiling beside them, and the uncertainty when it was asked for."""
     names = analysis.class_names
     probabilities = np.asarray(analysis.probabilities).reshape(-1, len(names))
     top = probabilities.argmax(axis=1)
@@ -401,8 +417,9 @@ def prediction_payload(analysis: "CaseAnalysis", volume: ImageVolume, per_item: 
         payload["probabilities"] = np.round(probabilities, 6).tolist()
     details = analysis.slide
     if details is not None:
-        verdict = analysis.verdict
-        payload["slide_scores"] = None if verdict is None else {n: float(p) for n, p in zip(names, verdict.probabilities)}
+        mean = probabilities.mean(axis=0) if len(probabilities) else None  # the second figure beside the verdict
+        payload["slide_scores"] = None if mean is None else {n: float(p) for n, p in zip(names, mean)}
+        payload["slide_scores_rule"] = MEAN_TILE_RULE
         payload["tiling"] = {"level": details.level, "tile_mpp": details.tile_mpp,
                              "tile_size_level0": details.tile_size0, "notes": list(analysis.notes)}
         if per_item:

@@ -88,6 +88,8 @@ def store_prediction(session: Session, analysis: "CaseAnalysis", case_id: int, d
         class_names=list(analysis.class_names),
         item_axis=analysis.item_axis,
         calibrated=analysis.calibrated,
+        # a pooled verdict names the case's answer (a slide's finding may hold a minority of tiles)
+        predicted_class=None if analysis.verdict is None else analysis.class_names[analysis.verdict.class_index],
         uncertainty=uncertainty_record(analysis),
     )
     return row.id

@@ -6,14 +6,17 @@ content-addressed map files (hash-checked, never unpickled): the reader sees the
 not a new run of a model that may have changed since, with the map checks made then and the
 uncertainty measured then, in the words said then (or "not measured"). A clip's verdict is the mean of the stored
 frame probabilities (the rule it was made with) and its key frames are the ones stored with each
-map. A slide's stored rows are its tissue tiles: its score is their mean (the rule of
-``engine.analysis.slide``), shown as the slide's one row, and its maps are the stitched heatmaps
-stored on the thumbnail's grid; its tile-probability heatmap is drawn again from the tile places
+map. A slide's stored rows are its tissue tiles: its verdict is called from them
+(``engine.analysis.slide_verdict``: a finding present in enough tiles, the tile shares as its
+probabilities; a note when the answer stored with it was another, as for slides stored before
+that rule), shown as the slide's one row, and its maps are the stitched heatmaps stored on the
+thumbnail's grid; its tile-probability heatmap is drawn again from the tile places
 kept with the maps (maps stored before they were kept come back with the CAM only).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +25,9 @@ from db import blobs
 from db.models import Explanation, Prediction
 from db.uncertainty import NUMBERS
 from ui.backend import Analysis, Uncertainty, Verdict
+
+if TYPE_CHECKING:
+    from engine.analysis.result import CaseVerdict
 
 
 def uncertainty_shown(record: dict | None, per_item: bool) -> Uncertainty | None:
@@ -66,6 +72,17 @@ def first_method(prediction: Prediction) -> str | None:
     return explanations[0].method if explanations else None
 
 
+def _earlier_rule(prediction: Prediction, called: "CaseVerdict") -> tuple[str, ...]:
+    """A note when the stored answer differs from the verdict called again from the stored tiles
+    (a slide stored before its verdict was a finding present in enough tiles): the reader sees
+    that the answer they read then was another."""
+    now = prediction.class_names[called.class_index]
+    if prediction.predicted_class in (None, now):
+        return ()
+    return (f"Stored as {prediction.predicted_class} by an earlier rule; the verdict above is called again "
+            "from the stored tiles.",)
+
+
 def stored_analysis(prediction: Prediction, blob_store: blobs.BlobStore,
                     study_ranges: tuple[tuple[float, float], ...] | None = None,
                     method: str | None = None) -> Analysis | None:
@@ -86,12 +103,14 @@ def stored_analysis(prediction: Prediction, blob_store: blobs.BlobStore,
     probabilities = np.asarray(prediction.probabilities, dtype=np.float32).reshape(-1, len(class_names))
     verdict, probability_maps = None, None
     tiles = prediction.item_axis == "tile"
-    if tiles:  # the slide score, as analyse_slide pooled it; the window shows it as the one row
+    if tiles:  # the slide's verdict, as analyse_slide called it; the window shows it as the one row
         from engine.analysis.slide import tile_probability_maps
+        from engine.analysis.slide_verdict import slide_verdict
 
         probability_maps = tile_probability_maps(next(iter(chosen.values())).params, probabilities, shape[-2:])
-        verdict = Verdict(label=f"Slide score: mean of {len(probabilities)} tissue tiles",
-                          probabilities=probabilities.mean(axis=0))
+        called = slide_verdict(class_names, probabilities)
+        verdict = Verdict(label=called.label, probabilities=np.asarray(called.probabilities, dtype=np.float32),
+                          class_index=called.class_index, notes=called.details + _earlier_rule(prediction, called))
         probabilities = verdict.probabilities[None, :]
     elif prediction.item_axis == "frame":
         key_items = {int(k): tuple(int(i) for i in items)

@@ -78,11 +78,17 @@ def read_study_pixels(pixels: CasePixels, progress: Progress) -> ImageVolume:
 
 
 def case_probabilities(probabilities: np.ndarray, item_axis: str) -> tuple[np.ndarray, str]:
-    """Case-level probabilities of per-item ones: a clip's mean over its frames (its verdict);
+    """Case-level probabilities of per-item ones: a clip's mean over its frames (its verdict); a
+    slide's share of tissue tiles called each class (its verdict, ``engine.analysis.slide_verdict``);
     otherwise each class's highest item (where the finding is most likely)."""
     count = len(probabilities)
     if item_axis == "frame":
         return probabilities.mean(axis=0), f"mean over {count} frames"
+    if item_axis == "tile" and count:
+        from engine.analysis.slide_verdict import minimum_tiles, tile_counts
+
+        shares = (tile_counts(probabilities) / count).astype(np.float32)
+        return shares, f"share of {count} tissue tiles called each class (a finding needs {minimum_tiles(count)})"
     plural = {"slice": "slices", "patch": "patches", "tile": "tiles"}.get(item_axis, f"{item_axis}s")
     return probabilities.max(axis=0), f"highest over {count} {plural}"
 

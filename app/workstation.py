@@ -289,7 +289,8 @@ class SalienceWorkstation(StudyDesk):
         if result.verdict is not None:
             verdict = Verdict(label=result.verdict.label,
                               probabilities=np.asarray(result.verdict.probabilities, dtype=np.float32),
-                              key_items=maps.key_items, notes=result.notes)
+                              key_items=maps.key_items, notes=result.verdict.details + result.notes,
+                              class_index=result.verdict.class_index)
         return Analysis(
             bundle=f"{result.bundle_name} {result.bundle_version}",
             class_names=result.class_names,

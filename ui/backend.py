@@ -60,12 +60,21 @@ class Verdict:
         probabilities: ``(K,)`` pooled class probabilities.
         key_items: per class index, the items (frames) that matter most, most important first.
         notes: assumptions a reviewer should know (e.g. an assumed magnification).
+        class_index: the verdict's class when its rule names it, and then ``label`` says the
+            answer in words (a slide: "Slide: Adenocarcinoma in 10 of 48 tissue tiles (21%)",
+            ``probabilities`` the tile shares); None: the most probable pooled class.
     """
 
     label: str
     probabilities: np.ndarray
     key_items: dict[int, tuple[int, ...]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    class_index: int | None = None
+
+    @property
+    def winner(self) -> int:
+        """The verdict's class: ``class_index``, else the most probable pooled class."""
+        return int(np.argmax(self.probabilities)) if self.class_index is None else int(self.class_index)
 
 
 @dataclass(frozen=True)

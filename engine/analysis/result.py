@@ -76,19 +76,26 @@ class CaseVerdict:
     a whole-volume model's one answer.
 
     Attributes:
-        probabilities: ``(K,)`` pooled class probabilities.
+        probabilities: ``(K,)`` pooled class probabilities (a slide's: the share of its tissue
+            tiles called each class, ``engine.analysis.slide_verdict``).
         rule: how they were pooled, e.g. "mean of the frame probabilities".
-        label: what a reader is shown, e.g. "Clip verdict: mean of 120 frames".
+        label: what a reader is shown, e.g. "Clip verdict: mean of 120 frames", or the answer
+            itself when the rule names it ("Slide: Adenocarcinoma in 10 of 48 tissue tiles (21%)").
+        answer: the class the rule names when it is not simply the most probable pooled class
+            (a slide's finding may be present in a minority of its tiles); None: the argmax.
+        details: further figures in words, e.g. a slide's mean tile probability per class.
     """
 
     probabilities: np.ndarray
     rule: str
     label: str
+    answer: int | None = None
+    details: tuple[str, ...] = ()
 
     @property
     def class_index(self) -> int:
-        """The verdict's most probable class."""
-        return int(np.argmax(self.probabilities))
+        """The verdict's class: ``answer``, else the most probable pooled class."""
+        return int(np.argmax(self.probabilities)) if self.answer is None else int(self.answer)
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,7 +209,7 @@ class CaseAnalysis:
     def item_probabilities(self) -> np.ndarray:
         """``(n, K)`` probabilities per item of the analysed volume, as a viewer shows them beside
         the maps: the rows themselves, for a slide (whose rows are tiles and whose volume is
-        its thumbnail) the slide score as its one row, and for a whole-volume model its one row
+        its thumbnail) the slide verdict's tile shares as its one row, and for a whole-volume model its one row
         on every slice."""
         if self.slide is not None and self.verdict is not None:
             return np.asarray(self.verdict.probabilities, dtype=np.float32)[None, :]
@@ -217,15 +224,15 @@ class CaseAnalysis:
 
     def class_to_show(self, wanted: str | None = None) -> int:
         """The class a user asked for (name or index as text), or the one a reviewer looks at first:
-        a clip's verdict class, else the most likely finding over the items or tiles
+        a clip's or a slide's verdict class, else the most likely finding over the items
         (``engine.models.classes.finding_class``).
 
         Raises:
             engine.errors.SalienceError: ``wanted`` names no class of the model.
         """
+        if wanted is None and self.kind in ("clip", "slide") and self.verdict is not None:
+            return self.verdict.class_index
         rows = self.probabilities
-        if self.kind == "clip" and self.verdict is not None:
-            rows = np.asarray(self.verdict.probabilities)[None, :]
         return class_index(self.class_names, wanted, rows if len(rows) else None)
 
     def top_tiles(self, class_index: int, count: int = 5) -> list[dict]:

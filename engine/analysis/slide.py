@@ -1,13 +1,14 @@
-"""A whole-slide image through a patch classifier: tissue tiles, tile probabilities, a slide score
+"""A whole-slide image through a patch classifier: tissue tiles, tile probabilities, a slide verdict
 and stitched class-activation maps on the thumbnail grid the viewer shows.
 
 Tiles are cut where ``engine.imaging.tissue`` finds tissue, at the magnification the bundle was
 trained at (``metadata["slide"]["tile_mpp"]``, overridable). Each batch of tiles is ONE
 ``CamCapture``: its forward pass gives the tile logits (hence probabilities) and its partial
 backward the gradients every gradient-family CAM method needs. Perturbation methods read the
-tiles again and run their own forward passes. The slide score of a class is the mean tile
-probability over tissue tiles (the ``SlideScore(k, reduce="mean", score="probability")``
-convention); tile maps are put back in slide coordinates with ``stitch_tiles``.
+tiles again and run their own forward passes. The slide's verdict is a finding present in
+enough tissue tiles (``engine.analysis.slide_verdict``: tumour burden, not the mean tile
+probability, which lets benign tissue hide a focal tumour); tile maps are put back in slide
+coordinates with ``stitch_tiles``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np
 import torch
 
 from engine.analysis.items import CAPTURE_SHARE, over_budget_note, plan_added, split_methods
-from engine.analysis.result import CaseAnalysis, CaseVerdict, MapSet, SlideDetails, model_fields
+from engine.analysis.result import CaseAnalysis, MapSet, SlideDetails, model_fields
+from engine.analysis.slide_verdict import sample_calls, slide_verdict
 from engine.analysis.uncertainty import DEFAULT_SAMPLES, PROGRESS_SHARE, estimate_uncertainty
 from engine.errors import BundleError
 from engine.imaging.slide import THUMBNAIL_SIZE, SlideReader
@@ -44,8 +46,6 @@ DEFAULT_TILE_SIZE = 224
 DEFAULT_TILE_MPP = 0.5
 DEFAULT_MIN_TISSUE = 0.25
 
-#: How a slide's score is pooled from its tiles.
-SCORE_RULE = "mean tile probability over tissue tiles"
 STITCHING = "mean where tiles overlap, NaN off tissue"
 
 #: The part of the progress bar the tile passes take (tissue detection before, stitching after).
@@ -190,8 +190,10 @@ def analyse_slide(
             bytes; 0 keeps none.
         shown_only: explain only the class ``CaseAnalysis.class_to_show`` picks.
         uncertainty: "mc_dropout" or "tta" (``engine.analysis.uncertainty.resolve_method``): the
-            tiles are read again and sampled, the slide score's uncertainty from the per-sample
-            mean tile probabilities; None: no uncertainty.
+            tiles are read again and sampled; the slide's uncertainty is how often its verdict
+            changes when each sample's tiles are called by the same rule
+            (``slide_verdict.sample_calls``), judged on the share of samples per answer; None: no
+            uncertainty.
         samples: draws per tile for ``uncertainty``.
 
     Raises:
@@ -227,8 +229,7 @@ def analyse_slide(
         logits=logits,
         probabilities=probabilities,
         maps={},
-        verdict=CaseVerdict(probabilities.mean(axis=0), SCORE_RULE, f"Slide score: mean of {len(tiles)} tissue tiles")
-        if tiles else None,
+        verdict=slide_verdict(bundle.class_names, probabilities) if tiles else None,
         slide=details,
         notes=tuple(notes),
         source=str(path),
@@ -247,10 +248,12 @@ def analyse_slide(
     if uncertainty and tiles:
         with closing(_tile_inputs(bundle, path, tiles, batch_size)) as inputs:
             estimate = estimate_uncertainty(
-                bundle, inputs, len(tiles), analysis.verdict.probabilities, method=uncertainty, pooled=True,
-                samples=samples, batch_size=batch_size, progress=ScaledProgress(outer, 1 - PROGRESS_SHARE, 1.0),
+                bundle, inputs, len(tiles), None, method=uncertainty, pooled=True,
+                pool=lambda draws: sample_calls(bundle.class_names, draws), samples=samples,
+                batch_size=batch_size, progress=ScaledProgress(outer, 1 - PROGRESS_SHARE, 1.0),
             )
-        analysis = replace(analysis, uncertainty=estimate)
+        words = f"Slide answer over {estimate.samples} samples: {estimate.judgement.words}"
+        analysis = replace(analysis, uncertainty=replace(estimate, judgement=replace(estimate.judgement, words=words)))
     return analysis
 
 

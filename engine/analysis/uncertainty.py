@@ -35,12 +35,15 @@ samples of the top class's probability is reported beside them.
    across the samples.
 
 The shown probabilities stay the deterministic, temperature-scaled ones; the samples only
-measure how far they move.
+measure how far they move. A case answer pooled from items by a rule (``pool``) is measured on
+that rule's answers: a slide's verdict (``engine.analysis.slide_verdict``) is called again on
+each sample's tiles, so its uncertainty says how often the slide's answer changes (the share of
+samples per answer is what is judged; its aleatoric part is 0), while each tile keeps its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
@@ -367,11 +370,12 @@ def case_uncertainty(
     draws: np.ndarray,
     augmentations: tuple[str, ...],
     method: str,
-    shown: np.ndarray,
+    shown: np.ndarray | None,
     class_names: Sequence[str],
     *,
     pooled: bool,
     case_item: int = 0,
+    pool: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Uncertainty:
     """The ``Uncertainty`` of a case from its draws.
 
@@ -379,17 +383,22 @@ def case_uncertainty(
         draws: ``(S, N, K)`` from ``sample_probabilities``.
         augmentations: its transform names.
         method: "mc_dropout" or "tta".
-        shown: the case answer's shown probabilities ``(K,)`` (a verdict's, or the item's).
+        shown: the case answer's shown probabilities ``(K,)`` (a verdict's, or the item's); None:
+            the mean of the case's pooled draws (e.g. a slide's share of samples per answer).
         class_names: the ``K`` classes.
-        pooled: the case answer is the mean over the items (a clip's verdict, a slide's score):
-            its draws are the per-sample means. Otherwise it is item ``case_item``.
+        pooled: the case answer is pooled from the items (a clip's verdict, a slide's): its draws
+            are each sample's items pooled by ``pool``. Otherwise it is item ``case_item``.
         case_item: the item that stands for the case when not pooled.
+        pool: ``(S, N, K) -> (S, 1, K)``, how each sample's items give the case's answer; None:
+            their mean (a clip's verdict).
     """
     items = decompose(draws)
     if pooled:
-        case = decompose(draws.mean(axis=1, keepdims=True))
+        case = decompose(draws.mean(axis=1, keepdims=True) if pool is None else pool(draws))
     else:
         case = decompose(draws[:, case_item : case_item + 1])
+    if shown is None:
+        shown = case.mean_probabilities[0]
     return Uncertainty(
         method=method,
         samples=int(draws.shape[0]),
@@ -409,11 +418,12 @@ def estimate_uncertainty(
     bundle: "Bundle",
     batches: Iterable["torch.Tensor"],
     total: int,
-    shown: np.ndarray,
+    shown: np.ndarray | None,
     *,
     method: str,
     pooled: bool,
     case_item: int = 0,
+    pool: Callable[[np.ndarray], np.ndarray] | None = None,
     samples: int = DEFAULT_SAMPLES,
     batch_size: int = 32,
     seed: int = 0,
@@ -428,9 +438,9 @@ def estimate_uncertainty(
         bundle: the model (``engine.models.load_bundle``).
         batches: the items' network inputs, batch by batch.
         total: how many items the batches hold.
-        shown: ``(K,)`` the probabilities shown for the case's answer.
+        shown: ``(K,)`` the probabilities shown for the case's answer (None: see ``case_uncertainty``).
         method: "mc_dropout" or "tta" (``resolve_method``).
-        pooled, case_item: see ``case_uncertainty``.
+        pooled, case_item, pool: see ``case_uncertainty``.
         samples, batch_size, seed, progress: see ``sample_probabilities``.
     """
     from engine.analysis.test_time import DEFAULT_AUGMENTATIONS
@@ -442,4 +452,5 @@ def estimate_uncertainty(
         augmentations=DEFAULT_AUGMENTATIONS if declared is None else declared, batch_size=batch_size, seed=seed,
         progress=progress,
     )
-    return case_uncertainty(draws, described, method, shown, bundle.class_names, pooled=pooled, case_item=case_item)
+    return case_uncertainty(draws, described, method, shown, bundle.class_names, pooled=pooled, case_item=case_item,
+                            pool=pool)

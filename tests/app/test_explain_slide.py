@@ -104,3 +104,11 @@ def test_predict_on_a_slide_scores_its_tissue_tiles_not_its_thumbnail(slide_path
     left, right = (0, 1) if boxes[0][1] < boxes[1][1] else (1, 0)
     assert rows[left].argmax() == aca and rows[right].argmax() == scc
     assert payload["slide_scores"]["Adenocarcinoma"] == pytest.approx(rows[:, aca].mean(), abs=1e-5)
+    assert payload["slide_scores_rule"] == "mean tile probability over tissue tiles"  # the second figure
+    # The verdict: two tumour tiles of two (the minimum is 2): a finding, named with the tile counts.
+    assert payload["verdict_tiles"] == {"tissue_tiles": 2, "minimum_for_a_finding": 2, "finding_present": True,
+                                        "called": {"Adenocarcinoma": 1, "Squamous cell carcinoma": 1, "Benign": 0}}
+    assert payload["verdict"] == {"Adenocarcinoma": 0.5, "Squamous cell carcinoma": 0.5, "Benign": 0.0}
+    assert payload["verdict_class"] in payload["verdict_label"] and payload["verdict_class"] != "Benign"
+    assert payload["verdict_label"].endswith(" in 1 of 2 tissue tiles (50%) (also "
+                                             f"{({'Adenocarcinoma', 'Squamous cell carcinoma'} - {payload['verdict_class']}).pop()} in 1)")

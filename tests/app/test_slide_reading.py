@@ -1,5 +1,5 @@
 """A reading of a whole slide, saved on SQLite and reopened after a restart: the reader sees the
-slide score and the stitched heatmaps (CAM and tile probabilities) it was made on again, in the
+slide's verdict and the stitched heatmaps (CAM and tile probabilities) it was made on again, in the
 window's slide view."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def saved_slide_reading(tmp_path_factory, shared_data):
     return settings, mosaic, analysis, saved
 
 
-def test_a_reopened_slide_reading_brings_back_its_score_and_heatmap(saved_slide_reading):
+def test_a_reopened_slide_reading_brings_back_its_verdict_and_heatmap(saved_slide_reading):
     settings, mosaic, analysis, saved = saved_slide_reading
     restarted = open_workstation(settings)
     case = restarted.open_path(str(mosaic.path), NullProgress())
@@ -45,7 +45,8 @@ def test_a_reopened_slide_reading_brings_back_its_score_and_heatmap(saved_slide_
     np.testing.assert_array_equal(shown.maps, analysis.maps)  # the stitched maps on the thumbnail grid
     assert shown.maps.shape[1:] == (1,) + case.volume.shape[1:]
     np.testing.assert_allclose(shown.probabilities, analysis.probabilities, atol=1e-6)  # the score as one row
-    assert shown.verdict.label == analysis.verdict.label
+    assert shown.verdict.label == analysis.verdict.label and shown.verdict.label.startswith("Slide: ")
+    assert shown.verdict.winner == analysis.verdict.winner and shown.verdict.notes[0] == analysis.verdict.notes[0]
     np.testing.assert_allclose(shown.verdict.probabilities, analysis.verdict.probabilities, atol=1e-6)
     assert shown.explanation_ids == analysis.explanation_ids
     # The tile-probability heatmap is drawn again from the tile places kept with the maps.

@@ -60,6 +60,12 @@ def test_case_probabilities_pool_a_clip_by_its_mean_and_a_volume_by_its_peak():
     assert np.allclose(peak, [0.8, 0.6]) and rule == "highest over 2 slices"
 
 
+def test_case_probabilities_of_a_slide_are_its_tile_shares_as_its_verdict_has_them():
+    rows = np.array([[0.7, 0.3]] * 3 + [[0.1, 0.9]] * 17, dtype=np.float32)
+    shares, rule = case_probabilities(rows, "tile")
+    assert np.allclose(shares, [0.15, 0.85]) and rule == "share of 20 tissue tiles called each class (a finding needs 2)"
+
+
 def test_another_readers_case_is_refused(tmp_path):
     """The workstation asks the data layer as the signed-in reader: ben cannot open ann's case."""
     world = build_study_world(tmp_path, every_kind_design(), cases=2)

@@ -173,13 +173,18 @@ def test_a_slide_is_analysed_tile_by_tile_with_its_score_and_stitched_maps(setti
         cell = analysis.probability_maps[:, 0, row * 224 + 112, col * 224 + 112]
         assert int(np.argmax(cell)) == label, (row, col)
     verdict = analysis.verdict
-    assert verdict is not None and verdict.label == f"Slide score: mean of {len(mosaic.cells)} tissue tiles"
+    # Four cells of each class: each finding is present (4 >= 2 tiles); the verdict names one of them.
+    assert verdict is not None and verdict.label.startswith("Slide: ") and (
+        f" in 4 of {len(mosaic.cells)} tissue tiles (33%) (also " in verdict.label)
+    assert analysis.class_names[verdict.winner] in verdict.label and verdict.winner != analysis.class_names.index("Benign")
     np.testing.assert_allclose(verdict.probabilities, analysis.probabilities[0])
-    assert analysis.uncertainty.item_words == (analysis.uncertainty.words,)  # the score's row is the case's
+    np.testing.assert_allclose(verdict.probabilities, [1 / 3, 1 / 3, 1 / 3], atol=1e-6)  # the tile shares
+    assert verdict.notes[0].startswith("Mean tile probability: ")
+    assert analysis.uncertainty.item_words == (analysis.uncertainty.words,)  # the verdict's row is the case's
     with workstation._sessions() as session:
         prediction = runs.predictions_for_case(session, case.case_id)[0]
         assert prediction.item_axis == "tile" and len(prediction.probabilities) == len(mosaic.cells)
-        np.testing.assert_allclose(np.mean(prediction.probabilities, axis=0), verdict.probabilities, atol=1e-5)
+        assert prediction.predicted_class == analysis.class_names[verdict.winner]
         assert 0 < prediction.explanations[0].map_stats["finite_fraction"] < 1  # glass between cells has no map
     # The map check of a slide measures the tile the model finds likeliest to show the class.
     aca = analysis.class_names.index("Adenocarcinoma")

@@ -129,3 +129,16 @@ def test_an_analysis_whose_uncertainty_was_not_measured_says_so(qtbot, opened, w
     finish(qtbot, opened._analysis_task)
     text = opened.analysis_panel.summary_text()
     assert "not measured" not in text and "Not flagged as uncertain: slice 1. (Monte Carlo dropout, 8 samples)" in text
+
+
+def test_a_verdict_that_names_its_class_is_shown_in_its_own_words_and_its_class_first(qtbot, opened, workstation):
+    """A slide's verdict names a finding held by a minority of tiles: the panel shows its label
+    as the answer (not the share table's largest row) and the overlay shows that class's map."""
+    workstation.verdict = Verdict("Slide: tumour in 1 of 5 tissue tiles (20%)", np.array([0.8, 0.2]), class_index=1,
+                                  notes=("Mean tile probability: normal 75%, tumour 25%",))
+    opened.analysis_panel.analyse_button.click()
+    finish(qtbot, opened._analysis_task)
+    text = opened.analysis_panel.summary_text()
+    assert "<b>Slide: tumour in 1 of 5 tissue tiles (20%)</b>" in text and "normal (80.0%)" not in text
+    assert "Mean tile probability: normal 75%, tumour 25%" in text
+    assert opened.state.overlay.class_index == 1

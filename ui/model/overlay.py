@@ -457,7 +457,7 @@ def first_class(analysis: Analysis) -> int:
     then explains the answer the panel names), else the most likely finding on any slice
     (``engine.models.classes.finding_class``)."""
     if analysis.verdict is not None:
-        return int(np.argmax(analysis.verdict.probabilities))
+        return analysis.verdict.winner
     return finding_class(analysis.class_names, analysis.probabilities)
 
 

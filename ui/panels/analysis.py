@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from html import escape
 
-import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget,
@@ -235,10 +234,11 @@ class AnalysisPanel(QWidget):
         self.notes.setVisible(verdict is not None and bool(verdict.notes))
         if verdict is not None:
             pooled = dict(zip(analysis.class_names, (float(p) for p in verdict.probabilities)))
-            winner = int(np.argmax(verdict.probabilities))
+            winner = verdict.winner
             winner_name = analysis.class_names[winner]
-            self.verdict.setText(f"<b>{escape(verdict.label)}: {escape(winner_name)} "
-                                 f"({percent(pooled[winner_name])})</b>")
+            said = verdict.label if verdict.class_index is not None else (  # the label says the answer
+                f"{verdict.label}: {winner_name} ({percent(pooled[winner_name])})")
+            self.verdict.setText(f"<b>{escape(said)}</b>")
             self.verdict_table.set_probabilities(pooled, shown)
             self.key_frames.setText(self._key_frame_links(verdict.key_items, winner, shown))
             self.key_frames.setVisible(bool(self.key_frames.text()))

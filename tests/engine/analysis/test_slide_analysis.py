@@ -82,7 +82,11 @@ def test_tiles_are_the_tissue_cells_read_at_the_training_magnification(analysis,
     assert (tiling.tile_boxes[:, 2:] == CELL).all() and tiling.level == 0 and tiling.tile_mpp == MPP
     assert analysis.probabilities.shape == (len(mosaic.cells), 3) and analysis.item_axis == "tile"
     np.testing.assert_allclose(analysis.probabilities.sum(axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(analysis.verdict.probabilities, analysis.probabilities.mean(axis=0), atol=1e-6)
+    # The verdict's probabilities are the tile shares (four cells of each class); the mean is its detail.
+    np.testing.assert_allclose(analysis.verdict.probabilities, [1 / 3, 1 / 3, 1 / 3], atol=1e-6)
+    mean = analysis.probabilities.mean(axis=0)
+    assert analysis.verdict.details == ("Mean tile probability: " + ", ".join(
+        f"{name} {p:.0%}" for name, p in zip(analysis.class_names, mean)),)
 
 
 def test_tile_probabilities_equal_the_patch_predictions(analysis, mosaic, bundle):
@@ -179,7 +183,9 @@ def test_a_slide_through_analyse_case_adds_methods_from_its_capture(bundle, mosa
     finally:
         volume.extras["slide"].close()
     assert analysis.kind == "slide" and analysis.slide.grid_shape == tuple(volume.shape[1:])
-    assert analysis.verdict.label == "Slide score: mean of 12 tissue tiles"
+    # Four cells of each class: both carcinomas present, the likelier named first, the other beside it.
+    assert analysis.verdict.label in ("Slide: Adenocarcinoma in 4 of 12 tissue tiles (33%) (also Squamous cell carcinoma in 4)",
+                                      "Slide: Squamous cell carcinoma in 4 of 12 tissue tiles (33%) (also Adenocarcinoma in 4)")
     np.testing.assert_allclose(analysis.item_probabilities, analysis.verdict.probabilities[None], atol=1e-7)
     direct = analyse_slide(bundle, mosaic.path, methods=["layercam"], grid_shape=analysis.slide.grid_shape, batch_size=5)
     for result in (added, recaptured):
