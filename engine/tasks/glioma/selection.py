@@ -21,6 +21,15 @@ RULE = (
     f"by more than {MAX_AUC_DROP}; among those, the one with the highest validation pointing game"
 )
 
+#: The lever label (``salience evaluate glioma --lever LABEL=BUNDLE``) of the bundle candidates must beat.
+SHIPPED_LABEL = "2.0.0 (shipped before)"
+#: What had been seen of the candidates' held-back test figures before the choice.
+TEST_SEEN_BEFORE = (
+    "The class-balanced run's test figures (seed 0, the same settings) had been computed and printed once, "
+    "in session 3, before this rule was declared and before anybody chose it; the other candidates' test "
+    "figures were not looked at before the choice."
+)
+
 
 @dataclass(frozen=True)
 class Verdict:
