@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.tasks.glioma.selection import MAX_AUC_DROP, SHIPPED_LABEL, TEST_SEEN_BEFORE, choose
 from engine.training.model_card import (
     FIGURES_LINE,
     cam_layer_lines,
@@ -17,7 +18,6 @@ from engine.training.model_card import (
     reproduce_lines,
     seed_range_lines,
 )
-from engine.tasks.glioma.selection import SHIPPED_LABEL, TEST_SEEN_BEFORE, choose
 
 
 def _count(figure: dict[str, Any]) -> str:
@@ -125,8 +125,13 @@ def _selection(levers: list[dict[str, Any]]) -> list[str]:
         "",
     ]
     for verdict in selection.verdicts:
-        outcome = "passes" if verdict.eligible else "fails"
-        lines.append(f"- {verdict.label}: AUC {verdict.auc_change:+.3f}, pointing game {verdict.pointing_change:+.3f}: {outcome}")
+        if verdict.eligible:
+            outcome = "passes"
+        elif verdict.pointing_change <= 0:
+            outcome = "fails (pointing game not higher)"
+        else:
+            outcome = f"fails (AUC more than {MAX_AUC_DROP} lower)"
+        lines.append(f"- {verdict.label}: AUC {verdict.auc_change:+.4f}, pointing game {verdict.pointing_change:+.4f}: {outcome}")
     chosen = selection.chosen or "none (keep the shipped bundle)"
     lines += ["", f"Chosen by the rule: {chosen}. {TEST_SEEN_BEFORE}", ""]
     return lines

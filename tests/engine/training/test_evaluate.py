@@ -235,8 +235,8 @@ def test_the_card_states_how_the_bundle_was_chosen_and_keeps_the_earlier_levers(
     assert "### How this bundle was chosen" in card and f"Rule, declared before the candidates were trained: {RULE}." in card
     assert f"Chosen by the rule: {selection.chosen or 'none (keep the shipped bundle)'}. {TEST_SEEN_BEFORE}" in card
     verdict = selection.verdicts[1]
-    assert (f"- other candidate: AUC {verdict.auc_change:+.3f}, pointing game {verdict.pointing_change:+.3f}: "
-            f"{'passes' if verdict.eligible else 'fails'}") in card
+    assert f"- other candidate: AUC {verdict.auc_change:+.4f}, pointing game {verdict.pointing_change:+.4f}: " in card
+    assert ("passes" if verdict.eligible else "fails (") in card.split("- other candidate:")[1].splitlines()[0]
     assert "Levers tried on version 1.9.0" in card
     assert "| version 1.9.0 | guidance=0.5 | 0.900 | +0.000 | 0.500 | +0.000 | 2.00 |" in card
     assert "| no guidance | guidance=0.0 | 0.910 | +0.010 | 0.125 | -0.375 | 1.00 |" in card
