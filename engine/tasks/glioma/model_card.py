@@ -120,7 +120,7 @@ def _selection(levers: list[dict[str, Any]]) -> list[str]:
     lines = [
         "### How this bundle was chosen",
         "",
-        f"Rule, declared before the candidates were trained: {selection.rule}.",
+        f"Rule, declared before any candidate was measured: {selection.rule}.",
         f"Each candidate against {SHIPPED_LABEL} on the validation patients:",
         "",
     ]

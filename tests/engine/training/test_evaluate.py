@@ -232,7 +232,7 @@ def test_the_card_states_how_the_bundle_was_chosen_and_keeps_the_earlier_levers(
     by_label = {row["label"]: row for row in report["levers"]}
     selection = choose(by_label[SHIPPED_LABEL], [by_label["this bundle"], by_label["other candidate"]])
     card = (bundle_dir / "docs" / "README.md").read_text()
-    assert "### How this bundle was chosen" in card and f"Rule, declared before the candidates were trained: {RULE}." in card
+    assert "### How this bundle was chosen" in card and f"Rule, declared before any candidate was measured: {RULE}." in card
     assert f"Chosen by the rule: {selection.chosen or 'none (keep the shipped bundle)'}. {TEST_SEEN_BEFORE}" in card
     verdict = selection.verdicts[1]
     assert f"- other candidate: AUC {verdict.auc_change:+.4f}, pointing game {verdict.pointing_change:+.4f}: " in card
