@@ -420,6 +420,9 @@ def evaluation_parser(task: str) -> argparse.ArgumentParser:
     parser.add_argument("--lever", action="append", default=[], metavar="LABEL=BUNDLE",
                         help="a bundle of the same recipe with one setting changed, measured on the validation "
                         "patients beside this one for the card's table of levers (repeatable)")
+    parser.add_argument("--earlier-levers", type=Path, metavar="EVALUATION_JSON",
+                        help="an earlier version's docs/evaluation.json whose lever rows (measured then on the same "
+                        "validation patients) the card shows in a table of their own")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     return parser
 
@@ -450,6 +453,32 @@ def _labelled(spec: str) -> tuple[str, Bundle]:
     return label, load_bundle(Path(path))
 
 
+def earlier_levers(path: Path, val_cases: Sequence[str]) -> dict[str, Any]:
+    """The lever rows an earlier bundle's report holds, for a card that keeps them beside its own.
+
+    Args:
+        path: the earlier ``docs/evaluation.json`` (``levers`` and ``levers_cases`` written by
+            ``run_evaluation``).
+        val_cases: this bundle's validation patients; the earlier rows must have been measured on them.
+
+    Returns:
+        ``{"version", "weights_sha256", "rows"}``: the earlier bundle's version and checksum
+        (its rows compare with the first row, that bundle), and the rows as measured then.
+
+    Raises:
+        SalienceError: the file is unreadable, holds no lever rows, or rows of other patients.
+    """
+    try:
+        earlier = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SalienceError(f"--earlier-levers {path}: cannot read it as JSON ({exc})") from None
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("levers"), list) or not earlier["levers"]:
+        raise SalienceError(f"--earlier-levers {path}: holds no lever rows")
+    if earlier.get("levers_cases") != list(val_cases):
+        raise SalienceError(f"--earlier-levers {path}: its levers were measured on other validation patients")
+    return {"version": earlier.get("version"), "weights_sha256": earlier.get("weights_sha256"), "rows": earlier["levers"]}
+
+
 def run_evaluation(task: str, args: argparse.Namespace, progress: Progress | None = None) -> dict[str, Any]:
     """Evaluate ``args.bundle`` (and ``args.compare``) and write the card; returns the report.
 
@@ -478,6 +507,7 @@ def run_evaluation(task: str, args: argparse.Namespace, progress: Progress | Non
         ):
             raise SalienceError(f"bundle {other.path} was held back on other patients than {bundles[0].path}; "
                                 "compare only runs of the same split")
+    earlier = None if args.earlier_levers is None else earlier_levers(args.earlier_levers, held_back_part(bundles[0], "val"))
     data_dir = args.data or evaluation.default_data
     share = 1.0 / (len(bundles) + (1 if levers else 0))
     reports = [
@@ -491,6 +521,8 @@ def run_evaluation(task: str, args: argparse.Namespace, progress: Progress | Non
         labelled = [("this bundle", bundles[0]), *levers]
         report["levers"] = lever_rows(labelled, evaluation, data_dir, args.method, ScaledProgress(progress, 1 - share, 1.0))
         report["levers_cases"] = held_back_part(bundles[0], "val")
+    if earlier is not None:
+        report["earlier_levers"] = earlier
     if args.out is not None or args.part == "test":
         report["card"] = str(write_card(bundles[0], evaluation, report, args.out))
     return report

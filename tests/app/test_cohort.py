@@ -248,11 +248,14 @@ def test_commands_that_run_a_model_refuse_a_device_torch_does_not_see_in_one_lin
     assert len(err) == 1 and err[0].startswith("salience: error: device 'cuda:7': torch sees")
 
 
-def test_explain_in_bf16_reports_its_difference_to_float32(cohort, tmp_path, capsys):
+@pytest.mark.needs_data
+def test_explain_in_bf16_reports_its_difference_to_float32(glioma_case, tmp_path, capsys):
+    """The shipped model on a real patient (on the synthetic noise cases its maps are near zero, so
+    their relative change says little: 6 % there with glioma 2.1.0, 0.5 % on this patient)."""
     from app.cli import main
 
     out = tmp_path / "map.npy"
-    assert main(["explain", "--bundle", "glioma", "--device", "cpu", "--half", "bf16", str(cohort / "caseA"),
+    assert main(["explain", "--bundle", "glioma", "--device", "cpu", "--half", "bf16", str(glioma_case),
                  "-o", str(out)]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["run"] == {"device": "cpu", "half": "bf16"}

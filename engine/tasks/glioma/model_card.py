@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.tasks.glioma.selection import MAX_AUC_DROP, SHIPPED_LABEL, TEST_SEEN_BEFORE, choose
 from engine.training.model_card import (
     FIGURES_LINE,
     cam_layer_lines,
@@ -68,28 +69,72 @@ def _seed_runs(report: dict[str, Any]) -> list[str]:
     ])
 
 
-def _levers(report: dict[str, Any]) -> list[str]:
-    levers = report.get("levers")
-    if not levers:
-        return []
-    base = levers[0]
+def _lever_table(rows: list[dict[str, Any]]) -> list[str]:
+    base = rows[0]
     lines = [
-        "## Which levers mattered (validation patients)",
-        "",
-        "Each run below was trained by this recipe with the setting shown (recorded in its `metadata.json`);",
-        f"all are measured on the {len(report['levers_cases'])} validation patients, which also chose the shipped settings",
-        "(the test patients chose nothing). The change columns compare each run with the first row.",
-        "",
         "| run | setting | AUC | change | pointing game | change | energy ratio |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for lever in levers:
+    for lever in rows:
         d_auc, d_pg = lever["auc"] - base["auc"], lever["pointing_game"] - base["pointing_game"]
         lines.append(
             f"| {lever['label']} | {lever['setting']} | {lever['auc']:.3f} | {d_auc:+.3f} | {lever['pointing_game']:.3f} "
             f"| {d_pg:+.3f} | {lever['energy_ratio']:.2f} |"
         )
-    return [*lines, ""]
+    return lines
+
+
+def _levers(report: dict[str, Any]) -> list[str]:
+    levers, earlier = report.get("levers"), report.get("earlier_levers")
+    if not levers and not earlier:
+        return []
+    lines = ["## Which levers mattered (validation patients)", ""]
+    if levers:
+        lines += [
+            "Each run below was trained by this recipe with the setting shown (recorded in its `metadata.json`);",
+            f"all are measured on the {len(report['levers_cases'])} validation patients, which also chose the shipped settings",
+            "(the test patients chose nothing). The change columns compare each run with the first row.",
+            "",
+            *_lever_table(levers),
+            "",
+            *_selection(levers),
+        ]
+    if earlier:
+        lines += [
+            f"Levers tried on version {earlier['version']} (its own validation figures, as its `docs/evaluation.json`",
+            f"recorded them; same validation patients; changes against its first row, version {earlier['version']}):",
+            "",
+            *_lever_table([{**earlier["rows"][0], "label": f"version {earlier['version']}"}, *earlier["rows"][1:]]),
+            "",
+        ]
+    return lines
+
+
+def _selection(levers: list[dict[str, Any]]) -> list[str]:
+    """How this bundle was chosen over the shipped one (``selection.RULE``), when its row is in the table."""
+    shipped = next((row for row in levers if row["label"] == SHIPPED_LABEL), None)
+    if shipped is None:
+        return []
+    candidates = [row for row in levers if row is not shipped]
+    selection = choose(shipped, candidates)
+    lines = [
+        "### How this bundle was chosen",
+        "",
+        f"Rule, declared before any candidate was measured: {selection.rule}.",
+        f"Each candidate against {SHIPPED_LABEL} on the validation patients:",
+        "",
+    ]
+    for verdict in selection.verdicts:
+        if verdict.eligible:
+            outcome = "passes"
+        elif verdict.pointing_change <= 0:
+            outcome = "fails (pointing game not higher)"
+        else:
+            outcome = f"fails (AUC more than {MAX_AUC_DROP} lower)"
+        lines.append(f"- {verdict.label}: AUC {verdict.auc_change:+.4f}, pointing game {verdict.pointing_change:+.4f}: {outcome}")
+    chosen = selection.chosen or "none (keep the shipped bundle)"
+    lines += ["", f"Chosen by the rule: {chosen}. {TEST_SEEN_BEFORE}", ""]
+    return lines
 
 
 def _guidance_limit(metadata: dict[str, Any]) -> list[str]:

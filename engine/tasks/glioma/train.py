@@ -20,6 +20,7 @@ Reproduce the shipped weights (same library versions) with::
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +76,11 @@ INPUT_SIZE = (128, 128)
 DEFAULT_SPLIT = (55, 12, 18)
 DEFAULT_EPOCHS = 14
 #: Recipe defaults of the options ``--augment``, ``--brain-margin``, ``--guidance``, ``--class-balance``.
+#: 2.1.0 weighs the loss by class (issue 11: chosen on the validation patients, ``selection.RULE``).
 DEFAULT_AUGMENT = "strong"
 DEFAULT_BRAIN_MARGIN = 6
 DEFAULT_GUIDANCE = 0.5
+DEFAULT_CLASS_BALANCE = True
 DEFAULT_DATA = SHARED_DATA / "glioma-lgg"
 DATA_LICENSE = (
     "TCGA-LGG images from The Cancer Imaging Archive (CC BY 3.0), FLAIR abnormality masks and "
@@ -96,7 +99,7 @@ SPEC = BundleSpec(
     calibration_data="validation patients",
     data_license=DATA_LICENSE,
     data_source="TCGA-LGG via TCIA; LGG segmentation dataset (Buda et al. 2019), resampled to 128 x 128",
-    version="2.0.0",
+    version="2.1.0",
 )
 #: How ``salience evaluate glioma`` reads held-back patients and writes the card.
 EVALUATION = TaskEvaluation(default_data=DEFAULT_DATA, read_case=read_case, positive_class=1, model_card=model_card)
@@ -136,7 +139,7 @@ def train_glioma(
     augment_name: str = DEFAULT_AUGMENT,
     brain_margin: int = DEFAULT_BRAIN_MARGIN,
     guidance: float = DEFAULT_GUIDANCE,
-    class_balance: bool = False,
+    class_balance: bool = DEFAULT_CLASS_BALANCE,
     batch_size: int = 32,
     learning_rate: float = 3e-3,
 ) -> dict[str, Any]:
@@ -158,7 +161,8 @@ def train_glioma(
         brain_margin: pixels peeled off the head (``brain_region``); 0 keeps the whole head.
         guidance: weight of the map-guidance penalty (``GuidedObjective``); 0 trains on the
             cross-entropy alone.
-        class_balance: weigh the cross-entropy by inverse class frequency.
+        class_balance: weigh the cross-entropy (and the guided objective's) by inverse class
+            frequency of the training slices.
         batch_size: slices per optimiser step.
         learning_rate: peak learning rate of the one-cycle schedule (AdamW).
 
@@ -247,7 +251,8 @@ def main(argv: list[str]) -> int:
                         help="pixels peeled off the head; 0 keeps the whole head (default: %(default)s)")
     parser.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
                         help="weight of the penalty on evidence outside the training masks; 0: none (default: %(default)s)")
-    parser.add_argument("--class-balance", action="store_true", help="weigh the loss by inverse class frequency")
+    parser.add_argument("--class-balance", action=argparse.BooleanOptionalAction, default=DEFAULT_CLASS_BALANCE,
+                        help="weigh the loss by inverse class frequency (default: %(default)s)")
     args = parser.parse_args(argv)
     return run_training(
         args, train_glioma, _summary, network=args.network, augment_name=args.augment,

@@ -89,19 +89,20 @@ def test_tiny_training_run_writes_a_loadable_reproducible_bundle(shared_data: Pa
     kwargs = dict(epochs=1, seed=3, split=(1, 1, 1), network_def=TINY_NET, batch_size=16)
     metrics = train_glioma(data, tmp_path / "a", **kwargs)
     bundle = load_bundle(tmp_path / "a")
-    assert bundle.name == "glioma" and bundle.version == "2.0.0" and bundle.target_layer == "class_layers.relu"
+    assert bundle.name == "glioma" and bundle.version == "2.1.0" and bundle.target_layer == "class_layers.relu"
     split = bundle.metadata["split"]
     assert len(set(split["train"]) | set(split["val"]) | set(split["test"])) == 3
     assert metrics["slices"]["test"] > 0 and 0.0 <= metrics["test"]["accuracy"] <= 1.0
     assert metrics["temperature"] == pytest.approx(bundle.temperature, rel=1e-5)
     assert bundle.metadata["preprocessing"]["brain_margin"] == 6
     assert bundle.metadata["training"]["options"] == {
-        "network": "custom", "augment": "strong", "brain_margin": 6, "guidance": 0.5, "class_balance": False,
+        "network": "custom", "augment": "strong", "brain_margin": 6, "guidance": 0.5, "class_balance": True,
     }
     weight = bundle.network.class_layers.out.weight
     assert torch.allclose(weight[0], -weight[1])  # centred: each logit is half the log-odds
     card = bundle.model_card.read_text()
     assert "Results on the held-back test patients" in card and "Map guidance: cross-entropy + 0.5" in card
+    assert "Class weights of the loss: [" in card
     assert metrics["evaluation"]["cases"] == split["test"]
     # `salience evaluate glioma` measures the same patients and writes the same card and report.
     report = (tmp_path / "a" / "docs" / "evaluation.json").read_text()
@@ -117,12 +118,13 @@ def test_tiny_training_run_writes_a_loadable_reproducible_bundle(shared_data: Pa
 def test_each_lever_can_be_switched_off_and_is_recorded(shared_data: Path, tmp_path: Path):
     data = shared_data / "glioma-lgg"
     train_glioma(data, tmp_path / "plain", epochs=1, seed=3, split=(1, 1, 1), network_def=TINY_NET, batch_size=16,
-                 augment_name="light", brain_margin=0, guidance=0.0, class_balance=True)
+                 augment_name="light", brain_margin=0, guidance=0.0, class_balance=False)
     bundle = load_bundle(tmp_path / "plain")
     assert bundle.metadata["preprocessing"]["brain_margin"] == 0
     training = bundle.metadata["training"]
     assert training["options"]["augment"] == "light" and training["options"]["guidance"] == 0.0
-    assert "cam_guidance" not in training and len(training["class_weights"]) == 2
+    assert "cam_guidance" not in training and "class_weights" not in training
+    assert training["options"]["class_balance"] is False
     with pytest.raises(SalienceError, match="unknown glioma network 'vgg'"):
         train_glioma(data, tmp_path / "x", network="vgg")
     with pytest.raises(SalienceError, match="unknown augmentation 'heavy'"):
@@ -138,12 +140,14 @@ def test_the_recipe_command_passes_its_options_on(monkeypatch, tmp_path: Path):
     threads = torch.get_num_threads()
     try:
         code = recipe.main(["--out", str(tmp_path), "--guidance", "0", "--brain-margin", "0", "--augment", "light",
-                            "--network", "densenet-1block", "--class-balance", "--threads", str(threads)])
+                            "--network", "densenet-1block", "--no-class-balance", "--threads", str(threads)])
+        assert recipe.main(["--out", str(tmp_path), "--threads", str(threads)]) == 0
     finally:
         torch.set_num_threads(threads)
     assert code == 0
-    (options,) = calls
+    options, defaults = calls
     assert options["epochs"] == recipe.DEFAULT_EPOCHS
     assert {k: options[k] for k in ("network", "augment_name", "brain_margin", "guidance", "class_balance")} == {
-        "network": "densenet-1block", "augment_name": "light", "brain_margin": 0, "guidance": 0.0, "class_balance": True,
+        "network": "densenet-1block", "augment_name": "light", "brain_margin": 0, "guidance": 0.0, "class_balance": False,
     }
+    assert defaults["class_balance"] is recipe.DEFAULT_CLASS_BALANCE is True  # 2.1.0's setting

@@ -15,6 +15,7 @@ from app.cli import EXIT_BAD_INPUT, main
 from engine.models import load_bundle
 from engine.models.network_config import build_network
 from engine.tasks.glioma.data import read_case
+from engine.tasks.glioma.selection import RULE, SHIPPED_LABEL, TEST_SEEN_BEFORE, choose
 from engine.training.bundle_writer import write_bundle
 from engine.training.evaluate import (
     EVALUATION_FILE,
@@ -212,6 +213,35 @@ def test_evaluate_without_out_rewrites_the_bundles_card_and_report(data: Path, t
     assert "Which levers mattered (validation patients)" in (bundle_dir / "docs" / "README.md").read_text()
 
 
+def test_the_card_states_how_the_bundle_was_chosen_and_keeps_the_earlier_levers(data: Path, tmp_path: Path, capsys):
+    """With the shipped bundle as a lever row, the card applies the declared rule to the validation
+    rows and says which candidate it picks; an earlier report's lever rows get a table of their own."""
+    bundle_dir = _tiny_bundle(tmp_path / "tiny", seed=0)
+    shipped = _tiny_bundle(tmp_path / "shipped", seed=1)
+    candidate = _tiny_bundle(tmp_path / "candidate", seed=2)
+    earlier = tmp_path / "earlier.json"
+    rows = [{"label": "this bundle", "setting": "guidance=0.5", "auc": 0.9, "pointing_game": 0.5, "energy_ratio": 2.0},
+            {"label": "no guidance", "setting": "guidance=0.0", "auc": 0.91, "pointing_game": 0.125, "energy_ratio": 1.0}]
+    earlier.write_text(json.dumps({"version": "1.9.0", "weights_sha256": "a" * 64, "levers": rows,
+                                   "levers_cases": PATIENTS["val"]}))
+    argv = ["evaluate", "glioma", "--bundle", str(bundle_dir), "--data", str(data), "--earlier-levers", str(earlier),
+            "--lever", f"{SHIPPED_LABEL}={shipped}", "--lever", f"other candidate={candidate}"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["earlier_levers"] == {"version": "1.9.0", "weights_sha256": "a" * 64, "rows": rows}
+    by_label = {row["label"]: row for row in report["levers"]}
+    selection = choose(by_label[SHIPPED_LABEL], [by_label["this bundle"], by_label["other candidate"]])
+    card = (bundle_dir / "docs" / "README.md").read_text()
+    assert "### How this bundle was chosen" in card and f"Rule, declared before any candidate was measured: {RULE}." in card
+    assert f"Chosen by the rule: {selection.chosen or 'none (keep the shipped bundle)'}. {TEST_SEEN_BEFORE}" in card
+    verdict = selection.verdicts[1]
+    assert f"- other candidate: AUC {verdict.auc_change:+.4f}, pointing game {verdict.pointing_change:+.4f}: " in card
+    assert ("passes" if verdict.eligible else "fails (") in card.split("- other candidate:")[1].splitlines()[0]
+    assert "Levers tried on version 1.9.0" in card
+    assert "| version 1.9.0 | guidance=0.5 | 0.900 | +0.000 | 0.500 | +0.000 | 2.00 |" in card
+    assert "| no guidance | guidance=0.0 | 0.910 | +0.010 | 0.125 | -0.375 | 1.00 |" in card
+
+
 def test_validation_part_prints_figures_but_writes_no_card(data: Path, tmp_path: Path, capsys):
     bundle_dir = _tiny_bundle(tmp_path / "tiny", seed=0)
     assert main(["evaluate", "glioma", "--bundle", str(bundle_dir), "--data", str(data), "--part", "val"]) == 0
@@ -230,6 +260,9 @@ def test_validation_part_prints_figures_but_writes_no_card(data: Path, tmp_path:
         (["glioma", "--data", "{missing}"], "no such file or folder"),
         (["glioma", "--lever", "no-equals-sign"], "expected LABEL=BUNDLE_FOLDER"),
         (["glioma", "--method", "guesswork"], "unknown CAM method 'guesswork'"),
+        (["glioma", "--earlier-levers", "{missing}"], "cannot read it as JSON"),
+        (["glioma", "--earlier-levers", "{nolevers}"], "holds no lever rows"),
+        (["glioma", "--earlier-levers", "{otherval}"], "measured on other validation patients"),
     ],
 )
 def test_bad_evaluations_end_in_one_line(arguments, reason, data: Path, tmp_path: Path, capsys):
@@ -238,7 +271,11 @@ def test_bad_evaluations_end_in_one_line(arguments, reason, data: Path, tmp_path
         "nosplit": _tiny_bundle(tmp_path / "nosplit", 0, split={"train": ["CASE_T"]}),
         "othersplit": _tiny_bundle(tmp_path / "other", 0, split={**PATIENTS, "test": ["CASE_A"]}),
         "missing": tmp_path / "missing",
+        "nolevers": tmp_path / "nolevers.json",
     }
+    paths["nolevers"].write_text(json.dumps({"levers": []}))
+    paths["otherval"] = tmp_path / "otherval.json"
+    paths["otherval"].write_text(json.dumps({"levers": [{"label": "this bundle"}], "levers_cases": ["CASE_X"]}))
     argv = ["evaluate", *[a.format(**paths) for a in arguments]]
     if arguments[0] == "glioma" and "--bundle" not in arguments:
         argv += ["--bundle", str(tiny)]
