@@ -254,7 +254,7 @@ def test_validation_part_prints_figures_but_writes_no_card(data: Path, tmp_path:
     "arguments, reason",
     [
         (["nonesuch"], "unknown task 'nonesuch'"),
-        (["lung-ultrasound"], "task 'lung-ultrasound' has no held-back evaluation"),
+        (["glioma-grade"], "task 'glioma-grade' has no held-back evaluation"),
         (["glioma", "--bundle", "{nosplit}"], "records no 'test' part of a split"),
         (["glioma", "--compare", "{othersplit}"], "was held back on other patients"),
         (["glioma", "--data", "{missing}"], "no such file or folder"),
