@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from app.cli import EXIT_BAD_INPUT, main
+from engine.analysis import analyse_case
+from engine.imaging import read_image
 from engine.models import load_bundle
 from engine.tasks.glioma_grade.evaluation import card_metrics
 from engine.tasks.glioma_grade.model_card import EVALUATED_LINES, model_card
@@ -61,6 +63,9 @@ def test_evaluation_recomputes_training_test_figures_and_writes_the_card(
     report = json.loads((bundle / EVALUATION_FILE).read_text())
     assert report["test_predictions"] == metrics["test_predictions"]  # same patients, p(grade III) to 4 decimals
     assert report["max_difference_from_training"] <= 1e-4
+    first = report["test_predictions"][0]
+    window = analyse_case(read_image(shared_data / "glioma-lgg" / first["patient"]), load_bundle(bundle), methods=())
+    assert round(float(window.probabilities[0, 1]), 4) == first["p_grade_iii"]  # what the viewer shows
     assert report["test"] == metrics["test"]
     assert report["test_ece"] == pytest.approx(metrics["test_ece"], abs=1e-6)
     same = json.dumps(report["cam_localisation"], sort_keys=True) == json.dumps(metrics["cam_localisation"], sort_keys=True)
