@@ -11,6 +11,12 @@ def _train(argv: list[str]) -> int:
     return main(argv)
 
 
+def _evaluation():
+    from engine.tasks.glioma_grade.evaluation import EVALUATION
+
+    return EVALUATION
+
+
 TASK = TaskSpec(
     name="glioma-grade",
     prepare=preprocess.prepare,
@@ -18,4 +24,5 @@ TASK = TaskSpec(
     item_axis=preprocess.ITEM_AXIS,
     volume_box=preprocess.volume_box,
     train=_train,
+    evaluation=_evaluation,
 )

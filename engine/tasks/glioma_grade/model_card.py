@@ -91,14 +91,26 @@ def cam_lines(cam: dict[str, Any]) -> list[str]:
     ]
 
 
-def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: dict[str, Any]) -> str:
+#: The card's note when ``salience evaluate glioma-grade`` recomputed its test figures.
+EVALUATED_LINES = [
+    "Recomputed by `salience evaluate glioma-grade` from the held-back patients and the shipped weights",
+    "(`docs/evaluation.json`): the table, the calibration error and the Grad-CAM check. The seed range,",
+    "the validation figures, the history and the timings are the training run's (`docs/training_metrics.json`).",
+    "",
+]
+
+
+def model_card(
+    metadata: dict[str, Any], metrics: dict[str, Any], network_def: dict[str, Any], evaluated: bool = False
+) -> str:
     """Markdown model card: data and licence, split, test metrics with CIs and the seed range, the
     Grad-CAM check, use and limits.
 
     Args:
         metadata: the bundle's ``metadata.json`` content (before the checksum is added).
-        metrics: what ``train_glioma_grade`` measured.
+        metrics: what ``train_glioma_grade`` measured (test figures possibly recomputed).
         network_def: the ``inference.json`` network config.
+        evaluated: the test figures were recomputed by ``salience evaluate`` (the card says so).
     """
     t, v = metrics["test"], metrics["val"]
     training = metadata["training"]
@@ -158,6 +170,7 @@ def model_card(metadata: dict[str, Any], metrics: dict[str, Any], network_def: d
         "",
         "## Results on the held-back test patients (patient level)",
         "",
+        *(EVALUATED_LINES if evaluated else []),
         *results_table(t),
         *seed_lines(metrics["seed_range"]),
         "",

@@ -12,6 +12,9 @@ card reports how much the figures move between seeds.
 Reproduce the shipped weights (same library versions) with::
 
     salience train glioma-grade --data ../shared/data/glioma-lgg --out engine/bundles/glioma-grade --threads 1
+
+then ``salience evaluate glioma-grade`` (``engine.tasks.glioma_grade.evaluation``), which measures the
+written bundle again on its test patients and writes the shipped card and ``docs/evaluation.json``.
 """
 
 from __future__ import annotations

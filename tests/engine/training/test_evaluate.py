@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -250,11 +251,21 @@ def test_validation_part_prints_figures_but_writes_no_card(data: Path, tmp_path:
     assert (bundle_dir / "docs" / "README.md").read_text() == "placeholder card of the test"
 
 
+def test_a_task_without_an_evaluation_says_so_in_one_line(monkeypatch, capsys):
+    """Every shipped task registers one now, so a registry entry stripped of its evaluation stands in."""
+    import engine.training.evaluate as evaluate
+
+    registered = evaluate.task_spec
+    monkeypatch.setattr(evaluate, "task_spec", lambda task: replace(registered(task), evaluation=None))
+    assert main(["evaluate", "glioma-grade"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "task 'glioma-grade' has no held-back evaluation" in err[0], err
+
+
 @pytest.mark.parametrize(
     "arguments, reason",
     [
         (["nonesuch"], "unknown task 'nonesuch'"),
-        (["glioma-grade"], "task 'glioma-grade' has no held-back evaluation"),
         (["glioma", "--bundle", "{nosplit}"], "records no 'test' part of a split"),
         (["glioma", "--compare", "{othersplit}"], "was held back on other patients"),
         (["glioma", "--data", "{missing}"], "no such file or folder"),
