@@ -142,3 +142,13 @@ def test_a_verdict_that_names_its_class_is_shown_in_its_own_words_and_its_class_
     assert "<b>Slide: tumour in 1 of 5 tissue tiles (20%)</b>" in text and "normal (80.0%)" not in text
     assert "Mean tile probability: normal 75%, tumour 25%" in text
     assert opened.state.overlay.class_index == 1
+
+
+def test_the_share_table_bolds_the_class_the_verdict_names_not_the_largest_share(qtbot, opened, workstation):
+    """Seen on a slide with a focal adenocarcinoma: "Slide: Adenocarcinoma in 10 of 48 tissue
+    tiles" above a table whose bold row was Benign 79.2%, the larger share but not the answer."""
+    workstation.verdict = Verdict("Slide: tumour in 1 of 5 tissue tiles (20%)", np.array([0.8, 0.2]), class_index=1)
+    opened.analysis_panel.analyse_button.click()
+    finish(qtbot, opened._analysis_task)
+    bold = [name.text() for name, value, _ in opened.analysis_panel.verdict_table.rows if name.font().bold()]
+    assert bold == [opened.state.overlay.analysis.class_names[1]]

@@ -239,7 +239,7 @@ class AnalysisPanel(QWidget):
             said = verdict.label if verdict.class_index is not None else (  # the label says the answer
                 f"{verdict.label}: {winner_name} ({percent(pooled[winner_name])})")
             self.verdict.setText(f"<b>{escape(said)}</b>")
-            self.verdict_table.set_probabilities(pooled, shown)
+            self.verdict_table.set_probabilities(pooled, shown, answer=winner_name)
             self.key_frames.setText(self._key_frame_links(verdict.key_items, winner, shown))
             self.key_frames.setVisible(bool(self.key_frames.text()))
             self.notes.setText("<br>".join(escape(_breakable(note)) for note in verdict.notes))

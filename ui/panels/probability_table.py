@@ -27,14 +27,17 @@ class ProbabilityTable(QWidget):
         self._grid.setColumnStretch(0, 1)
         self.rows: list[tuple[QLabel, QLabel, QLabel]] = []
 
-    def set_probabilities(self, probabilities: Mapping[str, float], shown: str | None) -> None:
-        """Show ``probabilities`` (class -> probability), the top class bold, ``shown`` marked.
-        The rows' labels are kept while the classes stay the same (a slice change only rewrites
-        their text)."""
+    def set_probabilities(self, probabilities: Mapping[str, float], shown: str | None, answer: str | None = None) -> None:
+        """Show ``probabilities`` (class -> probability), the answer bold, ``shown`` marked.
+
+        ``answer`` is the class the model's answer names when a rule other than the largest
+        figure decides it (a slide's finding present in enough tiles while benign tissue is the
+        larger share); None: the top class. The rows' labels are kept while the classes stay the
+        same (a slice change only rewrites their text)."""
         names = list(probabilities)
         if [labels[0].text() for labels in self.rows] != names:
             self._build(names)
-        top = max(probabilities, key=probabilities.get) if probabilities else None
+        top = answer if answer in probabilities else (max(probabilities, key=probabilities.get) if probabilities else None)
         for (name_label, value_label, marker), name in zip(self.rows, names):
             value_label.setText(percent(probabilities[name]))
             marker.setText(MAP_MARKER if name == shown else "")
