@@ -196,9 +196,8 @@ def open_paths() -> set[str]:
     return paths
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to list open files")
-def test_when_another_case_is_shown_the_slide_file_is_closed(qtbot, mosaic):
-    reader = SlideReader(mosaic.path)
+def slide_shown(qtbot, mosaic, reader: SlideReader):
+    """A slide view showing ``reader``'s slide; its state, the view and the slide's thumbnail."""
     thumbnail, _ = reader.thumbnail(224)
     state = ViewerState()
     view = SlideView(state)
@@ -207,6 +206,13 @@ def test_when_another_case_is_shown_the_slide_file_is_closed(qtbot, mosaic):
     qtbot.waitExposed(view)
     state.display.set_volume(rgb_volume(mosaic.path, thumbnail, (1.0, 0.002, 0.002), "slide", {},
                                         extras={"slide": reader}))
+    return state, view, thumbnail
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to list open files")
+def test_when_another_case_is_shown_the_slide_file_is_closed(qtbot, mosaic):
+    reader = SlideReader(mosaic.path)
+    state, view, thumbnail = slide_shown(qtbot, mosaic, reader)
     view.set_view(1.0, QPointF(500.0, 400.0))  # reads under way when the case changes
     assert str(mosaic.path) in open_paths()
     state.display.set_volume(rgb_volume("other.png", thumbnail))
@@ -238,14 +244,7 @@ def test_closing_a_slide_never_waits_for_a_tile_thread(qtbot, mosaic):
 
     entered, release = threading.Event(), threading.Event()
     reader = _ReaderThatNeedsTheGui(mosaic.path, entered, release)
-    thumbnail, _ = reader.thumbnail(224)
-    state = ViewerState()
-    view = SlideView(state)
-    view.resize(WIDTH, HEIGHT)
-    view.show()
-    qtbot.waitExposed(view)
-    state.display.set_volume(rgb_volume(mosaic.path, thumbnail, (1.0, 0.002, 0.002), "slide", {},
-                                        extras={"slide": reader}))
+    state, view, thumbnail = slide_shown(qtbot, mosaic, reader)
     view.set_view(1.0, QPointF(500.0, 400.0))
     qtbot.waitUntil(entered.is_set)  # a tile thread holds the file and needs the GUI
     QTimer.singleShot(50, release.set)
