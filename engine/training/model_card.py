@@ -128,3 +128,15 @@ def seed_range_lines(seed_runs: dict[str, Any] | None, intro: Callable[[str], li
 def code_list(ids) -> str:
     """Identifiers as a comma-separated list of inline code: "`a`, `b`"."""
     return ", ".join(f"`{i}`" for i in ids)
+
+
+def patients_section(split: dict) -> list[str]:
+    """A card's "## Patients" section: the patient ids of each part of the split, as card lines."""
+    return [
+        "## Patients",
+        "",
+        f"- Train: {code_list(split['train'])}",
+        f"- Validation: {code_list(split['val'])}",
+        f"- Test: {code_list(split['test'])}",
+        "",
+    ]

@@ -11,9 +11,9 @@ from engine.training.model_card import (
     cam_layer_lines,
     card_opening,
     ci_text as _ci,
-    code_list,
     network_summary,
     optimiser_lines,
+    patients_section,
     percent,
     reproduce_lines,
     seed_range_lines,
@@ -265,11 +265,6 @@ def model_card(
         "- Trained only on TCGA-LGG slices as prepared by Buda et al.; other preparations (bias",
         "  correction, skull stripping, other slice thickness) are untested.",
         "",
-        "## Patients",
-        "",
-        f"- Train: {code_list(split['train'])}",
-        f"- Validation: {code_list(split['val'])}",
-        f"- Test: {code_list(split['test'])}",
-        "",
+        *patients_section(split),
     ]
     return "\n".join(lines)

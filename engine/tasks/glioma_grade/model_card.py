@@ -10,9 +10,9 @@ from engine.training.model_card import (
     FIGURES_LINE,
     calibration_lines,
     card_opening,
-    code_list,
     network_summary,
     optimiser_lines,
+    patients_section,
     percent,
     reproduce_lines,
 )
@@ -199,11 +199,6 @@ def model_card(
         f"  lesions are a few voxels; the map has {_by(grid)} cells and can only point at a region, not a lesion's edge.",
         "- The viewer's per-slice probability strip repeats the one volume probability on every slice.",
         "",
-        "## Patients",
-        "",
-        f"- Train: {code_list(split['train'])}",
-        f"- Validation: {code_list(split['val'])}",
-        f"- Test: {code_list(split['test'])}",
-        "",
+        *patients_section(split),
     ]
     return "\n".join(lines)
